@@ -1,0 +1,1 @@
+"""asif-qdrant."""

@@ -1,0 +1,74 @@
+"""One settings object, validated once and passed down. Nothing else reads the environment."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TENANT_SHARED = "_shared"
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class AsifSettings(BaseSettings):
+    """Settings for asif-qdrant. Every field can be set with an ``ASIF_`` environment variable.
+
+    Example: ``ASIF_PATH=/data/asif ASIF_K=400 asif classify cat.jpg --labels cifar10``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ASIF_", extra="forbid", validate_assignment=True)
+
+    path: Path = Field(Path("./asif-data"), description="Folder of the embedded Qdrant Edge store.")
+    url: str | None = Field(None, description="URL of a Qdrant server or cluster; when set, it is used instead of path.")
+    api_key: str | None = Field(None, description="API key for the Qdrant server.")
+    prefer_grpc: bool = Field(False, description="Talk to the server over gRPC.")
+    timeout: float = Field(60.0, gt=0, description="Server request timeout in seconds.")
+    prefix: str = Field("asif_", description="Prefix of every collection name the plugin creates.")
+    k: int = Field(800, ge=1, le=100_000, description="Anchors kept in each relative representation (top-k).")
+    p: float = Field(8.0, gt=0, le=64, description="Exponent applied to the kept similarities.")
+    image_encoder: str = Field("timm:tf_efficientnet_lite0", description="Image encoder name (see `asif encoders`).")
+    text_encoder: str = Field("st:all-MiniLM-L6-v2", description="Text encoder name (see `asif encoders`).")
+    cache_dir: Path | None = Field(None, description="Embedding and model cache folder; default: <path>/cache.")
+    shard_number: int | None = Field(None, ge=1, description="Shards per collection on a server.")
+    replication_factor: int | None = Field(None, ge=1, description="Replicas per shard on a server.")
+    write_consistency_factor: int | None = Field(None, ge=1, description="Replicas that must ack a write.")
+    batch_size: int = Field(256, ge=1, le=100_000, description="Points per upsert or query batch.")
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, v: str) -> str:
+        if not _PREFIX_RE.match(v):
+            raise ValueError(
+                f"prefix {v!r} is not a valid collection prefix: use 1-32 lowercase letters, digits, '_' or '-', "
+                "starting with a letter or digit (for example 'asif_')"
+            )
+        return v
+
+    @field_validator("image_encoder", "text_encoder")
+    @classmethod
+    def _check_encoder(cls, v: str) -> str:
+        if ":" not in v or not v.split(":", 1)[1]:
+            raise ValueError(
+                f"encoder name {v!r} has no family prefix: write it as FAMILY:MODEL, "
+                "for example 'timm:tf_efficientnet_lite0' or 'st:all-MiniLM-L6-v2'"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _check_server_settings(self) -> AsifSettings:
+        if (
+            self.replication_factor is not None
+            and self.write_consistency_factor is not None
+            and self.write_consistency_factor > self.replication_factor
+        ):
+            raise ValueError(
+                f"write_consistency_factor={self.write_consistency_factor} exceeds "
+                f"replication_factor={self.replication_factor}: lower it to at most the replication factor"
+            )
+        return self
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.path / "cache"
