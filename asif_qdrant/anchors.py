@@ -1,0 +1,298 @@
+"""The anchor store: image-caption pairs as paired named vectors in one collection, with tenancy and ids.
+
+Ids are unsigned integers below 2**32 because they double as the indices of sparse vectors. When the caller
+gives no ids, an id comes from a content hash (tenant, content key) with linear probing on collision, so
+adding the same pair again writes nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .engines.base import MAX_POINT_ID, Engine, Filter, HasId, Match, PointBatch
+from .errors import FingerprintMismatchError, InvalidInputError
+from .meta import Fingerprint, Meta, anchors_collection, validate_tenant
+
+RESERVED_PAYLOAD_KEYS = frozenset({"tenant", "caption", "image_ref", "content_hash"})
+
+
+@dataclass
+class AddResult:
+    """What an add wrote: the id of every input row, and how many were new or already stored."""
+
+    ids: list[int]
+    added: int
+    duplicates: int
+    duplicate_rows: list[int] = field(default_factory=list)
+
+
+def l2_normalise(x: np.ndarray, what: str) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    zero = np.flatnonzero(norms[:, 0] == 0)
+    if zero.size:
+        raise InvalidInputError(
+            f"{what} row {int(zero[0])} is all zeros and cannot be L2-normalised: remove it or fix its embedding"
+        )
+    return (x / norms).astype(np.float32)
+
+
+def as_matrix(x: Any, dim: int, what: str, encoder: str) -> np.ndarray:
+    """Validate a (n, dim) array of finite numbers; raise InvalidInputError or FingerprintMismatchError."""
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"{what} must be a 2-D array of numbers: {e}") from e
+    if arr.ndim == 1 and arr.size == dim:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise InvalidInputError(f"{what} must be a 2-D array (n, {dim}); got shape {arr.shape}")
+    if arr.shape[1] != dim:
+        raise FingerprintMismatchError(
+            f"{what} have dimension {arr.shape[1]}, but this store's {encoder} vectors have dimension {dim}: "
+            "encode with the store's encoder, or open another store (ASIF_PATH / ASIF_PREFIX) for this model"
+        )
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise InvalidInputError(
+            f"{what} row {int(r)} column {int(c)} is {arr[r, c]}: every value must be finite; fix or drop that row"
+        )
+    return arr
+
+
+def content_hash(tenant: str, key: bytes) -> str:
+    return hashlib.blake2b(tenant.encode() + b"\0" + key, digest_size=16).hexdigest()
+
+
+def vector_key(image: np.ndarray, text: np.ndarray, caption: str | None) -> bytes:
+    """Content key of a pair given as vectors (float32 bytes of both, and the caption)."""
+    return image.astype(np.float32).tobytes() + text.astype(np.float32).tobytes() + (caption or "").encode()
+
+
+class AnchorStore:
+    """The anchors collection of one store."""
+
+    def __init__(self, engine: Engine, prefix: str, meta: Meta, fingerprint: Fingerprint, batch_size: int = 256):
+        self.engine = engine
+        self.collection = anchors_collection(prefix)
+        self.meta = meta
+        self.fingerprint = fingerprint
+        self.batch_size = batch_size
+
+    # -- validation ----------------------------------------------------------------------------
+    def check_encoders(self, image_encoder: str | None = None, text_encoder: str | None = None) -> None:
+        fp = self.fingerprint
+        for given, stored, what in (
+            (image_encoder, fp.image_encoder, "image"),
+            (text_encoder, fp.text_encoder, "text"),
+        ):
+            if given is not None and given != stored:
+                raise FingerprintMismatchError(
+                    f"{what} encoder {given!r} does not match this store's {stored!r}: re-encode with {stored!r}, "
+                    "or use another store (ASIF_PATH / ASIF_PREFIX) for vectors from that encoder"
+                )
+
+    def validate_pairs(
+        self,
+        image_vectors: Any,
+        text_vectors: Any,
+        captions: Sequence[str | None] | None,
+        payloads: Sequence[Mapping[str, Any]] | None,
+        ids: Sequence[int] | None,
+        image_refs: Sequence[str | None] | None,
+    ) -> tuple[np.ndarray, np.ndarray, list[int] | None]:
+        fp = self.fingerprint
+        img = as_matrix(image_vectors, fp.image_dim, "image vectors", fp.image_encoder)
+        txt = as_matrix(text_vectors, fp.text_dim, "text vectors", fp.text_encoder)
+        n = img.shape[0]
+        if n == 0:
+            raise InvalidInputError("the batch is empty: pass at least one image-text pair")
+        if txt.shape[0] != n:
+            raise InvalidInputError(
+                f"got {n} image vectors but {txt.shape[0]} text vectors: pass one text vector per image vector"
+            )
+        for seq, what in ((captions, "captions"), (payloads, "payloads"), (ids, "ids"), (image_refs, "image_refs")):
+            if seq is not None and len(seq) != n:
+                raise InvalidInputError(f"got {len(seq)} {what} for {n} pairs: pass one per pair, or none")
+        if payloads is not None:
+            for i, pl in enumerate(payloads):
+                if not isinstance(pl, Mapping):
+                    raise InvalidInputError(f"payload {i} is {type(pl).__name__}, not a dict: pass a dict per pair")
+                clash = RESERVED_PAYLOAD_KEYS & set(pl)
+                if clash:
+                    raise InvalidInputError(
+                        f"payload {i} uses reserved field(s) {sorted(clash)}: rename them; "
+                        "tenant, caption and image_ref are set through their own arguments"
+                    )
+                try:
+                    json.dumps(pl)
+                except (TypeError, ValueError) as e:
+                    raise InvalidInputError(f"payload {i} is not JSON-serialisable ({e}): use plain JSON values") from e
+        id_list = None
+        if ids is not None:
+            id_list = []
+            for i, v in enumerate(ids):
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                    raise InvalidInputError(f"id {v!r} (row {i}) is not an integer: ids are integers in [0, 2**32)")
+                if not 0 <= int(v) <= MAX_POINT_ID:
+                    raise InvalidInputError(
+                        f"id {int(v)} (row {i}) is outside [0, 2**32): anchor ids double as sparse-vector indices, "
+                        "which are 32-bit; pick smaller ids or let the store assign them (ids=None)"
+                    )
+                id_list.append(int(v))
+            if len(set(id_list)) != len(id_list):
+                dup = next(v for v in id_list if id_list.count(v) > 1)
+                raise InvalidInputError(f"id {dup} appears twice in the batch: give every pair its own id")
+        if captions is not None:
+            for i, c in enumerate(captions):
+                if c is not None and not isinstance(c, str):
+                    raise InvalidInputError(f"caption {i} is {type(c).__name__}, not a string")
+        return l2_normalise(img, "image vectors"), l2_normalise(txt, "text vectors"), id_list
+
+    # -- ids -----------------------------------------------------------------------------------
+    def assign_ids(self, hashes: Sequence[str]) -> tuple[list[int], list[bool]]:
+        """Ids for content hashes: the stored id where the same content is stored, else a free slot.
+
+        Returns (ids, is_duplicate). Deterministic for a given store state and input order.
+        """
+        n = len(hashes)
+        ids = [int(h[:8], 16) for h in hashes]
+        dup = [False] * n
+        resolved = [False] * n
+        taken: dict[int, str] = {}
+        # duplicates inside the batch itself
+        first: dict[str, int] = {}
+        for i, h in enumerate(hashes):
+            if h in first:
+                dup[i] = True
+                resolved[i] = True
+            else:
+                first[h] = i
+        while not all(resolved):
+            pending = [i for i in range(n) if not resolved[i]]
+            stored = {
+                r.id: r.payload.get("content_hash")
+                for r in self.engine.retrieve(self.collection, [ids[i] for i in pending], with_payload=True)
+            }
+            for i in pending:
+                pid = ids[i]
+                if pid in stored and stored[pid] == hashes[i]:
+                    dup[i], resolved[i] = True, True
+                elif pid in stored or (pid in taken and taken[pid] != hashes[i]):
+                    ids[i] = (pid + 1) % (MAX_POINT_ID + 1)  # linear probing
+                else:
+                    taken[pid] = hashes[i]
+                    resolved[i] = True
+        for i in range(n):
+            if dup[i] and hashes[i] in first and first[hashes[i]] != i:
+                ids[i] = ids[first[hashes[i]]]
+        return ids, dup
+
+    # -- writes --------------------------------------------------------------------------------
+    def add(
+        self,
+        image_vectors: Any,
+        text_vectors: Any,
+        *,
+        captions: Sequence[str | None] | None = None,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+        tenant: str | None = None,
+        ids: Sequence[int] | None = None,
+        image_refs: Sequence[str | None] | None = None,
+        content_keys: Sequence[bytes] | None = None,
+    ) -> AddResult:
+        """Validate the whole input, then write it in batches; on a write failure, remove what this call added."""
+        tenant = validate_tenant(tenant)
+        img, txt, id_list = self.validate_pairs(image_vectors, text_vectors, captions, payloads, ids, image_refs)
+        n = img.shape[0]
+        if content_keys is not None and len(content_keys) != n:
+            raise InvalidInputError(f"got {len(content_keys)} content keys for {n} pairs")
+        if content_keys is None:
+            content_keys = [vector_key(img[i], txt[i], captions[i] if captions else None) for i in range(n)]
+        hashes = [content_hash(tenant, k) for k in content_keys]
+        if id_list is None:
+            id_list, dup = self.assign_ids(hashes)
+        else:
+            self._check_id_owners(id_list, tenant)
+            dup = [False] * n
+        rows = [i for i in range(n) if not dup[i]]
+        written: list[int] = []
+        try:
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                pls = []
+                for i in chunk:
+                    pl: dict[str, Any] = dict(payloads[i]) if payloads is not None else {}
+                    pl.update(
+                        tenant=tenant,
+                        caption=captions[i] if captions is not None else None,
+                        image_ref=image_refs[i] if image_refs is not None else None,
+                        content_hash=hashes[i],
+                    )
+                    pls.append(pl)
+                cids = [id_list[i] for i in chunk]
+                self.engine.upsert(
+                    self.collection, PointBatch(cids, {"image": img[chunk], "text": txt[chunk]}, payloads=pls)
+                )
+                written.extend(cids)
+        except Exception:
+            if written and ids is None:
+                self.engine.delete(self.collection, ids=written)
+            raise
+        if rows:
+            self.meta.bump_revision(tenant)
+        return AddResult(id_list, len(rows), n - len(rows), [i for i in range(n) if dup[i]])
+
+    def _check_id_owners(self, ids: list[int], tenant: str) -> None:
+        """An explicit id may replace an anchor of the same tenant, never another tenant's."""
+        for start in range(0, len(ids), 1000):
+            for r in self.engine.retrieve(self.collection, ids[start : start + 1000], with_payload=True):
+                if r.payload.get("tenant") != tenant:
+                    raise InvalidInputError(
+                        f"id {r.id} is already used by another anchor set: pick another id or let the store "
+                        "assign ids (ids=None)"
+                    )
+
+    def delete(
+        self, *, ids: Sequence[int] | None = None, tenant: str | None = None, filter: Filter | None = None
+    ) -> int:
+        """Delete the tenant's anchors with these ids, or matching ``filter``, or all of them. Returns the count."""
+        tenant = validate_tenant(tenant)
+        scope = Filter(must=(Match("tenant", tenant),))
+        if ids is not None:
+            id_list = [int(i) for i in ids]
+            for v in id_list:
+                if not 0 <= v <= MAX_POINT_ID:
+                    raise InvalidInputError(f"id {v} is outside [0, 2**32): anchor ids are 32-bit")
+            if not id_list:
+                return 0
+            scope = scope.and_(HasId(tuple(id_list)))
+        if filter is not None:
+            scope = Filter(must=scope.must + filter.must, must_not=scope.must_not + filter.must_not)
+        n = self.engine.count(self.collection, scope)
+        if n:
+            self.engine.delete(self.collection, filter=scope)
+            self.meta.bump_revision(tenant)
+        return n
+
+    # -- reads ---------------------------------------------------------------------------------
+    def count(self, tenant: str | None = None, *, all_tenants: bool = False) -> int:
+        if all_tenants:
+            return self.engine.count(self.collection)
+        return self.engine.count(self.collection, Filter(must=(Match("tenant", validate_tenant(tenant)),)))
+
+    def tenants(self) -> list[str]:
+        return sorted({k.split(":", 1)[1] for k, _ in self.meta.items("revision")})
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per tenant: anchor count and revision."""
+        return {
+            t: {"anchors": self.count(t), "revision": self.meta.revision(t)}
+            for t in self.tenants()
+        }

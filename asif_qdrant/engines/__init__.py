@@ -1,0 +1,63 @@
+"""Engines: the Qdrant operations the plugin needs, on Qdrant Edge or a Qdrant server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .base import (
+    CollectionSpec,
+    DenseQuery,
+    Engine,
+    Filter,
+    HasId,
+    Hit,
+    Match,
+    MatchAny,
+    PointBatch,
+    Record,
+    SearchOptions,
+    SparseQuery,
+    SparseVec,
+)
+
+if TYPE_CHECKING:
+    from ..settings import AsifSettings
+
+__all__ = [
+    "CollectionSpec",
+    "DenseQuery",
+    "Engine",
+    "Filter",
+    "HasId",
+    "Hit",
+    "Match",
+    "MatchAny",
+    "PointBatch",
+    "Record",
+    "SearchOptions",
+    "SparseQuery",
+    "SparseVec",
+    "create_engine",
+]
+
+
+def create_engine(settings: AsifSettings, client: Any = None) -> Engine:
+    """The engine the settings ask for: a given client, a server by URL, or Qdrant Edge under ``settings.path``."""
+    from .client import ClientEngine
+
+    server = {
+        "shard_number": settings.shard_number,
+        "replication_factor": settings.replication_factor,
+        "write_consistency_factor": settings.write_consistency_factor,
+    }
+    if client is not None:
+        return ClientEngine(client=client, **server)
+    if settings.url is not None:
+        if settings.url == ":memory:":
+            return ClientEngine(location=":memory:")
+        return ClientEngine(
+            settings.url, api_key=settings.api_key, prefer_grpc=settings.prefer_grpc, timeout=settings.timeout, **server
+        )
+    from .edge import EdgeEngine
+
+    return EdgeEngine(settings.path)

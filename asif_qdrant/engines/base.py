@@ -1,0 +1,204 @@
+"""The engine layer: the few Qdrant operations the plugin needs, behind one small Protocol.
+
+Nothing above this layer knows whether it runs on Qdrant Edge (embedded) or on a Qdrant server.
+Filters, queries and results are plain dataclasses here; each engine translates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+MAX_POINT_ID = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Match:
+    """Payload field ``key`` equals ``value``."""
+
+    key: str
+    value: str | int | bool
+
+
+@dataclass(frozen=True)
+class MatchAny:
+    """Payload field ``key`` equals one of ``values``."""
+
+    key: str
+    values: tuple[str, ...] | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class HasId:
+    """Point id is one of ``ids``."""
+
+    ids: tuple[int, ...]
+
+
+Condition = Match | MatchAny | HasId
+
+
+@dataclass(frozen=True)
+class Filter:
+    """All of ``must`` and none of ``must_not``."""
+
+    must: tuple[Condition, ...] = ()
+    must_not: tuple[Condition, ...] = ()
+
+    def and_(self, *conds: Condition) -> Filter:
+        return Filter(must=self.must + tuple(conds), must_not=self.must_not)
+
+
+@dataclass(frozen=True)
+class SparseVec:
+    """A sparse vector: sorted unique ``indices`` (uint32) and their ``values``."""
+
+    indices: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How a dense query is executed. Exact by default (the plugin's contract is exactness)."""
+
+    exact: bool = True
+    hnsw_ef: int | None = None
+    quantization_rescore: bool | None = None
+    quantization_oversampling: float | None = None
+    quantization_ignore: bool = False
+
+
+@dataclass(frozen=True)
+class DenseQuery:
+    """Nearest neighbours of ``vector`` on the named dense vector ``using``."""
+
+    using: str
+    vector: np.ndarray
+    limit: int
+    filter: Filter | None = None
+    with_payload: bool | Sequence[str] = False
+    options: SearchOptions = SearchOptions()
+
+
+@dataclass(frozen=True)
+class SparseQuery:
+    """Dot product of ``vector`` with the named sparse vector ``using``."""
+
+    using: str
+    vector: SparseVec
+    limit: int
+    filter: Filter | None = None
+    with_payload: bool | Sequence[str] = False
+
+
+Query = DenseQuery | SparseQuery
+
+
+@dataclass
+class Hit:
+    """One scored point."""
+
+    id: int
+    score: float
+    payload: dict[str, Any] | None = None
+
+
+@dataclass
+class Record:
+    """One retrieved point: payload and the vectors asked for (dense as float32 arrays, sparse as SparseVec)."""
+
+    id: int
+    payload: dict[str, Any] = field(default_factory=dict)
+    vectors: dict[str, np.ndarray | SparseVec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QuantizationSpec:
+    """Opt-in quantization of the dense vectors: ``kind`` is ``int8`` or ``binary``."""
+
+    kind: str
+    always_ram: bool = True
+
+
+@dataclass(frozen=True)
+class HnswSpec:
+    """Opt-in HNSW index for the dense vectors."""
+
+    m: int = 16
+    ef_construct: int = 100
+    full_scan_threshold: int = 10_000
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What a collection holds: dense vectors (name -> dim, cosine), sparse vectors, keyword indexes."""
+
+    dense: Mapping[str, int] = field(default_factory=dict)
+    sparse: tuple[str, ...] = ()
+    keyword_indexes: Mapping[str, bool] = field(default_factory=dict)  # field -> is_tenant
+    quantization: QuantizationSpec | None = None
+    hnsw: HnswSpec | None = None
+
+
+@dataclass
+class PointBatch:
+    """Points to upsert, column-wise: ids, dense vectors (n, dim) per name, sparse vectors per name, payloads."""
+
+    ids: Sequence[int]
+    dense: Mapping[str, np.ndarray] = field(default_factory=dict)
+    sparse: Mapping[str, Sequence[SparseVec]] = field(default_factory=dict)
+    payloads: Sequence[Mapping[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """The Qdrant operations the plugin needs. Implementations: EdgeEngine, ClientEngine."""
+
+    description: str
+
+    def list_collections(self) -> list[str]: ...
+
+    def collection_exists(self, name: str) -> bool: ...
+
+    def create_collection(self, name: str, spec: CollectionSpec) -> None: ...
+
+    def collection_spec(self, name: str) -> CollectionSpec: ...
+
+    def delete_collection(self, name: str) -> None: ...
+
+    def upsert(self, name: str, batch: PointBatch) -> None: ...
+
+    def set_payload(self, name: str, ids: Sequence[int], payload: Mapping[str, Any]) -> None: ...
+
+    def delete(self, name: str, *, ids: Sequence[int] | None = None, filter: Filter | None = None) -> None: ...
+
+    def query_batch(self, name: str, queries: Sequence[Query]) -> list[list[Hit]]: ...
+
+    def retrieve(
+        self, name: str, ids: Sequence[int], *, with_payload: bool = True, with_vectors: Sequence[str] = ()
+    ) -> list[Record]: ...
+
+    def scroll(
+        self,
+        name: str,
+        *,
+        filter: Filter | None = None,
+        with_payload: bool = True,
+        with_vectors: Sequence[str] = (),
+        batch: int = 1000,
+    ) -> Iterator[Record]: ...
+
+    def count(self, name: str, filter: Filter | None = None) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...

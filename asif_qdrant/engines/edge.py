@@ -1,0 +1,316 @@
+"""EdgeEngine: Qdrant Edge (``qdrant-edge-py``), the real Qdrant engine in-process. The embedded default.
+
+Layout under ``path``: ``collections/<name>/shard`` (one Edge shard per collection) and
+``collections/<name>/spec.json`` (the plugin's CollectionSpec). A lock file keeps a second process out.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import qdrant_edge as qe
+
+from ..errors import EngineError, NotFoundError, StoreLockedError
+from .base import (
+    CollectionSpec,
+    DenseQuery,
+    Filter,
+    HasId,
+    Hit,
+    HnswSpec,
+    Match,
+    MatchAny,
+    PointBatch,
+    QuantizationSpec,
+    Query,
+    Record,
+    SparseVec,
+)
+from .spec_json import spec_from_json, spec_to_json
+
+T = TypeVar("T")
+
+
+def _locked_message(path: Path) -> str:
+    return (
+        f"the embedded store at {path} is already open in another process. "
+        "Close that process (or call Asif.close() there), point ASIF_PATH at another folder, "
+        "or run a Qdrant server (docker compose up -d) and set ASIF_URL so that several processes can share it"
+    )
+
+
+class EdgeEngine:
+    """Qdrant Edge shards under one folder; exact search; one process at a time."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser().resolve()
+        try:
+            (self.path / "collections").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EngineError(f"cannot create the store folder {self.path}: {e}. Choose a writable ASIF_PATH") from e
+        self._lock_file = open(self.path / ".lock", "a+")  # noqa: SIM115 - held for the engine's life
+        try:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            self._lock_file.close()
+            raise StoreLockedError(_locked_message(self.path)) from e
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._specs: dict[str, CollectionSpec] = {}
+        self.description = f"Qdrant Edge at {self.path}"
+        self._closed = False
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _dir(self, name: str) -> Path:
+        return self.path / "collections" / name
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except Exception as e:  # qdrant-edge raises bare Exception
+            msg = str(e)
+            if "WouldBlock" in msg:
+                raise StoreLockedError(_locked_message(self.path)) from e
+            raise EngineError(f"Qdrant Edge failed to {what}: {msg}") from e
+
+    def _shard(self, name: str) -> qe.EdgeShard:
+        if self._closed:
+            raise EngineError(f"the store at {self.path} is closed: open it again with Asif.open()")
+        shard = self._shards.get(name)
+        if shard is None:
+            d = self._dir(name)
+            if not (d / "spec.json").exists():
+                raise NotFoundError(f"collection {name!r} does not exist in {self.path}: run `asif migrate` first")
+            shard = self._call(f"open collection {name!r}", lambda: qe.EdgeShard.load(str(d / "shard")))
+            self._shards[name] = shard
+        return shard
+
+    # -- collections ---------------------------------------------------------------------------
+    def list_collections(self) -> list[str]:
+        root = self.path / "collections"
+        return sorted(p.name for p in root.iterdir() if (p / "spec.json").exists())
+
+    def collection_exists(self, name: str) -> bool:
+        return (self._dir(name) / "spec.json").exists()
+
+    def collection_spec(self, name: str) -> CollectionSpec:
+        if name not in self._specs:
+            f = self._dir(name) / "spec.json"
+            if not f.exists():
+                raise NotFoundError(f"collection {name!r} does not exist in {self.path}")
+            self._specs[name] = spec_from_json(json.loads(f.read_text()))
+        return self._specs[name]
+
+    def create_collection(self, name: str, spec: CollectionSpec) -> None:
+        d = self._dir(name)
+        if (d / "spec.json").exists():
+            return
+        if d.exists():  # a half-created collection from a crash: start it again
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        vectors = {
+            vname: qe.EdgeVectorParams(
+                size=dim,
+                distance=qe.Distance.Cosine,
+                quantization_config=_edge_quantization(spec.quantization),
+                hnsw_config=_edge_hnsw(spec.hnsw),
+            )
+            for vname, dim in spec.dense.items()
+        }
+        sparse = {s: qe.EdgeSparseVectorParams() for s in spec.sparse}
+        if not vectors and not sparse:
+            sparse = {"_none": qe.EdgeSparseVectorParams()}  # Edge needs at least one vector
+        config = qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse or None)
+        shard = self._call(f"create collection {name!r}", lambda: qe.EdgeShard.create(str(d / "shard"), config))
+        for field_name, is_tenant in spec.keyword_indexes.items():
+            op = qe.UpdateOperation.create_field_index(field_name, qe.KeywordIndexParams(is_tenant=is_tenant))
+            self._call(f"index field {field_name!r}", lambda op=op: shard.update(op))
+        self._call("flush", shard.flush)
+        tmp = d / "spec.json.tmp"
+        tmp.write_text(json.dumps(spec_to_json(spec)))
+        tmp.replace(d / "spec.json")  # the collection exists once its spec is written
+        self._shards[name] = shard
+        self._specs[name] = spec
+
+    def delete_collection(self, name: str) -> None:
+        shard = self._shards.pop(name, None)
+        self._specs.pop(name, None)
+        if shard is not None:
+            self._call(f"close collection {name!r}", shard.close)
+        d = self._dir(name)
+        if d.exists():
+            (d / "spec.json").unlink(missing_ok=True)
+            shutil.rmtree(d)
+
+    # -- points --------------------------------------------------------------------------------
+    def upsert(self, name: str, batch: PointBatch) -> None:
+        if len(batch) == 0:
+            return
+        shard = self._shard(name)
+        payloads = batch.payloads
+        points = []
+        for i, pid in enumerate(batch.ids):
+            vec: dict[str, Any] = {vname: arr[i] for vname, arr in batch.dense.items()}
+            for vname, svs in batch.sparse.items():
+                sv = svs[i]
+                vec[vname] = qe.SparseVector(sv.indices, sv.values)
+            points.append(qe.Point(int(pid), vec, dict(payloads[i]) if payloads is not None else None))
+        op = qe.UpdateOperation.upsert_points(points)
+        self._call(f"upsert {len(points)} points into {name!r}", lambda: shard.update(op))
+
+    def set_payload(self, name: str, ids: Sequence[int], payload: Mapping[str, Any]) -> None:
+        shard = self._shard(name)
+        op = qe.UpdateOperation.set_payload([int(i) for i in ids], dict(payload))
+        self._call(f"set payload in {name!r}", lambda: shard.update(op))
+
+    def delete(self, name: str, *, ids: Sequence[int] | None = None, filter: Filter | None = None) -> None:
+        shard = self._shard(name)
+        if ids is not None:
+            if len(ids) == 0:
+                return
+            op = qe.UpdateOperation.delete_points([int(i) for i in ids])
+        elif filter is not None:
+            op = qe.UpdateOperation.delete_points_by_filter(_edge_filter(filter))
+        else:
+            raise EngineError("delete needs ids or a filter")
+        self._call(f"delete points from {name!r}", lambda: shard.update(op))
+
+    def query_batch(self, name: str, queries: Sequence[Query]) -> list[list[Hit]]:
+        if not queries:
+            return []
+        shard = self._shard(name)
+        reqs = [_edge_query(q) for q in queries]
+        res = self._call(
+            f"query {name!r}", lambda: shard.query_batch(qe.QueryBatchRequest(reqs))
+        )
+        return [[Hit(int(p.id), float(p.score), p.payload) for p in hits] for hits in res]
+
+    def retrieve(
+        self, name: str, ids: Sequence[int], *, with_payload: bool = True, with_vectors: Sequence[str] = ()
+    ) -> list[Record]:
+        if len(ids) == 0:
+            return []
+        shard = self._shard(name)
+        wv: bool | list[str] = list(with_vectors) if with_vectors else False
+        recs = self._call(
+            f"retrieve points from {name!r}", lambda: shard.retrieve([int(i) for i in ids], with_payload, wv)
+        )
+        return [_edge_record(r) for r in recs]
+
+    def scroll(
+        self,
+        name: str,
+        *,
+        filter: Filter | None = None,
+        with_payload: bool = True,
+        with_vectors: Sequence[str] = (),
+        batch: int = 1000,
+    ) -> Iterator[Record]:
+        shard = self._shard(name)
+        offset: Any = None
+        ef = _edge_filter(filter) if filter is not None else None
+        wv: bool | list[str] = list(with_vectors) if with_vectors else False
+        while True:
+            req = qe.ScrollRequest(offset=offset, limit=batch, filter=ef, with_payload=with_payload, with_vector=wv)
+            recs, offset = self._call(f"scroll {name!r}", lambda req=req: shard.scroll(req))
+            for r in recs:
+                yield _edge_record(r)
+            if offset is None:
+                return
+
+    def count(self, name: str, filter: Filter | None = None) -> int:
+        shard = self._shard(name)
+        req = qe.CountRequest(exact=True, filter=_edge_filter(filter) if filter is not None else None)
+        return int(self._call(f"count {name!r}", lambda: shard.count(req)))
+
+    def optimize(self, name: str) -> bool:
+        """Run Edge's optimizers (builds HNSW and quantized storage where the spec asks for them)."""
+        shard = self._shard(name)
+        return bool(self._call(f"optimize {name!r}", shard.optimize))
+
+    def flush(self) -> None:
+        for name, shard in self._shards.items():
+            self._call(f"flush {name!r}", shard.flush)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            for name, shard in list(self._shards.items()):
+                self._call(f"flush {name!r}", shard.flush)
+                self._call(f"close {name!r}", shard.close)
+        finally:
+            self._shards.clear()
+            self._closed = True
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+
+
+# -- translation -------------------------------------------------------------------------------
+def _edge_condition(c: Match | MatchAny | HasId) -> Any:
+    if isinstance(c, Match):
+        return qe.FieldCondition(c.key, match=qe.MatchValue(c.value))
+    if isinstance(c, MatchAny):
+        return qe.FieldCondition(c.key, match=qe.MatchAny(list(c.values)))
+    return qe.HasIdCondition({int(i) for i in c.ids})
+
+
+def _edge_filter(f: Filter) -> qe.Filter:
+    return qe.Filter(
+        must=[_edge_condition(c) for c in f.must] or None,
+        must_not=[_edge_condition(c) for c in f.must_not] or None,
+    )
+
+
+def _edge_query(q: Query) -> qe.QueryRequest:
+    flt = _edge_filter(q.filter) if q.filter is not None else None
+    wp: Any = q.with_payload if isinstance(q.with_payload, bool) else qe.PayloadSelector.Include(list(q.with_payload))
+    if isinstance(q, DenseQuery):
+        o = q.options
+        quant = None
+        if o.quantization_ignore or o.quantization_rescore is not None or o.quantization_oversampling is not None:
+            quant = qe.QuantizationSearchParams(
+                ignore=o.quantization_ignore, rescore=o.quantization_rescore, oversampling=o.quantization_oversampling
+            )
+        params = qe.SearchParams(hnsw_ef=o.hnsw_ef, exact=o.exact, quantization=quant)
+        vec = np.ascontiguousarray(q.vector, dtype=np.float32)
+        return qe.QueryRequest(
+            limit=q.limit, query=qe.Query.Nearest(vec, using=q.using), filter=flt, with_payload=wp,
+            with_vector=False, params=params,
+        )
+    sv = qe.SparseVector(q.vector.indices, q.vector.values)
+    return qe.QueryRequest(
+        limit=q.limit, query=qe.Query.Nearest(sv, using=q.using), filter=flt, with_payload=wp, with_vector=False
+    )
+
+
+def _edge_record(r: Any) -> Record:
+    vectors: dict[str, np.ndarray | SparseVec] = {}
+    for vname, v in (r.vector or {}).items():
+        if isinstance(v, qe.SparseVector):
+            vectors[vname] = SparseVec(np.asarray(v.indices, dtype=np.uint32), np.asarray(v.values, dtype=np.float32))
+        else:
+            vectors[vname] = np.asarray(v, dtype=np.float32)
+    return Record(int(r.id), dict(r.payload or {}), vectors)
+
+
+def _edge_quantization(q: QuantizationSpec | None) -> Any:
+    if q is None:
+        return None
+    if q.kind == "int8":
+        return qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, always_ram=q.always_ram)
+    if q.kind == "binary":
+        return qe.BinaryQuantizationConfig(always_ram=q.always_ram)
+    raise EngineError(f"unknown quantization {q.kind!r}: use 'int8' or 'binary'")
+
+
+def _edge_hnsw(h: HnswSpec | None) -> Any:
+    if h is None:
+        return None
+    return qe.HnswIndexConfig(m=h.m, ef_construct=h.ef_construct, full_scan_threshold=h.full_scan_threshold)

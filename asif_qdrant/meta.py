@@ -1,0 +1,115 @@
+"""The meta collection: applied migrations, the encoder fingerprint, tenant revisions, relative-index records.
+
+A small key-value store on a Qdrant collection (one point per key, id = hash of the key).
+Collection names live here too, so that one module owns them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .engines.base import CollectionSpec, Engine, Match, PointBatch
+from .errors import ConfigError
+
+TENANT_SHARED = "_shared"
+_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def validate_tenant(tenant: str | None) -> str:
+    """The tenant name to use: ``None`` means the shared anchors. Raises ConfigError for a bad name."""
+    if tenant is None or tenant == TENANT_SHARED:
+        return TENANT_SHARED
+    if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
+        raise ConfigError(
+            f"tenant name {tenant!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', starting with a "
+            f"letter or digit (for example 'acme-eu'), or {TENANT_SHARED!r} for the shared anchors"
+        )
+    return tenant
+
+
+def anchors_collection(prefix: str) -> str:
+    return f"{prefix}anchors"
+
+
+def meta_collection(prefix: str) -> str:
+    return f"{prefix}meta"
+
+
+def relindex_collection(prefix: str, tenant: str, name: str) -> str:
+    return f"{prefix}rel__{tenant}__{name}"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Which encoders made the anchor vectors, and their dimensions."""
+
+    image_encoder: str
+    image_dim: int
+    text_encoder: str
+    text_dim: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _key_id(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
+
+
+class Meta:
+    """Key-value records in the meta collection."""
+
+    def __init__(self, engine: Engine, prefix: str) -> None:
+        self.engine = engine
+        self.collection = meta_collection(prefix)
+
+    def ensure(self) -> None:
+        self.engine.create_collection(self.collection, CollectionSpec(keyword_indexes={"kind": False}))
+
+    def exists(self) -> bool:
+        return self.engine.collection_exists(self.collection)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if not self.exists():
+            return None
+        recs = self.engine.retrieve(self.collection, [_key_id(key)])
+        return dict(recs[0].payload.get("value", {})) if recs else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        kind = key.split(":", 1)[0]
+        payload = {"key": key, "kind": kind, "value": value, "updated_at": time.time()}
+        self.engine.upsert(self.collection, PointBatch([_key_id(key)], payloads=[payload]))
+
+    def delete(self, *keys: str) -> None:
+        self.engine.delete(self.collection, ids=[_key_id(k) for k in keys])
+
+    def items(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every record whose key starts with ``kind:``, in key order."""
+        if not self.exists():
+            return iter(())
+        from .engines.base import Filter
+
+        recs = self.engine.scroll(self.collection, filter=Filter(must=(Match("kind", kind),)))
+        return iter(sorted((r.payload["key"], dict(r.payload.get("value", {}))) for r in recs))
+
+    # -- typed helpers -------------------------------------------------------------------------
+    def fingerprint(self) -> Fingerprint | None:
+        v = self.get("fingerprint")
+        return Fingerprint(**v) if v else None
+
+    def set_fingerprint(self, fp: Fingerprint) -> None:
+        self.put("fingerprint", fp.as_dict())
+
+    def revision(self, tenant: str) -> int:
+        v = self.get(f"revision:{tenant}")
+        return int(v["revision"]) if v else 0
+
+    def bump_revision(self, tenant: str) -> int:
+        rev = self.revision(tenant) + 1
+        self.put(f"revision:{tenant}", {"tenant": tenant, "revision": rev})
+        return rev
