@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from . import migrate as _migrate
-from .anchors import AddResult, AnchorStore
+from .anchors import AddResult, AnchorStore, as_matrix, l2_normalise
 from .engines import create_engine
 from .engines.base import Engine, Filter
-from .errors import ConfigError, FingerprintMismatchError
-from .meta import Fingerprint, Meta
+from .errors import ConfigError, FingerprintMismatchError, InvalidInputError
+from .meta import Fingerprint, Meta, validate_tenant
+from .relindex import IndexInfo, Kind, RelIndexes, check_k_p, scope_revisions
 from .settings import AsifSettings
+from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
+
+if TYPE_CHECKING:
+    from .encoders import Encoder
 
 
 def make_settings(settings: AsifSettings | None = None, **overrides: Any) -> AsifSettings:
@@ -65,6 +71,7 @@ class Asif:
             self._fingerprint: Fingerprint | None = stored
         else:
             self._fingerprint = None
+        self._encoders: dict[str, Encoder] = {}
         if migrate:
             self.migrate()
 
@@ -195,3 +202,203 @@ class Asif:
     def stats(self) -> dict[str, dict[str, int]]:
         """Per tenant: anchor count and revision."""
         return self.anchors.stats()
+
+    # -- encoders ------------------------------------------------------------------------------
+    def encoder(self, modality: str) -> Encoder:
+        """The store's image or text encoder, loaded once."""
+        if modality not in self._encoders:
+            from .encoders import create_encoder
+
+            name = self.fingerprint.image_encoder if modality == "image" else self.fingerprint.text_encoder
+            self._encoders[modality] = create_encoder(name, cache_dir=self.settings.resolved_cache_dir)
+        return self._encoders[modality]
+
+    def encode_images(self, images: Sequence[Any]) -> Any:
+        return self.encoder("image").encode(list(images))
+
+    def encode_texts(self, texts: Sequence[str]) -> Any:
+        return self.encoder("text").encode(list(texts))
+
+    def _inputs(self, modality: str, raw: Sequence[Any] | None, vectors: Any, what: str) -> Any:
+        if (raw is None) == (vectors is None):
+            raise ConfigError(f"pass either {what}=... or vectors=..., not both and not neither")
+        if raw is not None:
+            if isinstance(raw, (str, bytes)) and modality == "text":
+                raw = [raw]
+            raw = list(raw)
+            if not raw:
+                raise InvalidInputError(f"{what} is empty: pass at least one")
+            return self.encode_images(raw) if modality == "image" else self.encode_texts(raw)
+        fp = self.fingerprint
+        dim, enc = (fp.image_dim, fp.image_encoder) if modality == "image" else (fp.text_dim, fp.text_encoder)
+        arr = as_matrix(vectors, dim, f"{modality} vectors", enc)
+        if arr.shape[0] == 0:
+            raise InvalidInputError(f"{modality} vectors are empty: pass at least one")
+        return l2_normalise(arr, f"{modality} vectors")
+
+    # -- relative indexes ----------------------------------------------------------------------
+    @property
+    def relindexes(self) -> RelIndexes:
+        return RelIndexes(self.engine, self.settings.prefix, self.meta, self.fingerprint)
+
+    def define_labels(
+        self,
+        name: str,
+        classes: str | Sequence[str],
+        templates: str | Sequence[str] | None = None,
+        prompt_vectors: Any = None,
+        tenant: str | None = None,
+        *,
+        k: int | None = None,
+        p: float | None = None,
+        aggregation: str = "max",
+    ) -> IndexInfo:
+        """Define (or redefine) a label set: one prompt per class x template, as a relative index.
+
+        ``templates``: 'photo' (default, 8 CLIP templates), 'plain' ('{}'), a file, or a list.
+        ``prompt_vectors``: your own text vectors, one per prompt, class-major order.
+        """
+        _check_name(name)
+        tenant = validate_tenant(tenant)
+        cls = resolve_classes(classes)
+        tpl = resolve_templates(templates)
+        kk, pp = check_k_p(k, p, self.settings.k, self.settings.p)
+        if aggregation not in AGGREGATIONS:
+            raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
+        prompts = [t.format(c) for c in cls for t in tpl]
+        if prompt_vectors is None:
+            vecs = self.encode_texts(prompts)
+        else:
+            vecs = self._inputs("text", None, prompt_vectors, "prompts")
+            if vecs.shape[0] != len(prompts):
+                raise InvalidInputError(
+                    f"got {vecs.shape[0]} prompt vectors for {len(prompts)} prompts ({len(cls)} classes x "
+                    f"{len(tpl)} templates): pass one per prompt, class-major order"
+                )
+        payloads = [
+            {"label": c, "prompt": t.format(c), "class_index": ci, "template_index": ti}
+            for ci, c in enumerate(cls)
+            for ti, t in enumerate(tpl)
+        ]
+        info = IndexInfo(name, tenant, "labels", kk, pp, len(prompts), {}, classes=cls, templates=tpl,
+                         aggregation=aggregation)
+        return self.relindexes.build(info, vecs, payloads)
+
+    def add_gallery(
+        self,
+        name: str,
+        images: Sequence[Any] | None = None,
+        vectors: Any = None,
+        payloads: Sequence[dict[str, Any]] | None = None,
+        tenant: str | None = None,
+        *,
+        k: int | None = None,
+        p: float | None = None,
+    ) -> IndexInfo:
+        """Define (or redefine) a gallery of images for text-to-image search, as a relative index."""
+        _check_name(name)
+        tenant = validate_tenant(tenant)
+        kk, pp = check_k_p(k, p, self.settings.k, self.settings.p)
+        vecs = self._inputs("image", images, vectors, "images")
+        n = vecs.shape[0]
+        if payloads is not None and len(payloads) != n:
+            raise InvalidInputError(f"got {len(payloads)} payloads for {n} images: pass one per image, or none")
+        pls: list[dict[str, Any]] = []
+        for i in range(n):
+            pl = dict(payloads[i]) if payloads is not None else {}
+            if images is not None and isinstance(images[i], (str, Path)):
+                pl.setdefault("image_ref", str(images[i]))
+            pl["item"] = i
+            pls.append(pl)
+        info = IndexInfo(name, tenant, "gallery", kk, pp, n, {})
+        return self.relindexes.build(info, vecs, pls)
+
+    def list_indexes(self, tenant: str | None = None, kind: Kind | None = None) -> list[IndexInfo]:
+        """Label sets and galleries visible to ``tenant`` (its own and the shared ones)."""
+        tenant = validate_tenant(tenant)
+        return [i for i in self.relindexes.list(tenant) if kind is None or i.kind == kind]
+
+    def _index(self, name: str, tenant: str, kind: Kind) -> IndexInfo:
+        """The index that answers for ``tenant``, up to date with its anchors (refreshed if behind)."""
+        ri = self.relindexes
+        info = ri.require(name, tenant, kind)
+        if info.tenant != tenant and self.meta.revision(tenant) > 0:
+            # a shared definition, used by a tenant with anchors of its own: materialise it for the tenant
+            info = self._materialise(info, tenant)
+        if info.revisions != scope_revisions(self.meta, info.tenant):
+            info = self.refresh(info.name, tenant=info.tenant)
+        return info
+
+    def _materialise(self, shared: IndexInfo, tenant: str) -> IndexInfo:
+        ri = self.relindexes
+        items = ri.items(shared, with_vectors=True)
+        vecs = np.stack([r.vectors["item"] for r in items])
+        pls = [{k: v for k, v in r.payload.items() if not k.startswith("topk_")} for r in items]
+        info = IndexInfo(**{**shared.__dict__, "tenant": tenant, "revisions": {}})
+        info.extra = {**shared.extra, "from_shared": True}
+        return ri.build(info, vecs, pls)
+
+    def refresh(self, name: str | None = None, *, tenant: str | None = None) -> IndexInfo:
+        """Rebuild a relative index from its stored items against the tenant's current anchors."""
+        tenant = validate_tenant(tenant)
+        ri = self.relindexes
+        if name is None:
+            raise ConfigError("refresh needs the name of a label set or gallery")
+        info = ri.require(name, tenant)
+        items = ri.items(info, with_vectors=True)
+        vecs = np.stack([r.vectors["item"] for r in items])
+        pls = [{k: v for k, v in r.payload.items() if not k.startswith("topk_")} for r in items]
+        return ri.build(info, vecs, pls)
+
+    # -- zero-shot -----------------------------------------------------------------------------
+    def classify(
+        self,
+        images: Sequence[Any] | None = None,
+        vectors: Any = None,
+        labels: str = "",
+        top: int = 5,
+        tenant: str | None = None,
+        *,
+        aggregation: str | None = None,
+        tau: float | None = None,
+    ) -> list[Prediction]:
+        """Zero-shot classification: the top labels of each image, each with its score and best prompt."""
+        tenant = validate_tenant(tenant)
+        if top < 1:
+            raise ConfigError(f"top={top} is invalid: ask for at least 1 label")
+        info = self._index(labels, tenant, "labels")
+        vecs = self._inputs("image", images, vectors, "images")
+        reps = self.relindexes.reps(vecs, "image", tenant, info.k, info.p)
+        hits = self.relindexes.query(info, reps, limit=info.n_items)
+        agg = aggregation or info.aggregation
+        t = tau if tau is not None else info.tau
+        return [aggregate(h, max(1, len(info.templates)), agg, top, t) for h in hits]
+
+    def search(
+        self,
+        text: str | Sequence[str] | None = None,
+        vector: Any = None,
+        gallery: str = "",
+        top: int = 10,
+        tenant: str | None = None,
+    ) -> list[list[SearchHit]]:
+        """Text-to-image search in a gallery: per query, the best items with their scores."""
+        tenant = validate_tenant(tenant)
+        if top < 1:
+            raise ConfigError(f"top={top} is invalid: ask for at least 1 result")
+        info = self._index(gallery, tenant, "gallery")
+        vecs = self._inputs("text", text, vector, "text")
+        reps = self.relindexes.reps(vecs, "text", tenant, info.k, info.p)
+        out = []
+        for hits in self.relindexes.query(info, reps, limit=top):
+            out.append([SearchHit(h.id, h.score, dict(h.payload or {})) for h in hits])
+        return out
+
+
+def _check_name(name: str) -> None:
+    import re
+
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", name):
+        raise ConfigError(
+            f"name {name!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )

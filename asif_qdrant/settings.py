@@ -21,7 +21,7 @@ class AsifSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASIF_", extra="forbid", validate_assignment=True)
 
     path: Path = Field(Path("./asif-data"), description="Folder of the embedded Qdrant Edge store.")
-    url: str | None = Field(None, description="URL of a Qdrant server or cluster; when set, it is used instead of path.")
+    url: str | None = Field(None, description="URL of a Qdrant server or cluster; overrides path.")
     api_key: str | None = Field(None, description="API key for the Qdrant server.")
     prefer_grpc: bool = Field(False, description="Talk to the server over gRPC.")
     timeout: float = Field(60.0, gt=0, description="Server request timeout in seconds.")

@@ -1,0 +1,729 @@
+"""The ASIF math, in pure numpy: relative representations, sparse dots, incremental top-k.
+
+An input's *relative representation* (Norelli et al., NeurIPS 2023) is built from its cosine
+similarities to the N anchors of its modality:
+
+1. keep only the top-k similarities (see the tie rule below);
+2. clamp negative similarities to 0;
+3. raise to the power p;
+4. L2-normalise.
+
+The result is a sparse vector whose indices are anchor ids (unsigned integers below 2**32,
+because Qdrant uses them as sparse-vector indices). Comparing two inputs of different
+modalities is the dot product of their relative representations.
+
+Tie rule (one rule everywhere in this module): candidates are ordered by **higher similarity
+first; equal similarities are ordered by smaller anchor id first**. The top-k is the first k
+candidates in that order, so it is unique even when similarities tie at the k-th place. This is
+the order we assume Qdrant uses; the integration layer checks Qdrant's actual tie order.
+Similarities are compared exactly as given (a float32 similarity from Qdrant is compared as
+float32), so ties are decided in the caller's precision.
+
+Numerical stability: powering is done in float64 *after dividing by the largest kept
+similarity*, using ``x**p / m**p == (x/m)**p``. The largest entry therefore becomes exactly 1 and
+the L2 norm lies in ``[1, sqrt(k)]``, so normalisation never divides by an underflowed zero,
+even when every ``x**p`` would underflow (e.g. ``x ~ 1e-6`` and ``p = 8`` in float32). Entries
+whose ratio ``(x/m)**p`` underflows to 0 in float64 (below ~1e-308 relative to the largest) are
+dropped: they could not be stored as a non-zero float32 sparse value anyway. A representation
+with no positive similarity is *empty*, never NaN.
+
+Similarities at or below ``SIM_EPS`` (1e-6) count as zero: engines compute cosine in float32, so
+orthogonal vectors come back as +-1e-7 noise, which must not make an input "share" an anchor.
+
+Nothing here imports qdrant or torch.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from asif_qdrant.errors import InvalidInputError
+
+__all__ = [
+    "MAX_ANCHOR_ID",
+    "SparseRep",
+    "contributions",
+    "cut_to_k",
+    "dense_reference_scores",
+    "entrants_mask",
+    "merge_new_anchors",
+    "relative_rep",
+    "relative_reps_batch",
+    "remove_anchors",
+    "sort_by_tie_rule",
+    "sparse_dot",
+    "top_k",
+]
+
+SIM_EPS: float = 1e-6
+"""Similarities at or below this are treated as zero (float32 rounding noise of an exact zero)."""
+
+MAX_ANCHOR_ID: int = 2**32 - 1
+"""Largest valid anchor id (anchor ids double as Qdrant sparse-vector indices, which are u32)."""
+
+_PAD_KEY = np.int64(2**32)  # sorts after every valid anchor id
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.floating[Any]]
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_p(p: float) -> float:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise InvalidInputError(f"p={p!r} is not a number; pass a finite exponent p > 0 (e.g. p=8).")
+    pf = float(p)
+    if not np.isfinite(pf) or pf <= 0:
+        raise InvalidInputError(f"p={p!r} is invalid; pass a finite exponent p > 0 (e.g. p=8).")
+    return pf
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise InvalidInputError(f"k={k!r} is not an integer; pass the number of anchors to keep, k >= 1.")
+    if int(k) < 1:
+        raise InvalidInputError(f"k={k!r} is invalid; pass the number of anchors to keep, k >= 1.")
+    return int(k)
+
+
+def _as_int_array(x: npt.ArrayLike, name: str) -> IntArray:
+    """Convert to int64 without checking the range (callers check the entries they use)."""
+    a = np.asarray(x)
+    if a.size == 0:
+        return a.astype(np.int64)
+    if a.dtype.kind == "u":
+        if a.max() > MAX_ANCHOR_ID:
+            raise InvalidInputError(
+                f"{name} contains {int(a.max())}, above {MAX_ANCHOR_ID}; anchor ids must be unsigned "
+                "integers below 2**32."
+            )
+        return a.astype(np.int64)
+    if a.dtype.kind != "i":
+        raise InvalidInputError(
+            f"{name} has dtype {a.dtype}; pass anchor ids as an integer array (e.g. np.int64 or np.uint32)."
+        )
+    return a.astype(np.int64, copy=False)
+
+
+def _check_id_range(ids: IntArray, name: str, mask: npt.NDArray[np.bool_] | None = None) -> None:
+    used = ids if mask is None else ids[mask]
+    bad = (used < 0) | (used > MAX_ANCHOR_ID)
+    if bad.any():
+        raise InvalidInputError(
+            f"{name} contains {int(used[bad][0])}; anchor ids must be unsigned integers in "
+            f"[0, {MAX_ANCHOR_ID}] (they are Qdrant sparse-vector indices)."
+        )
+
+
+def _as_float_array(x: npt.ArrayLike, name: str) -> FloatArray:
+    a = np.asarray(x)
+    if a.dtype in (np.float32, np.float64):
+        return a
+    if a.size == 0 or a.dtype.kind in "iuf":
+        return a.astype(np.float64)
+    raise InvalidInputError(f"{name} has dtype {a.dtype}; pass similarities as a float array.")
+
+
+def _check_finite(a: FloatArray, name: str, mask: npt.NDArray[np.bool_] | None = None) -> None:
+    used = a if mask is None else a[mask]
+    bad = ~np.isfinite(used)
+    if bad.any():
+        raise InvalidInputError(
+            f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or inf); pass finite cosine "
+            "similarities (check the encoder output for NaN)."
+        )
+
+
+def _check_ndim(a: np.ndarray, ndims: tuple[int, ...], name: str) -> None:
+    if a.ndim not in ndims:
+        want = " or ".join(f"{d}-D" for d in ndims)
+        raise InvalidInputError(f"{name} has shape {a.shape}; pass a {want} array.")
+
+
+def _check_same_shape(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
+    if a.shape != b.shape:
+        raise InvalidInputError(
+            f"{na} has shape {a.shape} but {nb} has shape {b.shape}; pass one similarity per anchor id."
+        )
+
+
+def _tie_rule_ok(ids: IntArray, sims: FloatArray) -> npt.NDArray[np.bool_]:
+    """For consecutive pairs along the last axis: is entry j strictly before entry j+1?"""
+    s0, s1 = sims[..., :-1], sims[..., 1:]
+    i0, i1 = ids[..., :-1], ids[..., 1:]
+    return (s0 > s1) | ((s0 == s1) & (i0 < i1))
+
+
+def _check_sorted_1d(ids: IntArray, sims: FloatArray, name: str) -> None:
+    ok = _tie_rule_ok(ids, sims)
+    if not ok.all():
+        j = int(np.flatnonzero(~ok)[0])
+        raise InvalidInputError(
+            f"{name} is not in tie-rule order at positions {j},{j + 1} (ids {int(ids[j])},{int(ids[j + 1])}, "
+            f"sims {float(sims[j])!r},{float(sims[j + 1])!r}); it must be sorted by similarity descending, "
+            "ties by smaller id, without duplicate ids: sort it with sort_by_tie_rule first."
+        )
+
+
+def _item_list(ids: npt.ArrayLike, sims: npt.ArrayLike, name: str) -> tuple[IntArray, FloatArray]:
+    """Validate an item's stored top-k list (1-D, in tie-rule order)."""
+    i = _as_int_array(ids, f"{name} ids")
+    s = _as_float_array(sims, f"{name} sims")
+    _check_ndim(i, (1,), f"{name} ids")
+    _check_ndim(s, (1,), f"{name} sims")
+    _check_same_shape(i, s, f"{name} ids", f"{name} sims")
+    _check_id_range(i, f"{name} ids")
+    _check_finite(s, f"{name} sims")
+    _check_sorted_1d(i, s, name)
+    return i, s
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+# --------------------------------------------------------------------------------------------
+# SparseRep
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class SparseRep:
+    """A sparse relative representation: ``indices`` (anchor ids, int64, strictly ascending, each
+    in ``[0, 2**32)``) and ``values`` (float64, finite, strictly positive). Arrays are read-only.
+
+    Build one with :func:`relative_rep`; the constructor validates and copies its inputs.
+    """
+
+    indices: IntArray
+    values: npt.NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        idx = _as_int_array(self.indices, "SparseRep.indices")
+        val = _as_float_array(self.values, "SparseRep.values").astype(np.float64)
+        _check_ndim(idx, (1,), "SparseRep.indices")
+        _check_ndim(val, (1,), "SparseRep.values")
+        _check_same_shape(idx, val, "SparseRep.indices", "SparseRep.values")
+        _check_id_range(idx, "SparseRep.indices")
+        if idx.size > 1 and not (np.diff(idx) > 0).all():
+            raise InvalidInputError(
+                "SparseRep.indices must be strictly ascending (sorted, no duplicates); sort them together "
+                "with their values, or build the rep with relative_rep."
+            )
+        if not (np.isfinite(val).all() and (val > 0).all()):
+            raise InvalidInputError(
+                "SparseRep.values must be finite and strictly positive (zeros are dropped); build the rep "
+                "with relative_rep."
+            )
+        object.__setattr__(self, "indices", _readonly(np.array(idx, dtype=np.int64)))
+        object.__setattr__(self, "values", _readonly(np.array(val, dtype=np.float64)))
+
+    @classmethod
+    def _trusted(cls, indices: IntArray, values: npt.NDArray[np.float64]) -> SparseRep:
+        """Skip validation: for arrays already known to satisfy the invariants."""
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "indices", _readonly(indices))
+        object.__setattr__(obj, "values", _readonly(values))
+        return obj
+
+    @classmethod
+    def empty(cls) -> SparseRep:
+        """The empty representation (an input with no positive similarity to its top-k anchors)."""
+        return cls._trusted(np.zeros(0, np.int64), np.zeros(0, np.float64))
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no anchor has a positive weight; every dot product with it is 0."""
+        return self.indices.size == 0
+
+    def norm(self) -> float:
+        """L2 norm of the values (1 for a non-empty :func:`relative_rep`, 0 for an empty one)."""
+        return float(np.sqrt(np.dot(self.values, self.values)))
+
+    def as_lists(self) -> tuple[list[int], list[float]]:
+        """``(indices, values)`` as Python lists, ready for a Qdrant ``SparseVector``."""
+        return self.indices.tolist(), self.values.tolist()
+
+    def to_dense(self, columns: int | Mapping[int, int] | npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Dense float64 vector.
+
+        ``columns`` is either an int n (column = anchor id, all ids must be < n), a mapping
+        anchor id -> column (length = len(mapping)), or an array of anchor ids, one per column.
+        """
+        if isinstance(columns, numbers.Integral) and not isinstance(columns, bool):
+            n = int(columns)
+            if self.indices.size and int(self.indices[-1]) >= n:
+                raise InvalidInputError(
+                    f"to_dense({n}) cannot hold anchor id {int(self.indices[-1])}; pass n > the largest id, "
+                    "or the array of anchor ids that label the columns."
+                )
+            out = np.zeros(n, np.float64)
+            out[self.indices] = self.values
+            return out
+        if isinstance(columns, Mapping):
+            out = np.zeros(len(columns), np.float64)
+            try:
+                cols = np.array([columns[int(i)] for i in self.indices.tolist()], dtype=np.int64)
+            except KeyError as e:
+                raise InvalidInputError(
+                    f"to_dense: anchor id {e.args[0]} is missing from the column mapping; include every "
+                    "anchor id of the rep."
+                ) from None
+            out[cols] = self.values
+            return out
+        ids = _as_int_array(columns, "to_dense columns")
+        _check_ndim(ids, (1,), "to_dense columns")
+        out = np.zeros(ids.size, np.float64)
+        if self.indices.size == 0:
+            return out
+        sorter = np.argsort(ids, kind="stable")
+        pos = np.minimum(np.searchsorted(ids, self.indices, sorter=sorter), ids.size - 1)
+        cols = sorter[pos] if ids.size else np.zeros(self.indices.size, np.intp)
+        found = ids[cols] == self.indices if ids.size else np.zeros(self.indices.size, bool)
+        if not found.all():
+            raise InvalidInputError(
+                f"to_dense: anchor id {int(self.indices[~found][0])} is missing from the column ids; include "
+                "every anchor id of the rep."
+            )
+        out[cols] = self.values
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SparseRep):
+            return NotImplemented
+        return bool(np.array_equal(self.indices, other.indices) and np.array_equal(self.values, other.values))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# --------------------------------------------------------------------------------------------
+# relative representations
+# --------------------------------------------------------------------------------------------
+
+
+def _rel_values(sims: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_], p: float) -> npt.NDArray[np.float64]:
+    """Row-wise clamp >= 0, ^p and L2-normalise of the kept entries (others -> 0), in float64.
+
+    Each row is divided by its largest kept positive similarity m before powering
+    ((x/m)**p == x**p / m**p), so the largest entry is exactly 1 and the norm is in [1, sqrt(k)].
+    Rows without a positive kept entry come back all zero.
+    """
+    x = np.where(keep & (sims > SIM_EPS), sims, 0.0)
+    m = x.max(axis=1, initial=0.0)
+    pos = m > 0
+    safe_m = np.where(pos, m, 1.0)
+    with np.errstate(under="ignore"):
+        y = (x / safe_m[:, None]) ** p
+        norm = np.sqrt((y * y).sum(axis=1))
+        return y / np.where(pos, norm, 1.0)[:, None]
+
+
+def _reps_from_rows(
+    ids: IntArray, sims: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_], p: float
+) -> list[SparseRep]:
+    """ids, sims, keep: (B, k), already validated in the kept slots."""
+    b = ids.shape[0]
+    if ids.shape[1] == 0:
+        return [SparseRep.empty() for _ in range(b)]
+    key = np.where(keep, ids, _PAD_KEY)
+    order = np.argsort(key, axis=1, kind="stable")
+    skey = np.take_along_axis(key, order, axis=1)
+    dup = (skey[:, 1:] == skey[:, :-1]) & (skey[:, 1:] != _PAD_KEY)
+    if dup.any():
+        row = int(np.flatnonzero(dup.any(axis=1))[0])
+        col = int(np.flatnonzero(dup[row])[0])
+        raise InvalidInputError(
+            f"anchor id {int(skey[row, col])} appears twice in the top-k of row {row}; each anchor may "
+            "appear once per item (deduplicate the ids)."
+        )
+    vals = np.take_along_axis(_rel_values(sims, keep, p), order, axis=1)
+    nz = vals > 0
+    counts = nz.sum(axis=1)
+    flat_ids = skey[nz]
+    flat_vals = vals[nz]
+    splits = np.cumsum(counts)[:-1]
+    return [
+        SparseRep._trusted(i, v) for i, v in zip(np.split(flat_ids, splits), np.split(flat_vals, splits), strict=True)
+    ]
+
+
+def relative_rep(ids: npt.ArrayLike, sims: npt.ArrayLike, p: float) -> SparseRep:
+    """One item's relative representation from its top-k anchor ids and cosine similarities.
+
+    The caller has already cut to the top-k (any order). Negative similarities are clamped to
+    0, the rest raised to ``p`` (stably, see the module docstring) and L2-normalised; zeros are
+    dropped and indices sorted ascending. No positive similarity gives an empty rep.
+
+    Raises InvalidInputError when lengths differ, a similarity is not finite, an id is outside
+    ``[0, 2**32)`` or repeated, or ``p`` is not a finite number > 0.
+    """
+    pf = _check_p(p)
+    i = _as_int_array(ids, "ids")
+    s = _as_float_array(sims, "sims")
+    _check_ndim(i, (1,), "ids")
+    _check_ndim(s, (1,), "sims")
+    _check_same_shape(i, s, "ids", "sims")
+    _check_id_range(i, "ids")
+    _check_finite(s, "sims")
+    return _reps_from_rows(i[None, :], s.astype(np.float64)[None, :], np.ones((1, i.size), bool), pf)[0]
+
+
+def relative_reps_batch(
+    ids: npt.ArrayLike,
+    sims: npt.ArrayLike,
+    p: float,
+    valid: npt.ArrayLike | None = None,
+) -> list[SparseRep]:
+    """Row-wise :func:`relative_rep` for ``(B, k)`` arrays of ids and similarities.
+
+    Padding: a slot is ignored when ``valid`` (a ``(B, k)`` bool mask) is False there, or when
+    its id is -1. Ignored slots may hold any similarity, NaN included. Other negative ids, ids
+    >= 2**32, repeated ids in a row, or non-finite similarities in used slots raise
+    InvalidInputError.
+    """
+    pf = _check_p(p)
+    i = _as_int_array(ids, "ids")
+    s = _as_float_array(sims, "sims")
+    _check_ndim(i, (2,), "ids")
+    _check_ndim(s, (2,), "sims")
+    _check_same_shape(i, s, "ids", "sims")
+    if valid is None:
+        keep = np.ones(i.shape, bool)
+    else:
+        keep = np.asarray(valid)
+        if keep.dtype != np.bool_:
+            raise InvalidInputError(f"valid has dtype {keep.dtype}; pass a boolean (B, k) mask.")
+        _check_same_shape(i, keep, "ids", "valid")
+    keep = keep & (i != -1)
+    _check_id_range(i, "ids", keep)
+    _check_finite(s, "sims", keep)
+    with np.errstate(invalid="ignore"):
+        s64 = np.where(keep, s, 0.0).astype(np.float64)
+    return _reps_from_rows(i, s64, keep, pf)
+
+
+# --------------------------------------------------------------------------------------------
+# top-k with the tie rule
+# --------------------------------------------------------------------------------------------
+
+
+def _column_ids(ids: npt.ArrayLike | None, shape: tuple[int, int]) -> IntArray:
+    b, n = shape
+    if ids is None:
+        return np.broadcast_to(np.arange(n, dtype=np.int64), shape)
+    col = _as_int_array(ids, "ids")
+    if col.shape not in ((n,), shape):
+        raise InvalidInputError(
+            f"ids has shape {col.shape}; pass one anchor id per column of sims ({n},) or one per entry {shape}."
+        )
+    _check_id_range(col, "ids")
+    srt = np.sort(col, axis=-1)
+    if (srt[..., 1:] == srt[..., :-1]).any():
+        raise InvalidInputError("ids contains a repeated anchor id; anchor ids must be unique.")
+    return np.broadcast_to(col, shape)
+
+
+def _top_k_positions(s: FloatArray, col_ids: IntArray, k: int) -> npt.NDArray[np.intp]:
+    """(B, min(k, n)) column positions of each row's top-k in tie-rule order."""
+    b, n = s.shape
+    kk = min(k, n)
+    if kk == 0:
+        return np.zeros((b, 0), np.intp)
+    if kk < n:
+        # O(n) preselection; rows whose boundary value ties with unselected entries are redone
+        # with a full lexsort, so the selected set always follows the tie rule exactly.
+        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+        sel = np.take_along_axis(s, part, axis=1)
+        t = sel.min(axis=1, keepdims=True)
+        ambiguous = (s == t).sum(axis=1) > (sel == t).sum(axis=1)
+        if ambiguous.any():
+            rows = np.flatnonzero(ambiguous)
+            part[rows] = np.lexsort((col_ids[rows], -s[rows]), axis=-1)[:, :kk]
+    else:
+        part = np.broadcast_to(np.arange(n), (b, n)).copy()
+    cs = np.take_along_axis(s, part, axis=1)
+    ci = np.take_along_axis(col_ids, part, axis=1)
+    order = np.lexsort((ci, -cs), axis=-1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def top_k(sims: npt.ArrayLike, k: int, ids: npt.ArrayLike | None = None) -> tuple[IntArray, FloatArray]:
+    """Exact top-k of a row ``(n,)`` or of each row of a matrix ``(B, n)`` of similarities.
+
+    Tie rule: **higher similarity first; equal similarities ordered by smaller anchor id**
+    (the order assumed for Qdrant). ``ids`` labels the columns with anchor ids, ``(n,)`` or
+    ``(B, n)``, unique per row (default ``0..n-1``). When ``k > n`` all n are returned.
+
+    Returns ``(top_ids, top_sims)``, int64 ids and the similarities in their input dtype, shaped
+    ``(min(k, n),)`` or ``(B, min(k, n))``, each row in tie-rule order.
+    """
+    kk = _check_k(k)
+    s = _as_float_array(sims, "sims")
+    _check_ndim(s, (1, 2), "sims")
+    one_d = s.ndim == 1
+    s2 = s[None, :] if one_d else s
+    _check_finite(s2, "sims")
+    col_ids = _column_ids(ids, s2.shape)
+    pos = _top_k_positions(s2, col_ids, kk)
+    out_ids = np.take_along_axis(col_ids, pos, axis=1).astype(np.int64)
+    out_sims = np.take_along_axis(s2, pos, axis=1)
+    if one_d:
+        return out_ids[0], out_sims[0]
+    return out_ids, out_sims
+
+
+def sort_by_tie_rule(ids: npt.ArrayLike, sims: npt.ArrayLike) -> tuple[IntArray, FloatArray]:
+    """Reorder ``(n,)`` or ``(B, n)`` ids/sims into tie-rule order (e.g. a Qdrant answer)."""
+    i = _as_int_array(ids, "ids")
+    s = _as_float_array(sims, "sims")
+    _check_same_shape(i, s, "ids", "sims")
+    if s.shape[-1] == 0:
+        return i, s
+    return top_k(s, s.shape[-1], ids=i)
+
+
+def cut_to_k(ids: npt.ArrayLike, sims: npt.ArrayLike, k: int) -> tuple[IntArray, FloatArray]:
+    """Top-k of an item's top-K list (k <= K), for sweeps that query once with the largest k.
+
+    ``ids``/``sims`` are ``(K,)`` or ``(B, K)`` in tie-rule order (checked; padding id -1 allowed
+    at the end of a row). The first k entries are returned. When the list holds fewer than k
+    entries (fewer than k anchors exist) it is returned whole.
+    """
+    kk = _check_k(k)
+    i = _as_int_array(ids, "ids")
+    s = _as_float_array(sims, "sims")
+    _check_ndim(i, (1, 2), "ids")
+    _check_same_shape(i, s, "ids", "sims")
+    real = i != -1
+    _check_id_range(i, "ids", real)
+    _check_finite(s, "sims", real)
+    if i.shape[-1] > 1:
+        both = real[..., :-1] & real[..., 1:]
+        pad_then_real = ~real[..., :-1] & real[..., 1:]
+        with np.errstate(invalid="ignore"):
+            bad = (both & ~_tie_rule_ok(i, s)) | pad_then_real
+        if bad.any():
+            raise InvalidInputError(
+                "cut_to_k: the top-K list is not in tie-rule order (similarity descending, ties by smaller "
+                "id, padding -1 only at the end); sort it with sort_by_tie_rule first."
+            )
+    return i[..., :kk], s[..., :kk]
+
+
+# --------------------------------------------------------------------------------------------
+# sparse dot and explanations
+# --------------------------------------------------------------------------------------------
+
+
+def sparse_dot(a: SparseRep, b: SparseRep) -> float:
+    """Dot product of two sparse reps (the ASIF score); 0.0 when they share no anchor."""
+    _, ia, ib = np.intersect1d(a.indices, b.indices, assume_unique=True, return_indices=True)
+    return float(np.dot(a.values[ia], b.values[ib]))
+
+
+def contributions(a: SparseRep, b: SparseRep) -> tuple[IntArray, npt.NDArray[np.float64]]:
+    """Per-anchor terms of :func:`sparse_dot`: ``(shared_ids, a_i * b_i)``, largest contribution
+    first (equal contributions by smaller id). ``contribs.sum()`` equals ``sparse_dot(a, b)``."""
+    shared, ia, ib = np.intersect1d(a.indices, b.indices, assume_unique=True, return_indices=True)
+    c = a.values[ia] * b.values[ib]
+    order = np.lexsort((shared, -c))
+    return shared[order].astype(np.int64), c[order]
+
+
+# --------------------------------------------------------------------------------------------
+# dense reference
+# --------------------------------------------------------------------------------------------
+
+
+def _unit_rows(x: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
+    a = _as_float_array(x, name).astype(np.float64)
+    _check_ndim(a, (2,), name)
+    _check_finite(a, name)
+    n = np.linalg.norm(a, axis=1, keepdims=True)
+    if (n == 0).any():
+        raise InvalidInputError(
+            f"{name} row {int(np.flatnonzero(n[:, 0] == 0)[0])} is all zeros; cosine similarity is undefined "
+            "for a zero vector (drop it or fix the encoder output)."
+        )
+    return a / n
+
+
+def _dense_relrep(sims: npt.NDArray[np.float64], col_ids: IntArray, k: int, p: float) -> npt.NDArray[np.float64]:
+    """Dense (rows, N) relative reps: top-k mask (tie rule), clamp, ^p, L2-normalise."""
+    mask = np.zeros(sims.shape, bool)
+    np.put_along_axis(mask, _top_k_positions(sims, col_ids, k), True, axis=1)
+    return _rel_values(sims, mask, p)
+
+
+def dense_reference_scores(
+    query_vecs: npt.ArrayLike,
+    query_anchor_vecs: npt.ArrayLike,
+    item_vecs: npt.ArrayLike,
+    item_anchor_vecs: npt.ArrayLike,
+    k: int,
+    p: float,
+    anchor_ids: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.float64]:
+    """The ASIF score matrix ``(B, M)`` computed densely in float64 — the reference for tests.
+
+    Rows are L2-normalised; ``Sq = Q @ QA.T`` and ``Si = I @ IA.T`` are the cosine similarities to
+    the N anchors (anchor j has id ``anchor_ids[j]``, default j). Each row keeps its top-k (tie
+    rule), clamps negatives to 0, raises to p and L2-normalises; scores are ``Rq @ Ri.T``.
+    Note: Qdrant computes similarities in float32, so near-ties at the k-th place may resolve
+    differently there; compare on data without near-ties, or with a tolerance.
+    """
+    kk = _check_k(k)
+    pf = _check_p(p)
+    q = _unit_rows(query_vecs, "query_vecs")
+    qa = _unit_rows(query_anchor_vecs, "query_anchor_vecs")
+    it = _unit_rows(item_vecs, "item_vecs")
+    ia = _unit_rows(item_anchor_vecs, "item_anchor_vecs")
+    if q.shape[1] != qa.shape[1]:
+        raise InvalidInputError(
+            f"query_vecs have dim {q.shape[1]} but query_anchor_vecs have dim {qa.shape[1]}; use the same encoder."
+        )
+    if it.shape[1] != ia.shape[1]:
+        raise InvalidInputError(
+            f"item_vecs have dim {it.shape[1]} but item_anchor_vecs have dim {ia.shape[1]}; use the same encoder."
+        )
+    if qa.shape[0] != ia.shape[0]:
+        raise InvalidInputError(
+            f"{qa.shape[0]} query anchors but {ia.shape[0]} item anchors; pass both modalities of the same N pairs."
+        )
+    n = qa.shape[0]
+    sq, si = q @ qa.T, it @ ia.T
+    rq = _dense_relrep(sq, _column_ids(anchor_ids, sq.shape), kk, pf)
+    ri = _dense_relrep(si, _column_ids(anchor_ids, si.shape), kk, pf)
+    if n == 0:
+        return np.zeros((q.shape[0], it.shape[0]), np.float64)
+    return rq @ ri.T
+
+
+# --------------------------------------------------------------------------------------------
+# incremental top-k (freshness contract)
+# --------------------------------------------------------------------------------------------
+
+
+def merge_new_anchors(
+    item_ids: npt.ArrayLike,
+    item_sims: npt.ArrayLike,
+    new_ids: npt.ArrayLike,
+    new_sims: npt.ArrayLike,
+    k: int,
+) -> tuple[IntArray, FloatArray, bool]:
+    """Insert new anchors into one item's stored top-k, keeping exactly ``min(k, total)``.
+
+    ``item_ids``/``item_sims`` are the stored top-k in tie-rule order (at most k; fewer means
+    fewer than k anchors existed, so every new anchor enters). ``new_ids``/``new_sims`` are the
+    new anchors' similarities to the item, any order; they must not already be in the list
+    (to change an existing anchor, :func:`remove_anchors` it first and re-query the hole).
+    Also fills holes after a removal: merge the re-queried candidates not already present.
+
+    Returns ``(ids, sims, changed)``; ``changed`` is True when any new anchor entered. The
+    similarities come back in ``result_type(item_sims, new_sims)``; pass both in the same
+    precision so that ties are decided as Qdrant decides them.
+    """
+    kk = _check_k(k)
+    i, s = _item_list(item_ids, item_sims, "item")
+    if i.size > kk:
+        raise InvalidInputError(
+            f"the item's stored list has {i.size} entries but k={kk}; pass the stored top-k "
+            "with the k it was built with."
+        )
+    ni = _as_int_array(new_ids, "new_ids")
+    ns = _as_float_array(new_sims, "new_sims")
+    _check_ndim(ni, (1,), "new_ids")
+    _check_same_shape(ni, ns, "new_ids", "new_sims")
+    _check_id_range(ni, "new_ids")
+    _check_finite(ns, "new_sims")
+    if np.unique(ni).size != ni.size:
+        raise InvalidInputError("new_ids contains a repeated anchor id; pass each new anchor once.")
+    clash = np.isin(ni, i)
+    if clash.any():
+        raise InvalidInputError(
+            f"new anchor id {int(ni[clash][0])} is already in the item's top-k; remove_anchors it first, "
+            "then merge its new similarity."
+        )
+    dtype = np.result_type(s.dtype, ns.dtype)
+    all_ids = np.concatenate([i, ni])
+    all_sims = np.concatenate([s.astype(dtype), ns.astype(dtype)])
+    order = np.lexsort((all_ids, -all_sims))[:kk]
+    changed = bool((order >= i.size).any())
+    return all_ids[order], all_sims[order], changed
+
+
+def remove_anchors(
+    item_ids: npt.ArrayLike, item_sims: npt.ArrayLike, removed_ids: npt.ArrayLike
+) -> tuple[IntArray, FloatArray, int]:
+    """Drop deleted anchors from one item's stored top-k (tie-rule order kept).
+
+    Returns ``(ids, sims, n_removed)``. The caller re-queries the ``n_removed`` holes (the next
+    best remaining anchors) and merges them with :func:`merge_new_anchors`.
+    """
+    i, s = _item_list(item_ids, item_sims, "item")
+    r = _as_int_array(removed_ids, "removed_ids").ravel()
+    gone = np.isin(i, r)
+    return i[~gone], s[~gone], int(gone.sum())
+
+
+def entrants_mask(
+    new_sims: npt.ArrayLike,
+    thresholds: npt.ArrayLike,
+    new_id: int | npt.ArrayLike,
+    kth_ids: npt.ArrayLike,
+    full: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.bool_]:
+    """Which of M items a new anchor enters: ``(M,)`` bool.
+
+    Item m's stored top-k has threshold ``thresholds[m]`` (its k-th similarity) held by anchor
+    ``kth_ids[m]``. The new anchor (``new_id``, scalar or ``(M,)``) with similarity
+    ``new_sims[m]`` enters when it beats the threshold under the tie rule:
+    ``new_sim > threshold``, or ``new_sim == threshold and new_id < kth_id``. An item whose top-k
+    is not full (``full[m]`` False: fewer than k anchors existed) has no threshold; every new
+    anchor enters it, whatever its similarity, and its threshold/kth id are ignored.
+
+    For several new anchors at once, test each against the thresholds *before* the update:
+    thresholds only rise, so this selects a superset of the items to merge.
+    """
+    s = _as_float_array(new_sims, "new_sims")
+    t = _as_float_array(thresholds, "thresholds")
+    kth = _as_int_array(kth_ids, "kth_ids")
+    _check_ndim(s, (1,), "new_sims")
+    _check_same_shape(s, t, "new_sims", "thresholds")
+    _check_same_shape(s, kth, "new_sims", "kth_ids")
+    if full is None:
+        f = np.ones(s.shape, bool)
+    else:
+        f = np.asarray(full)
+        if f.dtype != np.bool_:
+            raise InvalidInputError(f"full has dtype {f.dtype}; pass a boolean (M,) mask.")
+        _check_same_shape(s, f, "new_sims", "full")
+    nid = _as_int_array(new_id, "new_id")
+    if nid.ndim > 1 or (nid.ndim == 1 and nid.shape != s.shape):
+        raise InvalidInputError(f"new_id has shape {nid.shape}; pass one id, or one per item {s.shape}.")
+    nid_b = np.broadcast_to(nid, s.shape)
+    _check_id_range(nid_b, "new_id")
+    _check_finite(s, "new_sims")
+    _check_finite(t, "thresholds", f)
+    _check_id_range(kth, "kth_ids", f)
+    if (f & (nid_b == kth)).any():
+        raise InvalidInputError(
+            "new_id equals an item's k-th anchor id: that anchor is already in the item's top-k; remove it "
+            "first, or pass the id of a new anchor."
+        )
+    with np.errstate(invalid="ignore"):
+        beats = (s > t) | ((s == t) & (nid_b < kth))
+    return ~f | beats
