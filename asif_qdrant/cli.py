@@ -1,0 +1,364 @@
+"""The ``asif`` command: a thin layer over the library. User mistakes become one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .asif import Asif
+from .errors import AsifError
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+class AsifGroup(click.Group):
+    """Turns library errors into clean one-line CLI errors (exit code 1, no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AsifError as e:
+            raise click.ClickException(f"{type(e).__name__}: {e}") from None
+
+
+def _open(ctx: click.Context, migrate: bool = True) -> Asif:
+    obj = ctx.find_root().obj
+    if obj.get("asif") is None:
+        asif = Asif.open(migrate=migrate, **obj["opts"])
+        obj["asif"] = asif
+        ctx.find_root().call_on_close(asif.close)
+    return obj["asif"]
+
+
+def _emit(as_json: bool, data: Any, text: Callable[[], str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        click.echo(text())
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+tenant_option = click.option("--tenant", default=None, help="Tenant (default: the shared anchors).")
+
+
+@click.group(cls=AsifGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--path", type=click.Path(path_type=Path), default=None, help="Embedded store folder (ASIF_PATH).")
+@click.option("--url", default=None, help="Qdrant server URL (ASIF_URL); overrides --path.")
+@click.option("--api-key", default=None, help="Qdrant API key (ASIF_API_KEY).")
+@click.option("--prefix", default=None, help="Collection name prefix (ASIF_PREFIX).")
+@click.pass_context
+def main(ctx: click.Context, path: Path | None, url: str | None, api_key: str | None, prefix: str | None) -> None:
+    """asif: zero-shot image classification and retrieval from two frozen encoders and image-caption pairs.
+
+    \b
+    Example:
+      asif ingest ../shared/data/flickr8k
+      asif labels add cifar10 --classes airplane,automobile,bird,cat,deer,dog,frog,horse,ship,truck
+      asif classify photo.jpg --labels cifar10
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["opts"] = {"path": path, "url": url, "api_key": api_key, "prefix": prefix}
+    ctx.obj["asif"] = None
+
+
+# -- schema ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--list", "list_only", is_flag=True, help="Show applied and pending steps; change nothing.")
+@json_option
+@click.pass_context
+def migrate(ctx: click.Context, list_only: bool, as_json: bool) -> None:
+    """Apply pending schema migrations (or list them).
+
+    \b
+    Example:
+      asif migrate --list
+      asif migrate
+    """
+    asif = _open(ctx, migrate=False)
+    if not list_only:
+        applied = asif.migrate()
+        if not as_json:
+            click.echo(f"applied {len(applied)} step(s){': ' + ', '.join(applied) if applied else ''}")
+    states = asif.migration_status()
+    rows = [
+        {"version": s.version, "name": s.name, "state": "applied" if s.applied_at else "pending",
+         "description": s.description}
+        for s in states
+    ]
+    _emit(as_json, {"store": asif.engine.description, "steps": rows},
+          lambda: f"store: {asif.engine.description}\n" + "\n".join(
+              f"{r['version']:04d}_{r['name']:<24} {r['state']:<8} {r['description']}" for r in rows))
+
+
+# -- anchors -----------------------------------------------------------------------------------
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path), required=False)
+@tenant_option
+@click.option("--image-encoder", default=None, help="Image encoder (must match the store's).")
+@click.option("--text-encoder", default=None, help="Text encoder (must match the store's).")
+@click.option("--vectors", "vectors_file", type=click.Path(path_type=Path), default=None,
+              help="Bring your own vectors: an .npz with image_vectors, text_vectors, captions.")
+@click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
+              help="What to do with bad rows (missing/corrupt images, empty captions).")
+@click.option("--limit", type=int, default=None, help="Ingest only the first N rows.")
+@json_option
+@click.pass_context
+def ingest(ctx: click.Context, source: Path | None, tenant: str | None, image_encoder: str | None,
+           text_encoder: str | None, vectors_file: Path | None, on_error: str, limit: int | None,
+           as_json: bool) -> None:
+    """Add image-caption anchor pairs from a folder + captions file (TSV/CSV/JSONL), or from vectors.
+
+    Idempotent: running it again adds nothing; an interrupted run resumes.
+
+    \b
+    Example:
+      asif ingest ../shared/data/flickr8k --tenant acme
+      asif ingest --vectors pairs.npz
+    """
+    from . import ingest as _ingest
+
+    obj = ctx.find_root().obj
+    if image_encoder or text_encoder:
+        obj["opts"].update({"image_encoder": image_encoder, "text_encoder": text_encoder})
+    asif = _open(ctx)
+    if vectors_file is not None:
+        report = _ingest.ingest_vectors(asif, vectors_file, tenant=tenant)
+    elif source is not None:
+        report = _ingest.ingest(asif, source, tenant=tenant, on_error=on_error, limit=limit,
+                                progress=not as_json)
+    else:
+        raise click.UsageError("give a SOURCE folder or captions file, or --vectors FILE.npz")
+    _emit(as_json, report.as_dict(), report.summary)
+
+
+@main.command()
+@click.argument("ids", nargs=-1, type=int, required=True)
+@tenant_option
+@json_option
+@click.pass_context
+def delete(ctx: click.Context, ids: tuple[int, ...], tenant: str | None, as_json: bool) -> None:
+    """Delete anchors by id (only the tenant's own).
+
+    \b
+    Example:
+      asif delete 123456 987654 --tenant acme
+    """
+    asif = _open(ctx)
+    n = asif.delete(list(ids), tenant=tenant)
+    _emit(as_json, {"deleted": n}, lambda: f"deleted {n} anchor(s)")
+
+
+@main.command()
+@json_option
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Anchor counts and revisions per tenant, and the encoder fingerprint.
+
+    \b
+    Example:
+      asif stats --json
+    """
+    asif = _open(ctx)
+    data = {"store": asif.engine.description, "fingerprint": asif.fingerprint.as_dict(), "tenants": asif.stats()}
+    _emit(as_json, data, lambda: "\n".join(
+        [f"store: {data['store']}", f"encoders: {asif.fingerprint.image_encoder} ({asif.fingerprint.image_dim}-d), "
+         f"{asif.fingerprint.text_encoder} ({asif.fingerprint.text_dim}-d)"]
+        + [f"  {t:<20} {v['anchors']:>9} anchors  revision {v['revision']}" for t, v in data["tenants"].items()]))
+
+
+@main.command()
+@json_option
+def encoders(as_json: bool) -> None:
+    """List the known encoders, their dimensions and where their weights come from.
+
+    \b
+    Example:
+      asif encoders
+    """
+    from .encoders import list_encoders
+
+    infos = list_encoders()
+    rows = [{k: (str(v) if not isinstance(v, (int, float, str, bool, type(None), list)) else v)
+             for k, v in vars(i).items()} for i in infos]
+    _emit(as_json, rows, lambda: "\n".join(f"{r.get('name')}  {r.get('modality')}  {r.get('dim')}-d" for r in rows))
+
+
+# -- label sets and galleries -------------------------------------------------------------------
+@main.group(cls=AsifGroup)
+def labels() -> None:
+    """Label sets: prompts (class x template) stored as a relative index."""
+
+
+@labels.command("add")
+@click.argument("name")
+@click.option("--classes", required=True, help="A file with one class per line, or a,b,c.")
+@click.option("--templates", default="photo", show_default=True, help="photo | plain | FILE (one per line).")
+@click.option("--k", type=int, default=None, help="Anchors kept per representation (default ASIF_K=800).")
+@click.option("--p", type=float, default=None, help="Exponent (default ASIF_P=8).")
+@click.option("--aggregation", type=click.Choice(["max", "mean"]), default="max", show_default=True)
+@tenant_option
+@json_option
+@click.pass_context
+def labels_add(ctx: click.Context, name: str, classes: str, templates: str, k: int | None, p: float | None,
+               aggregation: str, tenant: str | None, as_json: bool) -> None:
+    """Define a label set.
+
+    \b
+    Example:
+      asif labels add cifar10 --classes airplane,automobile,bird,cat,deer,dog,frog,horse,ship,truck
+      asif labels add pets --classes pets.txt --templates plain
+    """
+    asif = _open(ctx)
+    info = asif.define_labels(name, classes, templates, tenant=tenant, k=k, p=p, aggregation=aggregation)
+    _emit(as_json, vars(info), lambda: f"label set {info.name!r}: {len(info.classes)} classes x "
+          f"{len(info.templates)} templates = {info.n_items} prompts (k={info.k}, p={info.p:g})")
+
+
+@labels.command("list")
+@tenant_option
+@json_option
+@click.pass_context
+def labels_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
+    """List label sets and galleries.
+
+    \b
+    Example:
+      asif labels list --json
+    """
+    asif = _open(ctx)
+    infos = asif.list_indexes(tenant)
+    _emit(as_json, [vars(i) for i in infos], lambda: "\n".join(
+        f"{i.kind:<8} {i.name:<20} tenant={i.tenant:<10} items={i.n_items:<6} k={i.k} p={i.p:g}"
+        + (f" tau={i.tau:g}" if i.tau is not None else "") for i in infos) or "no label sets or galleries")
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--labels", "labels_name", required=True, help="Label set name.")
+@click.option("--top", type=int, default=5, show_default=True)
+@tenant_option
+@json_option
+@click.pass_context
+def classify(ctx: click.Context, images: tuple[Path, ...], labels_name: str, top: int, tenant: str | None,
+             as_json: bool) -> None:
+    """Zero-shot classify images with a label set.
+
+    \b
+    Example:
+      asif classify cat.jpg dog.jpg --labels cifar10 --top 3
+    """
+    asif = _open(ctx)
+    preds = asif.classify(images=[str(i) for i in images], labels=labels_name, top=top, tenant=tenant)
+    data = [{"image": str(i), **p.as_dict()} for i, p in zip(images, preds, strict=True)]
+
+    def text() -> str:
+        out = []
+        for d in data:
+            tops = ", ".join(f"{t['label']} {t['score']:.4f}" for t in d["top"]) or "no shared anchor"
+            out.append(f"{d['image']}: {d['label'] or 'unknown'}   [{tops}]")
+        return "\n".join(out)
+
+    _emit(as_json, data, text)
+
+
+@main.group(cls=AsifGroup)
+def gallery() -> None:
+    """Galleries: images stored as a relative index, for text-to-image search."""
+
+
+@gallery.command("add")
+@click.argument("name")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@tenant_option
+@json_option
+@click.pass_context
+def gallery_add(ctx: click.Context, name: str, source: Path, tenant: str | None, as_json: bool) -> None:
+    """Build a gallery from a folder of images (searched recursively) or a file listing image paths.
+
+    \b
+    Example:
+      asif gallery add holiday ~/Pictures/holiday
+    """
+    from .evaluate import IMAGE_SUFFIXES
+
+    if source.is_dir():
+        paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        paths = [Path(ln.strip()) for ln in source.read_text().splitlines() if ln.strip()]
+    if not paths:
+        raise click.ClickException(f"no images found in {source}: give a folder of images or a file of paths")
+    asif = _open(ctx)
+    info = asif.add_gallery(name, images=[str(p) for p in paths], tenant=tenant)
+    _emit(as_json, vars(info), lambda: f"gallery {info.name!r}: {info.n_items} images (k={info.k}, p={info.p:g})")
+
+
+@main.command()
+@click.argument("text", nargs=-1, required=True)
+@click.option("--gallery", "gallery_name", required=True, help="Gallery name.")
+@click.option("--top", type=int, default=10, show_default=True)
+@tenant_option
+@json_option
+@click.pass_context
+def search(ctx: click.Context, text: tuple[str, ...], gallery_name: str, top: int, tenant: str | None,
+           as_json: bool) -> None:
+    """Search a gallery with text.
+
+    \b
+    Example:
+      asif search "a dog on a beach" --gallery holiday --top 5
+    """
+    asif = _open(ctx)
+    res = asif.search(text=list(text), gallery=gallery_name, top=top, tenant=tenant)
+    data = [{"query": q, "hits": [vars(h) for h in hits]} for q, hits in zip(text, res, strict=True)]
+    _emit(as_json, data, lambda: "\n".join(
+        f"{d['query']!r}:\n" + ("\n".join(f"  {h['score']:.4f}  {h['payload'].get('image_ref', h['id'])}"
+                                          for h in d["hits"]) or "  no result shares an anchor with the query")
+        for d in data))
+
+
+@main.command("eval")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--labels", "labels_name", required=True, help="Label set name.")
+@click.option("--limit", type=int, default=None, help="Evaluate a class-balanced sample of N images.")
+@tenant_option
+@json_option
+@click.pass_context
+def eval_cmd(ctx: click.Context, folder: Path, labels_name: str, limit: int | None, tenant: str | None,
+             as_json: bool) -> None:
+    """Evaluate a label set on a folder per class: top-1/top-5, per-class accuracy, confusions.
+
+    \b
+    Example:
+      asif eval ../shared/data/cifar10-test --labels cifar10 --limit 1000
+    """
+    from .evaluate import evaluate
+
+    asif = _open(ctx)
+    rep = evaluate(asif, folder, labels_name, tenant=tenant, limit=limit, progress=not as_json)
+    _emit(as_json, rep.as_dict(), rep.table)
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True,
+              help="Folder with flickr8k/ (anchors) and cifar10-test/ (labelled images).")
+@click.option("--eval-limit", type=int, default=1000, show_default=True, help="Images in the evaluation slice.")
+@click.pass_context
+def demo(ctx: click.Context, data: Path, eval_limit: int) -> None:
+    """The main job: Flickr8k anchors -> CIFAR-10 zero-shot, on the embedded store.
+
+    \b
+    Example:
+      asif demo --data ../shared/data --eval-limit 500
+    """
+    from .demo import run_demo
+
+    run_demo(_open(ctx), data, eval_limit)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
