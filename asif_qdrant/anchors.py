@@ -30,6 +30,11 @@ class AddResult:
     added: int
     duplicates: int
     duplicate_rows: list[int] = field(default_factory=list)
+    tenant: str = "_shared"
+    new_ids: list[int] = field(default_factory=list)
+    new_image: np.ndarray | None = None  # the normalised vectors of the rows written
+    new_text: np.ndarray | None = None
+    items_touched: dict[str, int] = field(default_factory=dict)  # relative-index items updated, per index
 
 
 def l2_normalise(x: np.ndarray, what: str) -> np.ndarray:
@@ -247,7 +252,10 @@ class AnchorStore:
             raise
         if rows:
             self.meta.bump_revision(tenant)
-        return AddResult(id_list, len(rows), n - len(rows), [i for i in range(n) if dup[i]])
+        return AddResult(
+            id_list, len(rows), n - len(rows), [i for i in range(n) if dup[i]], tenant,
+            [id_list[i] for i in rows], img[rows], txt[rows],
+        )
 
     def _check_id_owners(self, ids: list[int], tenant: str) -> None:
         """An explicit id may replace an anchor of the same tenant, never another tenant's."""
@@ -261,8 +269,8 @@ class AnchorStore:
 
     def delete(
         self, *, ids: Sequence[int] | None = None, tenant: str | None = None, filter: Filter | None = None
-    ) -> int:
-        """Delete the tenant's anchors with these ids, or matching ``filter``, or all of them. Returns the count."""
+    ) -> list[int]:
+        """Delete the tenant's anchors with these ids, or matching ``filter``, or all of them. Returns their ids."""
         tenant = validate_tenant(tenant)
         scope = Filter(must=(Match("tenant", tenant),))
         if ids is not None:
@@ -271,15 +279,16 @@ class AnchorStore:
                 if not 0 <= v <= MAX_POINT_ID:
                     raise InvalidInputError(f"id {v} is outside [0, 2**32): anchor ids are 32-bit")
             if not id_list:
-                return 0
+                return []
             scope = scope.and_(HasId(tuple(id_list)))
         if filter is not None:
             scope = Filter(must=scope.must + filter.must, must_not=scope.must_not + filter.must_not)
-        n = self.engine.count(self.collection, scope)
-        if n:
-            self.engine.delete(self.collection, filter=scope)
+        gone = sorted(r.id for r in self.engine.scroll(self.collection, filter=scope, with_payload=False))
+        if gone:
+            for start in range(0, len(gone), 10_000):
+                self.engine.delete(self.collection, ids=gone[start : start + 10_000])
             self.meta.bump_revision(tenant)
-        return n
+        return gone
 
     # -- reads ---------------------------------------------------------------------------------
     def count(self, tenant: str | None = None, *, all_tenants: bool = False) -> int:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import ValidationError
 
 from . import migrate as _migrate
@@ -15,7 +15,7 @@ from .engines import create_engine
 from .engines.base import Engine, Filter
 from .errors import ConfigError, FingerprintMismatchError, InvalidInputError
 from .meta import Fingerprint, Meta, validate_tenant
-from .relindex import IndexInfo, Kind, RelIndexes, check_k_p, scope_revisions
+from .relindex import IndexInfo, Kind, RelIndexes, check_k_p
 from .settings import AsifSettings
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
 
@@ -109,12 +109,12 @@ class Asif:
 
     def _check_settings_encoders(self, stored: Fingerprint) -> None:
         explicit = self.settings.model_fields_set
-        for field, stored_name in (("image_encoder", stored.image_encoder), ("text_encoder", stored.text_encoder)):
-            asked = getattr(self.settings, field)
-            if field in explicit and asked != stored_name:
+        for fname, stored_name in (("image_encoder", stored.image_encoder), ("text_encoder", stored.text_encoder)):
+            asked = getattr(self.settings, fname)
+            if fname in explicit and asked != stored_name:
                 raise FingerprintMismatchError(
-                    f"{field.replace('_', ' ')} {asked!r} does not match this store's {stored_name!r}: "
-                    f"unset ASIF_{field.upper()}, or use another store (ASIF_PATH / ASIF_PREFIX) for {asked!r}"
+                    f"{fname.replace('_', ' ')} {asked!r} does not match this store's {stored_name!r}: "
+                    f"unset ASIF_{fname.upper()}, or use another store (ASIF_PATH / ASIF_PREFIX) for {asked!r}"
                 )
 
     # -- schema --------------------------------------------------------------------------------
@@ -181,19 +181,59 @@ class Asif:
         """Like :meth:`add_vectors`, with the counts of added and duplicate pairs."""
         store = self.anchors
         store.check_encoders(image_encoder, text_encoder)
-        return store.add(
+        res = store.add(
             image_vectors, text_vectors, captions=captions, payloads=payloads, tenant=tenant, ids=ids,
             image_refs=image_refs, content_keys=content_keys,
         )
+        if res.new_ids and res.new_image is not None and res.new_text is not None:
+            res.items_touched = self.relindexes.apply_added(res.tenant, res.new_ids, res.new_image, res.new_text)
+        return res
 
     def delete(
         self, ids: Sequence[int] | None = None, *, tenant: str | None = None, filter: Filter | None = None,
         all: bool = False,
     ) -> int:
         """Delete anchors of ``tenant`` by ids or filter (or every one with ``all=True``); return how many."""
+        return len(self.delete_result(ids, tenant=tenant, filter=filter, all=all).deleted)
+
+    def delete_result(
+        self, ids: Sequence[int] | None = None, *, tenant: str | None = None, filter: Filter | None = None,
+        all: bool = False,
+    ) -> DeleteResult:
+        """Like :meth:`delete`, with the deleted ids and the relative-index items each index had updated."""
         if ids is None and filter is None and not all:
             raise ConfigError("delete needs ids=[...], filter=... or all=True (to delete every anchor of the tenant)")
-        return self.anchors.delete(ids=ids, tenant=tenant, filter=filter)
+        tenant = validate_tenant(tenant)
+        gone = self.anchors.delete(ids=ids, tenant=tenant, filter=filter)
+        touched = self.relindexes.apply_deleted(tenant, gone) if gone else {}
+        return DeleteResult(gone, touched)
+
+    def replace(
+        self,
+        ids: Sequence[int],
+        image_vectors: Any,
+        text_vectors: Any,
+        captions: Sequence[str | None] | None = None,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+        tenant: str | None = None,
+    ) -> AddResult:
+        """Replace the tenant's anchors ``ids`` by new pairs (same ids). Validated before anything changes."""
+        tenant = validate_tenant(tenant)
+        store = self.anchors
+        store.validate_pairs(image_vectors, text_vectors, captions, payloads, ids, None)
+        existing = {r.id for r in self.engine.retrieve(store.collection, list(ids), with_payload=True)
+                    if r.payload.get("tenant") == tenant}
+        missing = [i for i in ids if int(i) not in existing]
+        if missing:
+            raise InvalidInputError(
+                f"anchor id {missing[0]} does not exist for tenant {tenant!r}: replace only existing anchors "
+                "(add new ones with add_vectors)"
+            )
+        deleted = self.delete_result(list(ids), tenant=tenant)
+        res = self.add_vectors_result(image_vectors, text_vectors, captions, payloads, tenant, ids)
+        for key, n in deleted.items_touched.items():
+            res.items_touched[key] = res.items_touched.get(key, 0) + n
+        return res
 
     def count(self, tenant: str | None = None, *, all_tenants: bool = False) -> int:
         """Anchors visible to ``tenant`` (its own; None = the shared set), or every anchor with all_tenants."""
@@ -319,36 +359,27 @@ class Asif:
         return [i for i in self.relindexes.list(tenant) if kind is None or i.kind == kind]
 
     def _index(self, name: str, tenant: str, kind: Kind) -> IndexInfo:
-        """The index that answers for ``tenant``, up to date with its anchors (refreshed if behind)."""
+        """The index that answers for ``tenant``, up to date with its anchors.
+
+        A label set defined for all tenants gets a tenant copy once the tenant has anchors of its own. An index
+        that is behind (an edit made behind the plugin's back, or an interrupted update) is rebuilt here, so a
+        query never answers from a stale model: exactness over latency, and the rebuild happens once.
+        """
         ri = self.relindexes
         info = ri.require(name, tenant, kind)
         if info.tenant != tenant and self.meta.revision(tenant) > 0:
-            # a shared definition, used by a tenant with anchors of its own: materialise it for the tenant
-            info = self._materialise(info, tenant)
-        if info.revisions != scope_revisions(self.meta, info.tenant):
-            info = self.refresh(info.name, tenant=info.tenant)
+            own = ri.info(name, tenant)
+            info = own if own is not None else ri.materialise(info, tenant)
+        if not ri.is_current(info):
+            info = ri.rebuild(info)
         return info
 
-    def _materialise(self, shared: IndexInfo, tenant: str) -> IndexInfo:
-        ri = self.relindexes
-        items = ri.items(shared, with_vectors=True)
-        vecs = np.stack([r.vectors["item"] for r in items])
-        pls = [{k: v for k, v in r.payload.items() if not k.startswith("topk_")} for r in items]
-        info = IndexInfo(**{**shared.__dict__, "tenant": tenant, "revisions": {}})
-        info.extra = {**shared.extra, "from_shared": True}
-        return ri.build(info, vecs, pls)
-
-    def refresh(self, name: str | None = None, *, tenant: str | None = None) -> IndexInfo:
-        """Rebuild a relative index from its stored items against the tenant's current anchors."""
+    def refresh(self, name: str | None = None, *, tenant: str | None = None) -> list[IndexInfo]:
+        """Rebuild one label set or gallery (or every one visible to ``tenant``) from the current anchors."""
         tenant = validate_tenant(tenant)
         ri = self.relindexes
-        if name is None:
-            raise ConfigError("refresh needs the name of a label set or gallery")
-        info = ri.require(name, tenant)
-        items = ri.items(info, with_vectors=True)
-        vecs = np.stack([r.vectors["item"] for r in items])
-        pls = [{k: v for k, v in r.payload.items() if not k.startswith("topk_")} for r in items]
-        return ri.build(info, vecs, pls)
+        infos = [ri.require(name, tenant)] if name is not None else [i for i in ri.list() if i.tenant == tenant]
+        return [ri.rebuild(i) for i in infos]
 
     # -- zero-shot -----------------------------------------------------------------------------
     def classify(
@@ -393,6 +424,14 @@ class Asif:
         for hits in self.relindexes.query(info, reps, limit=top):
             out.append([SearchHit(h.id, h.score, dict(h.payload or {})) for h in hits])
         return out
+
+
+@dataclass
+class DeleteResult:
+    """The ids deleted, and how many relative-index items each index had updated."""
+
+    deleted: list[int]
+    items_touched: dict[str, int] = field(default_factory=dict)
 
 
 def _check_name(name: str) -> None:

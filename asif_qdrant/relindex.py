@@ -21,6 +21,7 @@ from .engines.base import (
     DenseQuery,
     Engine,
     Filter,
+    HasId,
     Hit,
     MatchAny,
     PointBatch,
@@ -36,6 +37,8 @@ Modality = Literal["image", "text"]
 # whatever order an engine returns equal scores in.
 TIE_MARGIN = 8
 QUERY_CHUNK = 64
+SCORE_SLACK = 1e-5
+TOPK_FIELDS = frozenset({"topk_ids", "topk_sims", "full", "thr", "kth"})
 PAYLOAD_FIELDS = ["label", "prompt", "class_index", "template_index", "caption", "image_ref", "item"]
 
 
@@ -98,6 +101,18 @@ class TopK:
 
     def cut(self, k: int) -> TopK:
         return TopK(self.ids[:, :k], self.sims[:, :k])
+
+
+def topk_payload(ids: np.ndarray, sims: np.ndarray, k: int) -> dict[str, Any]:
+    """What an item stores about its top-k: the list, its threshold (k-th similarity) and the k-th id."""
+    full = int(ids.size) >= k
+    return {
+        "topk_ids": ids.tolist(),
+        "topk_sims": sims.tolist(),
+        "full": full,
+        "thr": float(sims[-1]) if full else None,
+        "kth": int(ids[-1]) if full else None,
+    }
 
 
 def to_sparse_vec(rep: relrep.SparseRep) -> SparseVec:
@@ -191,6 +206,7 @@ class RelIndexes:
         topk = self.anchor_topk(vecs, info.modality, info.tenant, info.k)
         self._write_items(coll, list(range(len(payloads))), vecs, topk, info.p, payloads)
         info.n_items = len(payloads)
+        info.extra = {**info.extra, "anchors": self.scope_count(info.tenant)}
         self.meta.put(info.key, asdict(info))
         return info
 
@@ -209,12 +225,151 @@ class RelIndexes:
             pls = []
             for j, pl in enumerate(payloads[sl], start):
                 ids_j, sims_j = topk.row(j)
-                pls.append({**pl, "topk_ids": ids_j.tolist(), "topk_sims": sims_j.tolist()})
+                pls.append({**pl, **topk_payload(ids_j, sims_j, topk.ids.shape[1])})
             dense = {"item": vecs[sl]} if vecs is not None else {}
             self.engine.upsert(
                 coll,
                 PointBatch(list(item_ids[sl]), dense, {"rel": [to_sparse_vec(r) for r in reps[sl]]}, pls),
             )
+
+    # -- freshness: incremental updates after anchor edits ---------------------------------------
+    def affected(self, tenant: str) -> list[IndexInfo]:
+        """Indexes whose model includes ``tenant``'s anchors: its own, or every index for the shared set."""
+        return [i for i in self.list() if tenant == TENANT_SHARED or i.tenant == tenant]
+
+    def apply_added(
+        self, tenant: str, ids: Sequence[int], image: np.ndarray, text: np.ndarray
+    ) -> dict[str, int]:
+        """New anchors enter only the items whose threshold they beat. Returns items touched per index."""
+        touched: dict[str, int] = {}
+        if len(ids) == 0:
+            return touched
+        new_ids = np.asarray(ids, np.int64)
+        for info in self.affected(tenant):
+            coll = self.collection(info)
+            vecs = text if info.modality == "text" else image
+            # one dense query per new anchor against the index's item vectors
+            hits = self.engine.query_batch(
+                coll, [DenseQuery("item", v, info.n_items) for v in np.asarray(vecs, np.float32)]
+            )
+            sims = np.full((len(ids), info.n_items), -np.inf)
+            for a, hs in enumerate(hits):
+                for h in hs:
+                    sims[a, h.id] = h.score
+            if not self._in_step(info, tenant, +len(ids)):
+                continue  # already behind (an edit it missed): rebuilt on its next query
+            state = {r.id: r.payload for r in self.engine.scroll(coll, with_payload=["thr", "full"])}
+            thr = np.array([state[i]["thr"] if state[i].get("full") else -np.inf for i in range(info.n_items)])
+            full = np.array([bool(state[i].get("full")) for i in range(info.n_items)])
+            # candidates: a new anchor within SCORE_SLACK of an item's threshold (a superset, so that a score
+            # computed in the other direction, anchor->item, cannot miss an entrant by a rounding error)
+            enter = (~full) | ((sims + SCORE_SLACK) >= np.where(full, thr, -np.inf)[None, :]).any(axis=0)
+            items = np.flatnonzero(enter)
+            n_changed = self._merge_items(info, items, new_ids) if items.size else 0
+            touched[f"{info.tenant}/{info.name}"] = n_changed
+            self._mark_current(info)
+        return touched
+
+    def _merge_items(self, info: IndexInfo, items: np.ndarray, new_ids: np.ndarray) -> int:
+        """Merge new anchors into the candidate items' top-k; rewrite the items that changed. Returns how many.
+
+        The new anchors' similarities are recomputed item->anchor, restricted to the new ids: the same
+        computation as a from-scratch query, so ties are decided exactly as a rebuild would decide them.
+        """
+        coll = self.collection(info)
+        recs = {r.id: r for r in self.engine.retrieve(coll, items.tolist(), with_vectors=("item",))}
+        scope = tenant_scope(info.tenant).and_(HasId(tuple(int(i) for i in new_ids)))
+        queries = [
+            DenseQuery(info.modality, np.asarray(recs[it].vectors["item"], np.float32), len(new_ids), scope)
+            for it in items.tolist()
+        ]
+        k = info.k
+        changed: list[int] = []
+        ids_out = np.full((items.size, k), -1, np.int64)
+        sims_out = np.zeros((items.size, k), np.float64)
+        for it, hits in zip(items.tolist(), self.engine.query_batch(self.anchors, queries), strict=True):
+            pl = recs[it].payload
+            cur_ids = np.asarray(pl["topk_ids"], np.int64)
+            cur_sims = np.asarray(pl["topk_sims"], np.float64)
+            cand = [(h.id, h.score) for h in hits if h.id not in set(cur_ids.tolist())]
+            if not cand:
+                continue
+            m_ids, m_sims, entered = relrep.merge_new_anchors(
+                cur_ids, cur_sims, [c[0] for c in cand], [c[1] for c in cand], k
+            )
+            if entered:
+                ids_out[len(changed), : m_ids.size] = m_ids
+                sims_out[len(changed), : m_sims.size] = m_sims
+                changed.append(it)
+        if changed:
+            n = len(changed)
+            self._rewrite(info, changed, recs, TopK(ids_out[:n], sims_out[:n]))
+        return len(changed)
+
+    def _rewrite(self, info: IndexInfo, items: list[int], recs: dict[int, Any], topk: TopK) -> None:
+        vecs = np.stack([np.asarray(recs[i].vectors["item"], np.float32) for i in items])
+        pls = [{k: v for k, v in recs[i].payload.items() if k not in TOPK_FIELDS} for i in items]
+        self._write_items(self.collection(info), items, vecs, topk, info.p, pls)
+
+    def apply_deleted(self, tenant: str, ids: Sequence[int]) -> dict[str, int]:
+        """Items that held a deleted anchor are re-queried (their (k+1)-th neighbour fills the hole)."""
+        touched: dict[str, int] = {}
+        if len(ids) == 0:
+            return touched
+        gone = tuple(int(i) for i in ids)
+        for info in self.affected(tenant):
+            if not self._in_step(info, tenant, -len(ids)):
+                continue
+            coll = self.collection(info)
+            holders = list(
+                self.engine.scroll(coll, filter=Filter(must=(MatchAny("topk_ids", gone),)), with_vectors=("item",))
+            )
+            if holders:
+                items = [r.id for r in holders]
+                vecs = np.stack([np.asarray(r.vectors["item"], np.float32) for r in holders])
+                topk = self.anchor_topk(vecs, info.modality, info.tenant, info.k)
+                self._rewrite(info, items, {r.id: r for r in holders}, topk)
+            touched[f"{info.tenant}/{info.name}"] = len(holders)
+            self._mark_current(info)
+        return touched
+
+    def _in_step(self, info: IndexInfo, tenant: str, delta: int) -> bool:
+        """True when the index was current just before this edit (so applying the edit makes it current)."""
+        before = dict(info.revisions)
+        before[tenant] = before.get(tenant, 0) + 1
+        if before != scope_revisions(self.meta, info.tenant):
+            return False
+        return bool(info.extra.get("anchors", -1) + delta == self.scope_count(info.tenant))
+
+    def is_current(self, info: IndexInfo) -> bool:
+        """Revisions match and the anchor count matches (catches most edits made behind the plugin's back)."""
+        return info.revisions == scope_revisions(self.meta, info.tenant) and info.extra.get(
+            "anchors"
+        ) == self.scope_count(info.tenant)
+
+    def rebuild(self, info: IndexInfo) -> IndexInfo:
+        """Recompute every item of the index from its stored vector against the tenant's current anchors."""
+        items = self.items(info, with_vectors=True)
+        vecs = np.stack([r.vectors["item"] for r in items])
+        pls = [{k: v for k, v in r.payload.items() if k not in TOPK_FIELDS} for r in items]
+        return self.build(info, vecs, pls)
+
+    def materialise(self, shared: IndexInfo, tenant: str) -> IndexInfo:
+        """A tenant's own copy of a label set or gallery defined once for all tenants."""
+        items = self.items(shared, with_vectors=True)
+        vecs = np.stack([r.vectors["item"] for r in items])
+        pls = [{k: v for k, v in r.payload.items() if k not in TOPK_FIELDS} for r in items]
+        info = IndexInfo(**{**asdict(shared), "tenant": tenant, "revisions": {}})
+        info.extra = {**shared.extra, "from_shared": True}
+        return self.build(info, vecs, pls)
+
+    def _mark_current(self, info: IndexInfo) -> None:
+        info.revisions = scope_revisions(self.meta, info.tenant)
+        info.extra = {**info.extra, "anchors": self.scope_count(info.tenant)}
+        self.meta.put(info.key, asdict(info))
+
+    def scope_count(self, tenant: str) -> int:
+        return self.engine.count(self.anchors, tenant_scope(tenant))
 
     def items(self, info: IndexInfo, with_vectors: bool = False) -> list[Any]:
         recs = self.engine.scroll(self.collection(info), with_vectors=("item",) if with_vectors else ())

@@ -192,7 +192,7 @@ class Engine(Protocol):
         name: str,
         *,
         filter: Filter | None = None,
-        with_payload: bool = True,
+        with_payload: bool | Sequence[str] = True,
         with_vectors: Sequence[str] = (),
         batch: int = 1000,
     ) -> Iterator[Record]: ...

@@ -207,18 +207,19 @@ class ClientEngine:
         name: str,
         *,
         filter: Filter | None = None,
-        with_payload: bool = True,
+        with_payload: bool | Sequence[str] = True,
         with_vectors: Sequence[str] = (),
         batch: int = 1000,
     ) -> Iterator[Record]:
         offset: Any = None
+        wp: Any = with_payload if isinstance(with_payload, bool) else list(with_payload)
         cf = _client_filter(filter) if filter is not None else None
         wv: bool | list[str] = list(with_vectors) if with_vectors else False
         while True:
             recs, offset = self._call(
                 f"scroll {name!r}",
                 lambda o=offset: self.client.scroll(
-                    name, scroll_filter=cf, limit=batch, offset=o, with_payload=with_payload, with_vectors=wv
+                    name, scroll_filter=cf, limit=batch, offset=o, with_payload=wp, with_vectors=wv
                 ),
             )
             for r in recs:

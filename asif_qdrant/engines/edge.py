@@ -208,16 +208,17 @@ class EdgeEngine:
         name: str,
         *,
         filter: Filter | None = None,
-        with_payload: bool = True,
+        with_payload: bool | Sequence[str] = True,
         with_vectors: Sequence[str] = (),
         batch: int = 1000,
     ) -> Iterator[Record]:
         shard = self._shard(name)
+        wp: Any = with_payload if isinstance(with_payload, bool) else qe.PayloadSelector.Include(list(with_payload))
         offset: Any = None
         ef = _edge_filter(filter) if filter is not None else None
         wv: bool | list[str] = list(with_vectors) if with_vectors else False
         while True:
-            req = qe.ScrollRequest(offset=offset, limit=batch, filter=ef, with_payload=with_payload, with_vector=wv)
+            req = qe.ScrollRequest(offset=offset, limit=batch, filter=ef, with_payload=wp, with_vector=wv)
             recs, offset = self._call(f"scroll {name!r}", lambda req=req: shard.scroll(req))
             for r in recs:
                 yield _edge_record(r)

@@ -1,0 +1,47 @@
+"""Encoders: the protocol, the registry and factory, and input helpers.
+
+Importing this package does not import torch, timm or sentence-transformers; the adapters
+(``timm_encoder``, ``st_encoder``) are imported by ``create_encoder`` when needed.
+"""
+
+from asif_qdrant.encoders.base import (
+    DEFAULT_BATCH_SIZE,
+    Encoder,
+    Fingerprint,
+    ImageInput,
+    Modality,
+    check_vectors,
+    l2_normalize,
+    load_image,
+)
+from asif_qdrant.encoders.precomputed import PrecomputedEncoder
+from asif_qdrant.encoders.registry import (
+    FAMILIES,
+    EncoderInfo,
+    canonical_name,
+    create_encoder,
+    encoder_dim,
+    encoder_info,
+    list_encoders,
+    split_name,
+)
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "FAMILIES",
+    "Encoder",
+    "EncoderInfo",
+    "Fingerprint",
+    "ImageInput",
+    "Modality",
+    "PrecomputedEncoder",
+    "canonical_name",
+    "check_vectors",
+    "create_encoder",
+    "encoder_dim",
+    "encoder_info",
+    "l2_normalize",
+    "list_encoders",
+    "load_image",
+    "split_name",
+]

@@ -1,0 +1,140 @@
+"""The Encoder protocol, the fingerprint, and input helpers shared by every adapter (no torch here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from asif_qdrant.errors import ConfigError, FingerprintMismatchError, InvalidInputError
+
+Modality: TypeAlias = Literal["image", "text"]
+ImageInput: TypeAlias = str | Path | Image.Image
+MODALITIES: tuple[Modality, ...] = ("image", "text")
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What identifies an encoder's vector space: its full name and its dimension."""
+
+    name: str
+    dim: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dim": self.dim}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fingerprint:
+        try:
+            return cls(name=str(data["name"]), dim=int(data["dim"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"encoder fingerprint {dict(data)!r} is malformed: it needs a 'name' (str) and a 'dim' (int)"
+            ) from exc
+
+    def check_matches(self, other: Fingerprint, what: str = "vectors") -> None:
+        """Raise FingerprintMismatchError when ``other`` is a different vector space."""
+        if self != other:
+            raise FingerprintMismatchError(
+                f"{what} come from encoder {other.name!r} (dim {other.dim}) but the store was built with "
+                f"{self.name!r} (dim {self.dim}): use {self.name!r}, "
+                "or rebuild the anchors with the new encoder"
+            )
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A frozen unimodal encoder: batched, float32, L2-normalised rows of shape (n, dim)."""
+
+    name: str
+    dim: int
+    modality: Modality
+
+    @property
+    def fingerprint(self) -> Fingerprint: ...
+
+    def encode(self, items: Sequence[Any], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray: ...
+
+
+def check_batch_size(batch_size: int) -> int:
+    """Return ``batch_size`` or raise ConfigError when it is not a positive int."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r} is invalid: pass a positive integer such as 32")
+    return batch_size
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Return float32 rows scaled to unit L2 norm (all-zero rows stay zero)."""
+    arr = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    return (arr / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+
+
+def check_vectors(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
+    """Validate user-given vectors of shape (n, dim) and return them float32 and L2-normalised."""
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} cannot be read as a float array: pass a (n, {dim}) array") from exc
+    if arr.ndim == 1 and arr.shape[0] == dim:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise InvalidInputError(f"{what} have shape {arr.shape}: expected (n, {dim}) for this encoder")
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise InvalidInputError(f"{what} row {bad} contains NaN or inf: pass finite values")
+    zero = np.flatnonzero(np.linalg.norm(arr, axis=1) == 0)
+    if zero.size:
+        raise InvalidInputError(f"{what} row {int(zero[0])} is all zeros: it has no direction to normalise")
+    return l2_normalize(arr)
+
+
+def load_image(item: ImageInput) -> Image.Image:
+    """Open a file path or take a PIL image, fully decoded and converted to RGB.
+
+    Raises InvalidInputError naming the file when it is missing, unreadable or not an image.
+    """
+    if isinstance(item, Image.Image):
+        try:
+            return item if item.mode == "RGB" else item.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(f"PIL image {item!r} cannot be converted to RGB: {exc}") from exc
+    if not isinstance(item, str | Path):
+        raise InvalidInputError(
+            f"image input of type {type(item).__name__} is not supported: pass a file path (str or Path) "
+            "or a PIL.Image.Image"
+        )
+    path = Path(item)
+    if not path.is_file():
+        raise InvalidInputError(f"image file {str(path)!r} does not exist or is not a file: check the path")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise InvalidInputError(
+            f"image file {str(path)!r} is corrupt or not an image ({exc}): fix or remove the file"
+        ) from exc
+
+
+def check_texts(items: Sequence[Any]) -> list[str]:
+    """Return ``items`` as a list of str or raise InvalidInputError naming the first bad one."""
+    if isinstance(items, str):
+        raise InvalidInputError("texts must be a list of str, not a single str: wrap it as [text]")
+    texts = list(items)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise InvalidInputError(f"text #{i} is a {type(t).__name__} ({t!r:.60}), not a str: pass strings")
+    return texts
+
+
+def check_images(items: Sequence[Any]) -> list[ImageInput]:
+    """Return ``items`` as a list (a lone path or image is refused, to catch a missing [...])."""
+    if isinstance(items, str | Path | Image.Image):
+        raise InvalidInputError("images must be a list of paths or PIL images, not a single one: wrap it")
+    return list(items)
