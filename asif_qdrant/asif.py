@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,8 @@ from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, l2_normalise
 from .engines import create_engine
 from .engines.base import Engine, Filter
-from .errors import ConfigError, FingerprintMismatchError, InvalidInputError
-from .meta import Fingerprint, Meta, validate_tenant
+from .errors import ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
+from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .relindex import IndexInfo, Kind, RelIndexes, check_k_p
 from .settings import AsifSettings
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
@@ -72,6 +73,7 @@ class Asif:
         else:
             self._fingerprint = None
         self._encoders: dict[str, Encoder] = {}
+        self._count_checked: dict[str, float] = {}
         if migrate:
             self.migrate()
 
@@ -235,6 +237,28 @@ class Asif:
             res.items_touched[key] = res.items_touched.get(key, 0) + n
         return res
 
+    def tenants(self) -> list[str]:
+        """Tenants with an anchor set (ever written through the plugin)."""
+        return self.anchors.tenants()
+
+    def delete_tenant(self, tenant: str) -> dict[str, int]:
+        """Delete a tenant: its anchors, its label sets and galleries, and its meta records."""
+        tenant = validate_tenant(tenant)
+        if tenant == TENANT_SHARED:
+            raise ConfigError(
+                f"{TENANT_SHARED!r} holds the anchors every tenant shares and cannot be deleted as a tenant: "
+                "delete its anchors with delete(all=True) instead"
+            )
+        if tenant not in self.tenants():
+            raise NotFoundError(f"tenant {tenant!r} does not exist: see `asif tenants list`")
+        ri = self.relindexes
+        own = [i for i in ri.list() if i.tenant == tenant]
+        for info in own:
+            ri.delete(info)
+        anchors = self.anchors.delete(tenant=tenant)
+        self.meta.delete(f"revision:{tenant}")
+        return {"anchors": len(anchors), "indexes": len(own)}
+
     def count(self, tenant: str | None = None, *, all_tenants: bool = False) -> int:
         """Anchors visible to ``tenant`` (its own; None = the shared set), or every anchor with all_tenants."""
         return self.anchors.count(tenant, all_tenants=all_tenants)
@@ -370,8 +394,12 @@ class Asif:
         if info.tenant != tenant and self.meta.revision(tenant) > 0:
             own = ri.info(name, tenant)
             info = own if own is not None else ri.materialise(info, tenant)
-        if not ri.is_current(info):
+        now = time.monotonic()
+        check_count = now - self._count_checked.get(info.key, -1e9) >= self.settings.staleness_check_s
+        if not ri.is_current(info, check_count):
             info = ri.rebuild(info)
+        if check_count:
+            self._count_checked[info.key] = now
         return info
 
     def refresh(self, name: str | None = None, *, tenant: str | None = None) -> list[IndexInfo]:
@@ -400,7 +428,10 @@ class Asif:
         info = self._index(labels, tenant, "labels")
         vecs = self._inputs("image", images, vectors, "images")
         reps = self.relindexes.reps(vecs, "image", tenant, info.k, info.p)
-        hits = self.relindexes.query(info, reps, limit=info.n_items)
+        hits = self.relindexes.query(info, reps, limit=info.n_items, with_payload=False)
+        for hs in hits:
+            for h in hs:
+                h.payload = info.prompt_of(h.id)
         agg = aggregation or info.aggregation
         t = tau if tau is not None else info.tau
         return [aggregate(h, max(1, len(info.templates)), agg, top, t) for h in hits]

@@ -149,8 +149,111 @@ def delete(ctx: click.Context, ids: tuple[int, ...], tenant: str | None, as_json
       asif delete 123456 987654 --tenant acme
     """
     asif = _open(ctx)
-    n = asif.delete(list(ids), tenant=tenant)
-    _emit(as_json, {"deleted": n}, lambda: f"deleted {n} anchor(s)")
+    res = asif.delete_result(list(ids), tenant=tenant)
+    _emit(as_json, {"deleted": res.deleted, "items_touched": res.items_touched},
+          lambda: f"deleted {len(res.deleted)} anchor(s); " + _touched(res.items_touched))
+
+
+def _touched(touched: dict[str, int]) -> str:
+    if not touched:
+        return "no label set or gallery to update"
+    return "relative-index items updated: " + ", ".join(f"{k} {v}" for k, v in touched.items())
+
+
+@main.command()
+@click.argument("pairs", nargs=-1, required=True)
+@tenant_option
+@json_option
+@click.pass_context
+def add(ctx: click.Context, pairs: tuple[str, ...], tenant: str | None, as_json: bool) -> None:
+    """Add anchor pairs given as IMAGE CAPTION [IMAGE CAPTION ...]; the model changes at once.
+
+    \b
+    Example:
+      asif add cat1.jpg "a cat sleeping on a sofa" cat2.jpg "a kitten" --tenant acme
+    """
+    if len(pairs) % 2:
+        raise click.UsageError("give pairs: IMAGE CAPTION [IMAGE CAPTION ...] (an odd number of arguments was given)")
+    asif = _open(ctx)
+    res = asif.add_pairs_result(list(pairs[0::2]), list(pairs[1::2]), tenant=tenant)
+    _emit(as_json, {"ids": res.ids, "added": res.added, "duplicates": res.duplicates,
+                    "items_touched": res.items_touched},
+          lambda: f"added {res.added} anchor(s) ({res.duplicates} already stored): ids {res.ids}; "
+          + _touched(res.items_touched))
+
+
+@main.command()
+@click.option("--labels", "name", default=None, help="A label set or gallery; default: all of the tenant's.")
+@tenant_option
+@json_option
+@click.pass_context
+def refresh(ctx: click.Context, name: str | None, tenant: str | None, as_json: bool) -> None:
+    """Rebuild label sets and galleries from the current anchors (after edits made outside the plugin).
+
+    \b
+    Example:
+      asif refresh --labels cifar10
+    """
+    asif = _open(ctx)
+    infos = asif.refresh(name, tenant=tenant)
+    _emit(as_json, [{"name": i.name, "tenant": i.tenant, "items": i.n_items} for i in infos],
+          lambda: "\n".join(f"rebuilt {i.kind} {i.name!r} (tenant {i.tenant}): {i.n_items} items" for i in infos)
+          or "nothing to refresh")
+
+
+@main.group(cls=AsifGroup)
+def tenants() -> None:
+    """Tenants: each one's model is the shared anchors plus its own."""
+
+
+@tenants.command("list")
+@json_option
+@click.pass_context
+def tenants_list(ctx: click.Context, as_json: bool) -> None:
+    """List tenants.
+
+    \b
+    Example:
+      asif tenants list
+    """
+    asif = _open(ctx)
+    names = asif.tenants()
+    _emit(as_json, names, lambda: "\n".join(names) or "no tenants")
+
+
+@tenants.command("stats")
+@json_option
+@click.pass_context
+def tenants_stats(ctx: click.Context, as_json: bool) -> None:
+    """Anchors and revision per tenant.
+
+    \b
+    Example:
+      asif tenants stats --json
+    """
+    asif = _open(ctx)
+    data = asif.stats()
+    _emit(as_json, data, lambda: "\n".join(
+        f"{t:<20} {v['anchors']:>9} anchors  revision {v['revision']}" for t, v in data.items()) or "no tenants")
+
+
+@tenants.command("delete")
+@click.argument("tenant")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@click.pass_context
+def tenants_delete(ctx: click.Context, tenant: str, yes: bool, as_json: bool) -> None:
+    """Delete a tenant: its anchors, label sets, galleries and meta.
+
+    \b
+    Example:
+      asif tenants delete acme --yes
+    """
+    if not yes and not click.confirm(f"delete tenant {tenant!r} and everything it owns?", default=False):
+        raise click.Abort()
+    asif = _open(ctx)
+    res = asif.delete_tenant(tenant)
+    _emit(as_json, res, lambda: f"deleted tenant {tenant!r}: {res['anchors']} anchors, {res['indexes']} indexes")
 
 
 @main.command()

@@ -73,6 +73,12 @@ class IndexInfo:
     def modality(self) -> Modality:
         return item_modality(self.kind)
 
+    def prompt_of(self, item_id: int) -> dict[str, Any]:
+        """A label-set item's label and prompt, from its id (class-major: class * n_templates + template)."""
+        ci, ti = divmod(int(item_id), len(self.templates))
+        label = self.classes[ci]
+        return {"label": label, "prompt": self.templates[ti].format(label), "class_index": ci, "template_index": ti}
+
 
 def tenant_scope(tenant: str) -> Filter:
     """The anchors that make up a tenant's model: the shared ones plus the tenant's own."""
@@ -145,7 +151,7 @@ class RelIndexes:
                     continue
                 hid = np.fromiter((h.id for h in hits), np.int64, len(hits))
                 hs = np.fromiter((h.score for h in hits), np.float64, len(hits))
-                order = np.lexsort((hid, -hs))[:k]
+                order = np.lexsort((hid, -relrep.tie_key(hs)))[:k]
                 ids[start + j, : order.size] = hid[order]
                 sims[start + j, : order.size] = hs[order]
         return TopK(ids, sims)
@@ -341,11 +347,12 @@ class RelIndexes:
             return False
         return bool(info.extra.get("anchors", -1) + delta == self.scope_count(info.tenant))
 
-    def is_current(self, info: IndexInfo) -> bool:
-        """Revisions match and the anchor count matches (catches most edits made behind the plugin's back)."""
-        return info.revisions == scope_revisions(self.meta, info.tenant) and info.extra.get(
-            "anchors"
-        ) == self.scope_count(info.tenant)
+    def is_current(self, info: IndexInfo, check_count: bool = True) -> bool:
+        """Revisions match (edits through the plugin, from any process) and, with ``check_count``, the anchor
+        count matches too (catches adds and deletes made behind the plugin's back)."""
+        if info.revisions != scope_revisions(self.meta, info.tenant):
+            return False
+        return not check_count or info.extra.get("anchors") == self.scope_count(info.tenant)
 
     def rebuild(self, info: IndexInfo) -> IndexInfo:
         """Recompute every item of the index from its stored vector against the tenant's current anchors."""
@@ -382,14 +389,20 @@ class RelIndexes:
         self.meta.delete(info.key)
 
     # -- step (3): sparse queries on a relative index ------------------------------------------
-    def query(self, info: IndexInfo, reps: Sequence[relrep.SparseRep], limit: int) -> list[list[Hit]]:
-        """One batch of sparse dot-product queries; an empty rep shares no anchor and gets no hits."""
+    def query(
+        self, info: IndexInfo, reps: Sequence[relrep.SparseRep], limit: int, with_payload: bool = True
+    ) -> list[list[Hit]]:
+        """One batch of sparse dot-product queries; an empty rep shares no anchor and gets no hits.
+
+        A label set's items need no payload: item id = class_index * n_templates + template_index.
+        """
         coll = self.collection(info)
         out: list[list[Hit]] = [[] for _ in reps]
         todo = [i for i, r in enumerate(reps) if not r.is_empty]
         for start in range(0, len(todo), QUERY_CHUNK):
             idx = todo[start : start + QUERY_CHUNK]
-            qs = [SparseQuery("rel", to_sparse_vec(reps[i]), limit, with_payload=PAYLOAD_FIELDS) for i in idx]
+            wp: bool | list[str] = PAYLOAD_FIELDS if with_payload else False
+            qs = [SparseQuery("rel", to_sparse_vec(reps[i]), limit, with_payload=wp) for i in idx]
             for i, hits in zip(idx, self.engine.query_batch(coll, qs), strict=True):
                 out[i] = [h for h in hits if h.score > 0]
         return out

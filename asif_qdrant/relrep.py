@@ -16,8 +16,10 @@ Tie rule (one rule everywhere in this module): candidates are ordered by **highe
 first; equal similarities are ordered by smaller anchor id first**. The top-k is the first k
 candidates in that order, so it is unique even when similarities tie at the k-th place. This is
 the order we assume Qdrant uses; the integration layer checks Qdrant's actual tie order.
-Similarities are compared exactly as given (a float32 similarity from Qdrant is compared as
-float32), so ties are decided in the caller's precision.
+Similarities that agree to ``TIE_DECIMALS`` (9) decimals are ties: engines score the same pair
+with a different summation order depending on the query's shape (a last-bit difference), which
+must not decide which of two equal anchors is kept. 1e-9 is far below what any encoder means and
+far above float64 rounding noise.
 
 Numerical stability: powering is done in float64 *after dividing by the largest kept
 similarity*, using ``x**p / m**p == (x/m)**p``. The largest entry therefore becomes exactly 1 and
@@ -60,6 +62,9 @@ __all__ = [
     "sparse_dot",
     "top_k",
 ]
+
+TIE_DECIMALS: int = 9
+"""Similarities equal to this many decimals are ties (broken by the smaller anchor id)."""
 
 SIM_EPS: float = 1e-6
 """Similarities at or below this are treated as zero (float32 rounding noise of an exact zero)."""
@@ -156,8 +161,14 @@ def _check_same_shape(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
         )
 
 
+def tie_key(sims: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The value similarities are ordered by: rounded to TIE_DECIMALS, so last-bit noise makes a tie."""
+    return np.round(np.asarray(sims, dtype=np.float64), TIE_DECIMALS)
+
+
 def _tie_rule_ok(ids: IntArray, sims: FloatArray) -> npt.NDArray[np.bool_]:
     """For consecutive pairs along the last axis: is entry j strictly before entry j+1?"""
+    sims = tie_key(sims)
     s0, s1 = sims[..., :-1], sims[..., 1:]
     i0, i1 = ids[..., :-1], ids[..., 1:]
     return (s0 > s1) | ((s0 == s1) & (i0 < i1))
@@ -438,6 +449,7 @@ def _column_ids(ids: npt.ArrayLike | None, shape: tuple[int, int]) -> IntArray:
 
 def _top_k_positions(s: FloatArray, col_ids: IntArray, k: int) -> npt.NDArray[np.intp]:
     """(B, min(k, n)) column positions of each row's top-k in tie-rule order."""
+    s = tie_key(s)
     b, n = s.shape
     kk = min(k, n)
     if kk == 0:
@@ -660,7 +672,7 @@ def merge_new_anchors(
     dtype = np.result_type(s.dtype, ns.dtype)
     all_ids = np.concatenate([i, ni])
     all_sims = np.concatenate([s.astype(dtype), ns.astype(dtype)])
-    order = np.lexsort((all_ids, -all_sims))[:kk]
+    order = np.lexsort((all_ids, -tie_key(all_sims)))[:kk]
     changed = bool((order >= i.size).any())
     return all_ids[order], all_sims[order], changed
 
@@ -725,5 +737,6 @@ def entrants_mask(
             "first, or pass the id of a new anchor."
         )
     with np.errstate(invalid="ignore"):
-        beats = (s > t) | ((s == t) & (nid_b < kth))
+        sk, tk = tie_key(s), tie_key(t)
+        beats = (sk > tk) | ((sk == tk) & (nid_b < kth))
     return ~f | beats

@@ -34,6 +34,9 @@ class AsifSettings(BaseSettings):
     shard_number: int | None = Field(None, ge=1, description="Shards per collection on a server.")
     replication_factor: int | None = Field(None, ge=1, description="Replicas per shard on a server.")
     write_consistency_factor: int | None = Field(None, ge=1, description="Replicas that must ack a write.")
+    staleness_check_s: float = Field(
+        1.0, ge=0, description="Seconds between anchor-count checks that catch edits made behind the plugin's back."
+    )
     batch_size: int = Field(256, ge=1, le=100_000, description="Points per upsert or query batch.")
 
     @field_validator("prefix")
