@@ -271,6 +271,12 @@ class AnchorStore:
         self, *, ids: Sequence[int] | None = None, tenant: str | None = None, filter: Filter | None = None
     ) -> list[int]:
         """Delete the tenant's anchors with these ids, or matching ``filter``, or all of them. Returns their ids."""
+        return self.delete_with_vectors(ids=ids, tenant=tenant, filter=filter)[0]
+
+    def delete_with_vectors(
+        self, *, ids: Sequence[int] | None = None, tenant: str | None = None, filter: Filter | None = None
+    ) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """Like :meth:`delete`, also returning the deleted anchors' image and text vectors (read before)."""
         tenant = validate_tenant(tenant)
         scope = Filter(must=(Match("tenant", tenant),))
         if ids is not None:
@@ -279,16 +285,24 @@ class AnchorStore:
                 if not 0 <= v <= MAX_POINT_ID:
                     raise InvalidInputError(f"id {v} is outside [0, 2**32): anchor ids are 32-bit")
             if not id_list:
-                return []
+                fp = self.fingerprint
+                return [], np.zeros((0, fp.image_dim), np.float32), np.zeros((0, fp.text_dim), np.float32)
             scope = scope.and_(HasId(tuple(id_list)))
         if filter is not None:
             scope = Filter(must=scope.must + filter.must, must_not=scope.must_not + filter.must_not)
-        gone = sorted(r.id for r in self.engine.scroll(self.collection, filter=scope, with_payload=False))
+        recs = sorted(
+            self.engine.scroll(self.collection, filter=scope, with_payload=False, with_vectors=("image", "text")),
+            key=lambda r: r.id,
+        )
+        gone = [r.id for r in recs]
+        fp = self.fingerprint
+        img = np.stack([r.vectors["image"] for r in recs]) if recs else np.zeros((0, fp.image_dim), np.float32)
+        txt = np.stack([r.vectors["text"] for r in recs]) if recs else np.zeros((0, fp.text_dim), np.float32)
         if gone:
             for start in range(0, len(gone), 10_000):
                 self.engine.delete(self.collection, ids=gone[start : start + 10_000])
             self.meta.bump_revision(tenant)
-        return gone
+        return gone, img, txt
 
     # -- reads ---------------------------------------------------------------------------------
     def count(self, tenant: str | None = None, *, all_tenants: bool = False) -> int:

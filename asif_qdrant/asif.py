@@ -21,7 +21,9 @@ from .settings import AsifSettings
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
 
 if TYPE_CHECKING:
+    from .calibrate import CalibrationReport, Split
     from .encoders import Encoder
+    from .explain import Explanation
 
 
 def make_settings(settings: AsifSettings | None = None, **overrides: Any) -> AsifSettings:
@@ -74,6 +76,7 @@ class Asif:
             self._fingerprint = None
         self._encoders: dict[str, Encoder] = {}
         self._count_checked: dict[str, float] = {}
+        self._thresholds: dict[str, Any] = {}
         if migrate:
             self.migrate()
 
@@ -206,8 +209,8 @@ class Asif:
         if ids is None and filter is None and not all:
             raise ConfigError("delete needs ids=[...], filter=... or all=True (to delete every anchor of the tenant)")
         tenant = validate_tenant(tenant)
-        gone = self.anchors.delete(ids=ids, tenant=tenant, filter=filter)
-        touched = self.relindexes.apply_deleted(tenant, gone) if gone else {}
+        gone, img, txt = self.anchors.delete_with_vectors(ids=ids, tenant=tenant, filter=filter)
+        touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
         return DeleteResult(gone, touched)
 
     def replace(
@@ -303,7 +306,7 @@ class Asif:
     # -- relative indexes ----------------------------------------------------------------------
     @property
     def relindexes(self) -> RelIndexes:
-        return RelIndexes(self.engine, self.settings.prefix, self.meta, self.fingerprint)
+        return RelIndexes(self.engine, self.settings.prefix, self.meta, self.fingerprint, self._thresholds)
 
     def define_labels(
         self,
@@ -455,6 +458,44 @@ class Asif:
         for hits in self.relindexes.query(info, reps, limit=top):
             out.append([SearchHit(h.id, h.score, dict(h.payload or {})) for h in hits])
         return out
+
+
+    # -- explanations and abstention -----------------------------------------------------------
+    def explain(
+        self,
+        image: Any = None,
+        vector: Any = None,
+        labels: str = "",
+        label: str | None = None,
+        top: int = 10,
+        tenant: str | None = None,
+        *,
+        n_labels: int = 1,
+    ) -> Explanation:
+        """Why one image gets its label: the score, the best prompt and the ``top`` anchor pairs that contribute
+        most (their contributions add up to the score). Explains ``label`` when given, else the top label."""
+        from .explain import explain
+
+        return explain(self, image, vector, labels, label, top, tenant, n_labels=n_labels)
+
+    def calibrate(
+        self,
+        folder: str | Path,
+        labels: str,
+        *,
+        target_precision: float | None = None,
+        target_coverage: float | None = None,
+        tenant: str | None = None,
+        limit: int | None = None,
+        split: Split | None = None,
+        plot: str | Path | None = None,
+    ) -> CalibrationReport:
+        """Choose the abstention threshold tau of a label set on a labelled folder (one sub-folder per class)
+        for a target precision or coverage, store it with the label set, and report accuracy/unknown/wrong."""
+        from .calibrate import calibrate
+
+        return calibrate(self, folder, labels, target_precision=target_precision, target_coverage=target_coverage,
+                         tenant=tenant, limit=limit, split=split, plot=plot)
 
 
 @dataclass

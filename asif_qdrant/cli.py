@@ -446,6 +446,82 @@ def eval_cmd(ctx: click.Context, folder: Path, labels_name: str, limit: int | No
     _emit(as_json, rep.as_dict(), rep.table)
 
 
+@main.command("explain")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--labels", "labels_name", required=True, help="Label set name.")
+@click.option("--label", default=None, help="Explain this label instead of the predicted one.")
+@click.option("--top", type=int, default=10, show_default=True, help="Anchor pairs shown per label.")
+@click.option("--n-labels", type=int, default=None,
+              help="How many labels of the ranking to explain (default: 1; 3 with --html).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a self-contained HTML report (thumbnails embedded) to this file.")
+@click.option("--image-root", "image_roots", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder that relative anchor image paths are relative to (repeatable), e.g. the ingested one.")
+@tenant_option
+@json_option
+@click.pass_context
+def explain_cmd(ctx: click.Context, image: Path, labels_name: str, label: str | None, top: int,
+                n_labels: int | None, html_path: Path | None, image_roots: tuple[Path, ...], tenant: str | None,
+                as_json: bool) -> None:
+    """Explain a classification: the score, the best prompt and the anchor pairs that contribute most.
+
+    \b
+    Example:
+      asif explain dog.jpg --labels cifar10 --top 5
+      asif explain dog.jpg --labels cifar10 --label cat --html report.html --image-root ../shared/data/flickr8k
+    """
+    from .report import write_report
+
+    asif = _open(ctx)
+    n = n_labels if n_labels is not None else (3 if html_path else 1)
+    ex = asif.explain(image=str(image), labels=labels_name, label=label, top=top, tenant=tenant, n_labels=n)
+    if html_path is not None:
+        write_report(ex, html_path, str(image), image_roots=image_roots)
+    data = {**ex.as_dict(), "html": str(html_path) if html_path else None}
+    _emit(as_json, data, lambda: ex.text() + (f"\nreport: {html_path}" if html_path else ""))
+
+
+@main.command("calibrate")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--labels", "labels_name", required=True, help="Label set name.")
+@click.option("--target-precision", type=float, default=None,
+              help="Choose the smallest tau whose answers reach this precision (0-1).")
+@click.option("--target-coverage", type=float, default=None,
+              help="Choose the largest tau that still answers this fraction of the images (0-1).")
+@click.option("--tau", type=float, default=None, help="Evaluate this tau instead of choosing one (not stored).")
+@click.option("--split", type=click.Choice(["calibration", "heldout"]), default=None,
+              help="Choose tau on a seeded 50/50 per-class calibration half; report on this half.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the 50/50 split.")
+@click.option("--limit", type=int, default=None, help="Use a class-balanced sample of N images.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the risk-coverage curve to this PNG.")
+@click.option("--dry-run", is_flag=True, help="Choose and report tau, but do not store it.")
+@tenant_option
+@json_option
+@click.pass_context
+def calibrate_cmd(ctx: click.Context, folder: Path, labels_name: str, target_precision: float | None,
+                  target_coverage: float | None, tau: float | None, split: str | None, seed: int,
+                  limit: int | None, plot: Path | None, dry_run: bool, tenant: str | None, as_json: bool) -> None:
+    """Choose the abstention threshold tau of a label set on a folder per class, and store it.
+
+    Below tau, classify answers "unknown". Reports accuracy / unknown / wrong (fractions of all images).
+
+    \b
+    Example:
+      asif calibrate ../shared/data/cifar10-test --labels cifar10 --target-precision 0.9 --plot risk.png
+      asif calibrate ../shared/data/cifar10-test --labels cifar10 --target-coverage 0.7 --split heldout
+    """
+    from .calibrate import calibrate
+
+    if target_precision is None and target_coverage is None and tau is None:
+        raise click.UsageError("give --target-precision P or --target-coverage C (or --tau T to evaluate a tau)")
+    asif = _open(ctx)
+    rep = calibrate(asif, folder, labels_name, target_precision=target_precision, target_coverage=target_coverage,
+                    tau=tau, tenant=tenant, limit=limit, split=split, seed=seed, plot=plot,  # type: ignore[arg-type]
+                    save=not dry_run, progress=not as_json)
+    _emit(as_json, rep.as_dict(), rep.table)
+
+
 @main.command()
 @click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True,
               help="Folder with flickr8k/ (anchors) and cifar10-test/ (labelled images).")

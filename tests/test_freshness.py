@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asif_qdrant import Asif, ConfigError, InvalidInputError
-from asif_qdrant.relindex import RelIndexes
+from asif_qdrant.relindex import RelIndexes, decode_topk
 from asif_qdrant.relrep import dense_reference_scores
 
 TENANTS = ["_shared", "t1", "t2", "t3"]
@@ -48,7 +48,7 @@ def _check(a: Asif, model: Model, tenant: str, queries: np.ndarray, prompts: np.
     info = ri.info("L", tenant) or ri.info("L", "_shared")
     allowed = set(ids)
     for r in ri.items(info):
-        assert set(r.payload["topk_ids"]) <= allowed
+        assert set(decode_topk(r.payload)[0].tolist()) <= allowed
 
 
 ops = st.lists(
@@ -118,15 +118,17 @@ def test_edit_reports_items_touched(tmp_path: Path) -> None:
         a.add_vectors(rng.standard_normal((10, IMG_DIM)), rng.standard_normal((10, TXT_DIM)))
         prompts = np.eye(TXT_DIM)[:3]
         a.define_labels("L", list("abc"), templates="plain", prompt_vectors=prompts)
-        # a new anchor identical to prompt 'a' beats its threshold (sim 1.0) and nobody else's necessarily
+        # a new anchor identical to prompt 'a' beats its threshold (sim 1.0) and nobody else's necessarily;
+        # the in-process threshold cache is dropped first, so the thresholds are read back from the items
+        a._thresholds.clear()
         res = a.add_vectors_result(rng.standard_normal((1, IMG_DIM)), prompts[:1])
         assert res.items_touched["_shared/L"] >= 1
         item0 = a.relindexes.items(a.relindexes.info("L", "_shared"))[0]
-        assert item0.payload["topk_ids"][0] == res.ids[0]
+        assert decode_topk(item0.payload)[0][0] == res.ids[0]
         d = a.delete_result(res.ids)
         assert d.deleted == res.ids and d.items_touched["_shared/L"] >= 1
         item0 = a.relindexes.items(a.relindexes.info("L", "_shared"))[0]
-        assert res.ids[0] not in item0.payload["topk_ids"]
+        assert res.ids[0] not in decode_topk(item0.payload)[0]
 
 
 def test_behind_the_back_edit_is_detected_and_rebuilt(tmp_path: Path) -> None:

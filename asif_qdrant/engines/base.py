@@ -142,6 +142,7 @@ class CollectionSpec:
     dense: Mapping[str, int] = field(default_factory=dict)
     sparse: tuple[str, ...] = ()
     keyword_indexes: Mapping[str, bool] = field(default_factory=dict)  # field -> is_tenant
+    integer_indexes: tuple[str, ...] = ()  # fields with an integer lookup index (match on ids in arrays)
     quantization: QuantizationSpec | None = None
     hnsw: HnswSpec | None = None
 

@@ -140,6 +140,13 @@ class ClientEngine:
                 lambda f=field_name, s=schema: self.client.create_payload_index(name, f, s, wait=True),
             )
 
+        for field_name in spec.integer_indexes:
+            ischema = m.IntegerIndexParams(type=m.IntegerIndexType.INTEGER, lookup=True, range=False)
+            self._call(
+                f"index field {field_name!r}",
+                lambda f=field_name, s=ischema: self.client.create_payload_index(name, f, s, wait=True),
+            )
+
     def delete_collection(self, name: str) -> None:
         self._call(f"delete collection {name!r}", lambda: self.client.delete_collection(name))
 

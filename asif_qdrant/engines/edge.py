@@ -131,6 +131,9 @@ class EdgeEngine:
         for field_name, is_tenant in spec.keyword_indexes.items():
             op = qe.UpdateOperation.create_field_index(field_name, qe.KeywordIndexParams(is_tenant=is_tenant))
             self._call(f"index field {field_name!r}", lambda op=op: shard.update(op))
+        for field_name in spec.integer_indexes:
+            op = qe.UpdateOperation.create_field_index(field_name, qe.IntegerIndexParams(lookup=True, range=False))
+            self._call(f"index field {field_name!r}", lambda op=op: shard.update(op))
         self._call("flush", shard.flush)
         tmp = d / "spec.json.tmp"
         tmp.write_text(json.dumps(spec_to_json(spec)))

@@ -1,0 +1,290 @@
+"""Why did the model say that? The anchor pairs behind one image's label scores.
+
+An ASIF score is a sparse dot product: ``score = sum_a q[a] * r[a]`` over the anchors ``a`` that the image's
+relative representation ``q`` shares with the prompt's ``r``. Each term is one anchor pair's contribution, so
+the contributions of all shared anchors add up to the score. This module follows classify's data flow exactly:
+(1) the image's top-k anchors (dense query with the tenant scope), (2) its relative rep, (3) the sparse query
+on the label set's relative index (ranking and best prompt, as classify computes them); then it reads the best
+prompt's top-k from its item in the relative index and splits the score per anchor (relrep.contributions).
+
+Tenancy: the image's top-k is restricted to the tenant's scope (its own anchors plus the shared ones), and
+shared anchors are a subset of it, so an explanation never names another tenant's anchor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import relrep
+from .anchors import RESERVED_PAYLOAD_KEYS
+from .engines.base import Hit
+from .errors import ConfigError, InvalidInputError
+from .meta import validate_tenant
+from .relindex import decode_topk
+from .zeroshot import LabelScore, aggregate
+
+if TYPE_CHECKING:
+    from .asif import Asif
+    from .relindex import IndexInfo
+
+RANKING_SHOWN = 5
+
+
+@dataclass
+class AnchorContribution:
+    """One anchor pair's share of a label score.
+
+    ``contribution = image_weight * prompt_weight``: the image's and the prompt's relative-rep values at this
+    anchor. ``image_similarity`` is the cosine of the input image to the anchor's image; ``prompt_similarity``
+    the cosine of the best prompt to the anchor's caption (None only with mean aggregation, when the anchor is
+    outside the best prompt's top-k; ``prompt_weight`` is then the mean of the label's prompt weights).
+    """
+
+    id: int
+    caption: str | None
+    image_ref: str | None
+    tenant: str | None
+    payload: dict[str, Any]
+    image_similarity: float
+    prompt_similarity: float | None
+    image_weight: float
+    prompt_weight: float
+    contribution: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "caption": self.caption, "image_ref": self.image_ref, "tenant": self.tenant,
+            "payload": dict(self.payload), "image_similarity": self.image_similarity,
+            "prompt_similarity": self.prompt_similarity, "image_weight": self.image_weight,
+            "prompt_weight": self.prompt_weight, "contribution": self.contribution,
+        }
+
+
+@dataclass
+class LabelExplanation:
+    """One label's score split over the anchors that the image shares with its prompt(s).
+
+    ``score`` is the exact (float64) sum of every shared anchor's contribution; ``index_score`` is the score
+    the relative index returned (what classify reports; float32 values, so equal within ~1e-6).
+    ``contributions`` lists the largest ``top`` of them, and ``rest`` is the sum of the others.
+    """
+
+    label: str
+    score: float
+    index_score: float
+    prompt: str | None
+    shared_anchors: int
+    contributions: list[AnchorContribution] = field(default_factory=list)
+    rest: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label, "score": self.score, "index_score": self.index_score, "prompt": self.prompt,
+            "shared_anchors": self.shared_anchors, "rest": self.rest,
+            "contributions": [c.as_dict() for c in self.contributions],
+        }
+
+
+@dataclass
+class Explanation:
+    """The explanation of one input for a label set.
+
+    ``predicted`` is classify's answer (None: unknown, or best score below tau). ``explained`` holds the
+    explained labels, first the one asked for (or the top-ranked one), then the next ones of the ranking.
+    ``label``, ``score``, ``prompt`` and ``contributions`` are those of the first explained label; with no
+    shared anchor at all (the "unknown" case) the label is None, the score 0 and there are no contributions.
+    """
+
+    labels: str
+    tenant: str
+    k: int
+    p: float
+    aggregation: str
+    tau: float | None
+    predicted: str | None
+    ranking: list[LabelScore]
+    explained: list[LabelExplanation]
+    image: str | None = None
+    query_anchors: int = 0
+
+    @property
+    def main(self) -> LabelExplanation | None:
+        return self.explained[0] if self.explained else None
+
+    @property
+    def label(self) -> str | None:
+        return self.main.label if self.main else None
+
+    @property
+    def score(self) -> float:
+        return self.main.score if self.main else 0.0
+
+    @property
+    def prompt(self) -> str | None:
+        return self.main.prompt if self.main else None
+
+    @property
+    def contributions(self) -> list[AnchorContribution]:
+        return self.main.contributions if self.main else []
+
+    @property
+    def unknown(self) -> bool:
+        """True when no label shares an anchor with the input."""
+        return not self.ranking
+
+    @property
+    def abstained(self) -> bool:
+        """True when labels share anchors with the input but the best score is below tau."""
+        return bool(self.ranking) and self.predicted is None
+
+    def as_dict(self) -> dict[str, Any]:
+        main = self.main
+        return {
+            "labels": self.labels, "tenant": self.tenant, "k": self.k, "p": self.p,
+            "aggregation": self.aggregation, "tau": self.tau, "image": self.image,
+            "query_anchors": self.query_anchors, "predicted": self.predicted,
+            "label": self.label, "score": self.score, "prompt": self.prompt,
+            "shared_anchors": main.shared_anchors if main else 0, "rest": main.rest if main else 0.0,
+            "contributions": [c.as_dict() for c in self.contributions],
+            "ranking": [vars(r) for r in self.ranking],
+            "explained": [e.as_dict() for e in self.explained],
+        }
+
+    def text(self) -> str:
+        """A few lines for a terminal."""
+        head = f"{self.image}: " if self.image else ""
+        if self.unknown and self.main is None:
+            return f"{head}unknown: no label of {self.labels!r} shares an anchor with this image"
+        lines = []
+        if self.abstained:
+            lines.append(f"{head}unknown (best score {self.ranking[0].score:.4f} is below tau={self.tau:g})")
+        else:
+            lines.append(f"{head}predicted {self.predicted or 'unknown'}")
+        for ex in self.explained:
+            lines.append(f"{ex.label}: score {ex.score:.4f} via {ex.prompt!r} ({ex.shared_anchors} shared anchors)")
+            for c in ex.contributions:
+                lines.append(
+                    f"  {c.contribution:.4f}  #{c.id}  img~{c.image_similarity:.3f}  "
+                    + (f"txt~{c.prompt_similarity:.3f}  " if c.prompt_similarity is not None else "")
+                    + f"{c.caption or ''}"
+                )
+            if ex.rest > 0:
+                lines.append(f"  {ex.rest:.4f}  (the other {ex.shared_anchors - len(ex.contributions)} anchors)")
+        return "\n".join(lines)
+
+
+def _label_hits(hits: Sequence[Hit], label: str) -> list[Hit]:
+    return [h for h in hits if str((h.payload or {}).get("label")) == label]
+
+
+def _explain_label(
+    asif: Asif,
+    info: IndexInfo,
+    label: str,
+    hits: Sequence[Hit],
+    q_rep: relrep.SparseRep,
+    q_sims: dict[int, float],
+    top: int,
+) -> LabelExplanation:
+    mine = _label_hits(hits, label)
+    if not mine:
+        return LabelExplanation(label, 0.0, 0.0, None, 0)
+    # the prompt classify picked: the first hit with the largest score (aggregate's rule)
+    best = max(mine, key=lambda h: h.score)
+    n_tpl = max(1, len(info.templates))
+    if info.aggregation == "mean":
+        used, weight, index_score = mine, 1.0 / n_tpl, sum(h.score for h in mine) / n_tpl
+    else:
+        used, weight, index_score = [best], 1.0, best.score
+    ri = asif.relindexes
+    recs = {r.id: r for r in asif.engine.retrieve(ri.collection(info), [h.id for h in used], with_payload=True)}
+    totals: dict[int, float] = {}
+    for h in used:
+        pl = recs[h.id].payload
+        rep = relrep.relative_rep(*decode_topk(pl), info.p)
+        ids, contrib = relrep.contributions(q_rep, rep)
+        for a, c in zip(ids.tolist(), contrib.tolist(), strict=True):
+            totals[a] = totals.get(a, 0.0) + weight * c
+    best_pl = recs[best.id].payload
+    best_ids, best_sims = decode_topk(best_pl)
+    prompt_sims = dict(zip(best_ids.tolist(), best_sims.tolist(), strict=True))
+    ranked = sorted(totals.items(), key=lambda t: (-t[1], t[0]))
+    score = float(sum(c for _, c in ranked))
+    shown = ranked[:top]
+    anchors = {r.id: r.payload for r in asif.engine.retrieve(asif.anchors.collection, [a for a, _ in shown])}
+    q_weights = dict(zip(q_rep.indices.tolist(), q_rep.values.tolist(), strict=True))
+    out = []
+    for a, c in shown:
+        pl = anchors.get(a, {})
+        qw = q_weights[a]
+        out.append(AnchorContribution(
+            id=a,
+            caption=pl.get("caption"),
+            image_ref=pl.get("image_ref"),
+            tenant=pl.get("tenant"),
+            payload={k: v for k, v in pl.items() if k not in RESERVED_PAYLOAD_KEYS},
+            image_similarity=float(q_sims[a]),
+            prompt_similarity=float(prompt_sims[a]) if a in prompt_sims else None,
+            image_weight=qw,
+            prompt_weight=c / qw,
+            contribution=c,
+        ))
+    rest = float(sum(c for _, c in ranked[top:]))
+    return LabelExplanation(label, score, float(index_score), best_pl.get("prompt"), len(ranked), out, rest)
+
+
+def explain(
+    asif: Asif,
+    image: Any = None,
+    vector: Any = None,
+    labels: str = "",
+    label: str | None = None,
+    top: int = 10,
+    tenant: str | None = None,
+    *,
+    n_labels: int = 1,
+) -> Explanation:
+    """Explain one input's classification with the label set ``labels``: its score, best prompt, and the
+    ``top`` anchor pairs that contribute most. Explains ``label`` when given (it must be a class of the label
+    set), else the top-ranked label; ``n_labels`` > 1 also explains the next labels of the ranking.
+
+    ``image``: a path or PIL image (encoded with the store's image encoder); or ``vector``: one image vector.
+    """
+    tenant = validate_tenant(tenant)
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"top={top!r} is invalid: ask for at least 1 anchor")
+    if isinstance(n_labels, bool) or not isinstance(n_labels, int) or n_labels < 1:
+        raise ConfigError(f"n_labels={n_labels!r} is invalid: explain at least 1 label")
+    if image is not None and isinstance(image, (list, tuple)):
+        raise InvalidInputError(f"explain takes one image; got {len(image)}: call it once per image")
+    info = asif._index(labels, tenant, "labels")
+    if label is not None and label not in info.classes:
+        shown = ", ".join(info.classes[:10]) + (", ..." if len(info.classes) > 10 else "")
+        raise ConfigError(f"label {label!r} is not a class of label set {labels!r} ({shown}): pick one of them")
+    vecs = asif._inputs("image", None if image is None else [image], vector, "image")
+    if vecs.shape[0] != 1:
+        raise InvalidInputError(f"explain takes one image vector; got {vecs.shape[0]} rows: pass a single row")
+    ri = asif.relindexes
+    topk = ri.anchor_topk(vecs, "image", tenant, info.k)
+    q_ids, q_sim_arr = topk.row(0)
+    q_rep = topk.reps(info.p)[0]
+    answers: Any = ri.query(info, [q_rep], limit=info.n_items)  # Any: mypy misreads RelIndexes.list in its type
+    hits: list[Hit] = answers[0]
+    n_tpl = max(1, len(info.templates))
+    pred = aggregate(hits, n_tpl, info.aggregation, max(1, len(info.classes)), info.tau)
+    q_sims = dict(zip(q_ids.tolist(), q_sim_arr.tolist(), strict=True))
+    order = [s.label for s in pred.top]
+    if label is not None:
+        order = [label] + [lb for lb in order if lb != label]
+    explained = [_explain_label(asif, info, lb, hits, q_rep, q_sims, top) for lb in order[:n_labels]]
+    return Explanation(
+        labels=labels, tenant=tenant, k=info.k, p=info.p, aggregation=info.aggregation, tau=info.tau,
+        predicted=pred.label, ranking=pred.top[: max(RANKING_SHOWN, n_labels)], explained=explained,
+        image=str(image) if isinstance(image, (str, Path)) else None, query_anchors=len(q_rep),
+    )
+
+
+__all__ = ["AnchorContribution", "Explanation", "LabelExplanation", "explain"]
