@@ -228,6 +228,9 @@ class AnchorStore:
             dup = [False] * n
         rows = [i for i in range(n) if not dup[i]]
         written: list[int] = []
+        if rows:
+            # bumped before writing: a crash after the upsert still leaves the relative indexes marked behind
+            self.meta.bump_revision(tenant)
         try:
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]
@@ -250,8 +253,6 @@ class AnchorStore:
             if written and ids is None:
                 self.engine.delete(self.collection, ids=written)
             raise
-        if rows:
-            self.meta.bump_revision(tenant)
         return AddResult(
             id_list, len(rows), n - len(rows), [i for i in range(n) if dup[i]], tenant,
             [id_list[i] for i in rows], img[rows], txt[rows],
@@ -299,9 +300,9 @@ class AnchorStore:
         img = np.stack([r.vectors["image"] for r in recs]) if recs else np.zeros((0, fp.image_dim), np.float32)
         txt = np.stack([r.vectors["text"] for r in recs]) if recs else np.zeros((0, fp.text_dim), np.float32)
         if gone:
+            self.meta.bump_revision(tenant)  # before the delete, for the same reason as in add()
             for start in range(0, len(gone), 10_000):
                 self.engine.delete(self.collection, ids=gone[start : start + 10_000])
-            self.meta.bump_revision(tenant)
         return gone, img, txt
 
     # -- reads ---------------------------------------------------------------------------------

@@ -194,6 +194,40 @@ class Asif:
             res.items_touched = self.relindexes.apply_added(res.tenant, res.new_ids, res.new_image, res.new_text)
         return res
 
+    def add_pairs(
+        self,
+        images: Sequence[Any],
+        captions: Sequence[str],
+        tenant: str | None = None,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+    ) -> list[int]:
+        """Encode images (paths or PIL images) and their captions and add them as anchor pairs; return the ids.
+        Ids come from the content: adding the same pairs again writes nothing new."""
+        return self.add_pairs_result(images, captions, tenant, payloads).ids
+
+    def add_pairs_result(
+        self,
+        images: Sequence[Any],
+        captions: Sequence[str],
+        tenant: str | None = None,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+    ) -> AddResult:
+        """Like :meth:`add_pairs`, with the counts and the relative-index items each index had updated."""
+        from .ingest import add_pairs_result
+
+        return add_pairs_result(self, images, captions, tenant, payloads)
+
+    def set_encoder(self, modality: str, encoder: Encoder) -> None:
+        """Use an already loaded encoder (it must match the store's fingerprint)."""
+        fp = self.fingerprint
+        name, dim = (fp.image_encoder, fp.image_dim) if modality == "image" else (fp.text_encoder, fp.text_dim)
+        if encoder.name != name or encoder.dim != dim:
+            raise FingerprintMismatchError(
+                f"{modality} encoder {encoder.name!r} ({encoder.dim}-d) does not match this store's {name!r} "
+                f"({dim}-d): pass an encoder created with create_encoder({name!r})"
+            )
+        self._encoders[modality] = encoder
+
     def delete(
         self, ids: Sequence[int] | None = None, *, tenant: str | None = None, filter: Filter | None = None,
         all: bool = False,

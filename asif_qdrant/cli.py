@@ -97,28 +97,33 @@ def migrate(ctx: click.Context, list_only: bool, as_json: bool) -> None:
 
 # -- anchors -----------------------------------------------------------------------------------
 @main.command()
-@click.argument("source", type=click.Path(path_type=Path), required=False)
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--captions", "captions_file", type=click.Path(path_type=Path), default=None,
+              help="Captions file (TSV/CSV/JSONL) when SOURCE is a folder with several.")
 @tenant_option
 @click.option("--image-encoder", default=None, help="Image encoder (must match the store's).")
 @click.option("--text-encoder", default=None, help="Text encoder (must match the store's).")
-@click.option("--vectors", "vectors_file", type=click.Path(path_type=Path), default=None,
-              help="Bring your own vectors: an .npz with image_vectors, text_vectors, captions.")
 @click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
               help="What to do with bad rows (missing/corrupt images, empty captions).")
-@click.option("--limit", type=int, default=None, help="Ingest only the first N rows.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per batch.")
+@click.option("--limit", type=int, default=None, help="Ingest only the first N caption rows.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--no-cache", is_flag=True, help="Do not use the embedding cache.")
 @json_option
 @click.pass_context
-def ingest(ctx: click.Context, source: Path | None, tenant: str | None, image_encoder: str | None,
-           text_encoder: str | None, vectors_file: Path | None, on_error: str, limit: int | None,
-           as_json: bool) -> None:
-    """Add image-caption anchor pairs from a folder + captions file (TSV/CSV/JSONL), or from vectors.
+def ingest(ctx: click.Context, source: Path, captions_file: Path | None, tenant: str | None,
+           image_encoder: str | None, text_encoder: str | None, on_error: str, batch_size: int,
+           limit: int | None, no_progress: bool, no_cache: bool, as_json: bool) -> None:
+    """Add image-caption anchor pairs: a folder of images with a captions file (TSV/CSV/JSONL with columns
+    image, caption and optional tenant and payload columns), a captions file whose image column holds paths,
+    or your own vectors (.npz with image_vectors, text_vectors, captions).
 
     Idempotent: running it again adds nothing; an interrupted run resumes.
 
     \b
     Example:
       asif ingest ../shared/data/flickr8k --tenant acme
-      asif ingest --vectors pairs.npz
+      asif ingest pairs.npz
     """
     from . import ingest as _ingest
 
@@ -126,13 +131,12 @@ def ingest(ctx: click.Context, source: Path | None, tenant: str | None, image_en
     if image_encoder or text_encoder:
         obj["opts"].update({"image_encoder": image_encoder, "text_encoder": text_encoder})
     asif = _open(ctx)
-    if vectors_file is not None:
-        report = _ingest.ingest_vectors(asif, vectors_file, tenant=tenant)
-    elif source is not None:
-        report = _ingest.ingest(asif, source, tenant=tenant, on_error=on_error, limit=limit,
-                                progress=not as_json)
+    if source.suffix.lower() in (".npz", ".parquet"):
+        report = _ingest.ingest_vectors(asif, source, tenant=tenant)
     else:
-        raise click.UsageError("give a SOURCE folder or captions file, or --vectors FILE.npz")
+        report = _ingest.ingest(asif, source, tenant=tenant, on_error=on_error, batch_size=batch_size, limit=limit,
+                                progress=not (as_json or no_progress), captions_file=captions_file,
+                                cache=not no_cache)
     _emit(as_json, report.as_dict(), report.summary)
 
 

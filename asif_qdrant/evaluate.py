@@ -178,3 +178,70 @@ def evaluate(
     rep.settings = {"labels": labels, "k": info.k, "p": info.p, "aggregation": aggregation or info.aggregation,
                     "templates": len(info.templates), "anchors": asif.count(tenant)}
     return rep
+
+
+@dataclass
+class SweepRow:
+    k: int
+    p: float
+    templates: str
+    aggregation: str
+    top1: float
+    top5: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return vars(self)
+
+
+def sweep_vectors(
+    asif: Asif,
+    vectors: np.ndarray,
+    truth: Sequence[str],
+    classes: Sequence[str],
+    ks: Sequence[int],
+    ps: Sequence[float],
+    *,
+    template_sets: Sequence[str] = ("photo",),
+    aggregations: Sequence[str] = ("max",),
+    tenant: str | None = None,
+    prompt_cache: dict[str, np.ndarray] | None = None,
+) -> list[SweepRow]:
+    """Top-1/top-5 for every (k, p, templates, aggregation): the anchors' top-k is queried once, at the
+    largest k, and cut for the smaller ones; prompts are encoded once per template set."""
+    from .relindex import IndexInfo
+    from .zeroshot import aggregate, resolve_templates
+
+    t = tenant or "_shared"
+    kmax = max(ks)
+    ri = asif.relindexes
+    img_top = ri.anchor_topk(np.asarray(vectors, np.float32), "image", t, kmax)
+    rows: list[SweepRow] = []
+    for tset in template_sets:
+        tpl = resolve_templates(tset)
+        prompts = [x.format(c) for c in classes for x in tpl]
+        key = f"{tset}:{len(classes)}"
+        if prompt_cache is not None and key in prompt_cache:
+            pvec = prompt_cache[key]
+        else:
+            pvec = asif.encode_texts(prompts)
+            if prompt_cache is not None:
+                prompt_cache[key] = pvec
+        payloads = [{"label": c, "prompt": x.format(c)} for c in classes for x in tpl]
+        for k in sorted(ks):
+            for p in ps:
+                info = IndexInfo(f"_sweep_{tset}", t, "labels", k, float(p), len(prompts), {}, classes=list(classes),
+                                 templates=tpl)
+                info = ri.build(info, pvec, payloads)
+                reps = img_top.cut(k).reps(float(p))
+                hits = ri.query(info, reps, limit=info.n_items, with_payload=False)
+                for agg in aggregations:
+                    ranked: list[list[str | None]] = []
+                    for hs in hits:
+                        for h in hs:
+                            h.payload = info.prompt_of(h.id)
+                        pred = aggregate(hs, len(tpl), agg, 5)
+                        ranked.append([s.label for s in pred.top] if pred.label is not None else [None])
+                    rep = score_predictions(truth, ranked, classes)
+                    rows.append(SweepRow(k, float(p), tset, agg, rep.top1, rep.top5))
+                ri.delete(info)
+    return rows

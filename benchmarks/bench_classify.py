@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 from common import CACHE, IMG_DIM, TXT_DIM, clustered_pairs, random_unit, table, timed, write_results
