@@ -289,10 +289,12 @@ def encoders(as_json: bool) -> None:
     """
     from .encoders import list_encoders
 
-    infos = list_encoders()
-    rows = [{k: (str(v) if not isinstance(v, (int, float, str, bool, type(None), list)) else v)
-             for k, v in vars(i).items()} for i in infos]
-    _emit(as_json, rows, lambda: "\n".join(f"{r.get('name')}  {r.get('modality')}  {r.get('dim')}-d" for r in rows))
+    rows = [
+        {"name": i.name, "modality": i.modality, "dim": i.dim, "weights": i.weights, "install": i.install}
+        for i in list_encoders()
+    ]
+    _emit(as_json, rows, lambda: "\n".join(
+        f"{r['name']:<30} {r['modality']:<6} {r['dim']:>5}-d  {r['weights']}" for r in rows))
 
 
 # -- label sets and galleries -------------------------------------------------------------------
