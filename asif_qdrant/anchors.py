@@ -297,8 +297,10 @@ class AnchorStore:
         )
         gone = [r.id for r in recs]
         fp = self.fingerprint
-        img = np.stack([r.vectors["image"] for r in recs]) if recs else np.zeros((0, fp.image_dim), np.float32)
-        txt = np.stack([r.vectors["text"] for r in recs]) if recs else np.zeros((0, fp.text_dim), np.float32)
+        img = np.zeros((len(recs), fp.image_dim), np.float32)
+        txt = np.zeros((len(recs), fp.text_dim), np.float32)
+        for i, r in enumerate(recs):
+            img[i], txt[i] = np.asarray(r.vectors["image"]), np.asarray(r.vectors["text"])
         if gone:
             self.meta.bump_revision(tenant)  # before the delete, for the same reason as in add()
             for start in range(0, len(gone), 10_000):

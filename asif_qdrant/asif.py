@@ -289,7 +289,7 @@ class Asif:
         if tenant not in self.tenants():
             raise NotFoundError(f"tenant {tenant!r} does not exist: see `asif tenants list`")
         ri = self.relindexes
-        own = [i for i in ri.list() if i.tenant == tenant]
+        own = [i for i in ri.infos() if i.tenant == tenant]
         for info in own:
             ri.delete(info)
         anchors = self.anchors.delete(tenant=tenant)
@@ -417,7 +417,7 @@ class Asif:
     def list_indexes(self, tenant: str | None = None, kind: Kind | None = None) -> list[IndexInfo]:
         """Label sets and galleries visible to ``tenant`` (its own and the shared ones)."""
         tenant = validate_tenant(tenant)
-        return [i for i in self.relindexes.list(tenant) if kind is None or i.kind == kind]
+        return [i for i in self.relindexes.infos(tenant) if kind is None or i.kind == kind]
 
     def _index(self, name: str, tenant: str, kind: Kind) -> IndexInfo:
         """The index that answers for ``tenant``, up to date with its anchors.
@@ -443,7 +443,7 @@ class Asif:
         """Rebuild one label set or gallery (or every one visible to ``tenant``) from the current anchors."""
         tenant = validate_tenant(tenant)
         ri = self.relindexes
-        infos = [ri.require(name, tenant)] if name is not None else [i for i in ri.list() if i.tenant == tenant]
+        infos = [ri.require(name, tenant)] if name is not None else [i for i in ri.infos() if i.tenant == tenant]
         return [ri.rebuild(i) for i in infos]
 
     # -- zero-shot -----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -134,7 +134,8 @@ def ingest(ctx: click.Context, source: Path, captions_file: Path | None, tenant:
     if source.suffix.lower() in (".npz", ".parquet"):
         report = _ingest.ingest_vectors(asif, source, tenant=tenant)
     else:
-        report = _ingest.ingest(asif, source, tenant=tenant, on_error=on_error, batch_size=batch_size, limit=limit,
+        report = _ingest.ingest(asif, source, tenant=tenant, on_error=cast(Any, on_error), batch_size=batch_size,
+                                limit=limit,
                                 progress=not (as_json or no_progress), captions_file=captions_file,
                                 cache=not no_cache)
     _emit(as_json, report.as_dict(), report.summary)
@@ -271,11 +272,12 @@ def stats(ctx: click.Context, as_json: bool) -> None:
       asif stats --json
     """
     asif = _open(ctx)
-    data = {"store": asif.engine.description, "fingerprint": asif.fingerprint.as_dict(), "tenants": asif.stats()}
+    fp, per_tenant = asif.fingerprint, asif.stats()
+    data = {"store": asif.engine.description, "fingerprint": fp.as_dict(), "tenants": per_tenant}
     _emit(as_json, data, lambda: "\n".join(
-        [f"store: {data['store']}", f"encoders: {asif.fingerprint.image_encoder} ({asif.fingerprint.image_dim}-d), "
-         f"{asif.fingerprint.text_encoder} ({asif.fingerprint.text_dim}-d)"]
-        + [f"  {t:<20} {v['anchors']:>9} anchors  revision {v['revision']}" for t, v in data["tenants"].items()]))
+        [f"store: {asif.engine.description}",
+         f"encoders: {fp.image_encoder} ({fp.image_dim}-d), {fp.text_encoder} ({fp.text_dim}-d)"]
+        + [f"  {t:<20} {v['anchors']:>9} anchors  revision {v['revision']}" for t, v in per_tenant.items()]))
 
 
 @main.command()
@@ -425,9 +427,9 @@ def search(ctx: click.Context, text: tuple[str, ...], gallery_name: str, top: in
     res = asif.search(text=list(text), gallery=gallery_name, top=top, tenant=tenant)
     data = [{"query": q, "hits": [vars(h) for h in hits]} for q, hits in zip(text, res, strict=True)]
     _emit(as_json, data, lambda: "\n".join(
-        f"{d['query']!r}:\n" + ("\n".join(f"  {h['score']:.4f}  {h['payload'].get('image_ref', h['id'])}"
-                                          for h in d["hits"]) or "  no result shares an anchor with the query")
-        for d in data))
+        f"{q!r}:\n" + ("\n".join(f"  {h.score:.4f}  {h.payload.get('image_ref', h.id)}" for h in hits)
+                        or "  no result shares an anchor with the query")
+        for q, hits in zip(text, res, strict=True)))
 
 
 @main.command("eval")

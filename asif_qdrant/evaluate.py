@@ -47,7 +47,7 @@ def read_folder_per_class(root: Path, limit: int | None = None, seed: int = 0) -
     if limit is not None:
         rng = np.random.default_rng(seed)
         per = max(1, limit // len(classes))
-        per_class = [sorted(rng.permutation(files)[:per].tolist()) if len(files) > per else files
+        per_class = [sorted(files[i] for i in rng.permutation(len(files))[:per]) if len(files) > per else files
                      for files in per_class]
     paths: list[Path] = []
     labels: list[str] = []
@@ -116,8 +116,8 @@ class EvalReport:
         for c, a in self.per_class.items():
             lines.append(f"  {c:<20} {a:.3f}")
         lines.append("most common confusions (true -> predicted: count):")
-        for t, p, c in self.confusions:
-            lines.append(f"  {t} -> {p}: {c}")
+        for true, pred, count in self.confusions:
+            lines.append(f"  {true} -> {pred}: {count}")
         return "\n".join(lines)
 
     def to_json(self) -> str:

@@ -205,14 +205,14 @@ class RelIndexes:
             info = self.info(name, TENANT_SHARED)
         if info is None or (kind is not None and info.kind != kind):
             what = {"labels": "label set", "gallery": "gallery", None: "relative index"}[kind]
-            have = sorted(i.name for i in self.list(tenant) if kind is None or i.kind == kind)
+            have = sorted(i.name for i in self.infos(tenant) if kind is None or i.kind == kind)
             raise NotFoundError(
                 f"{what} {name!r} does not exist for tenant {tenant!r}; existing: {have or 'none'}. "
                 f"Create it first (asif {'labels add' if kind != 'gallery' else 'gallery add'} {name} ...)"
             )
         return info
 
-    def list(self, tenant: str | None = None) -> list[IndexInfo]:
+    def infos(self, tenant: str | None = None) -> list[IndexInfo]:
         infos = [IndexInfo(**v) for _, v in self.meta.items("relindex")]
         if tenant is None:
             return infos
@@ -280,7 +280,7 @@ class RelIndexes:
     # -- freshness: incremental updates after anchor edits ---------------------------------------
     def affected(self, tenant: str) -> list[IndexInfo]:
         """Indexes whose model includes ``tenant``'s anchors: its own, or every index for the shared set."""
-        return [i for i in self.list() if tenant == TENANT_SHARED or i.tenant == tenant]
+        return [i for i in self.infos() if tenant == TENANT_SHARED or i.tenant == tenant]
 
     def apply_added(
         self, tenant: str, ids: Sequence[int], image: np.ndarray, text: np.ndarray

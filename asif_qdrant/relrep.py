@@ -163,7 +163,7 @@ def _check_same_shape(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
 
 def tie_key(sims: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """The value similarities are ordered by: rounded to TIE_DECIMALS, so last-bit noise makes a tie."""
-    return np.round(np.asarray(sims, dtype=np.float64), TIE_DECIMALS)
+    return np.asarray(np.round(np.asarray(sims, dtype=np.float64), TIE_DECIMALS), dtype=np.float64)
 
 
 def _tie_rule_ok(ids: IntArray, sims: FloatArray) -> npt.NDArray[np.bool_]:

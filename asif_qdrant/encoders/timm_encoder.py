@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import timm
@@ -112,7 +112,7 @@ class TimmImageEncoder:
         self.device = resolve_device(device)
         model, self.weights_source = build_timm_model(model_name, self.name, checkpoint)
         self.model: Any = model.to(self.device)  # a timm model: forward_features, forward_head
-        self.dim: int = int(self.model.num_features)
+        self.dim: int = int(cast(int, self.model.num_features))
         cfg = timm.data.resolve_model_data_config(self.model)
         if crop_mode == "squash":
             cfg = {**cfg, "crop_pct": 1.0, "crop_mode": "squash"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .base import (
@@ -45,18 +46,19 @@ def create_engine(settings: AsifSettings, client: Any = None) -> Engine:
     """The engine the settings ask for: a given client, a server by URL, or Qdrant Edge under ``settings.path``."""
     from .client import ClientEngine
 
-    server = {
-        "shard_number": settings.shard_number,
-        "replication_factor": settings.replication_factor,
-        "write_consistency_factor": settings.write_consistency_factor,
-    }
+    server = partial(
+        ClientEngine,
+        shard_number=settings.shard_number,
+        replication_factor=settings.replication_factor,
+        write_consistency_factor=settings.write_consistency_factor,
+    )
     if client is not None:
-        return ClientEngine(client=client, **server)
+        return server(client=client)
     if settings.url is not None:
         if settings.url == ":memory:":
             return ClientEngine(location=":memory:")
-        return ClientEngine(
-            settings.url, api_key=settings.api_key, prefer_grpc=settings.prefer_grpc, timeout=settings.timeout, **server
+        return server(
+            settings.url, api_key=settings.api_key, prefer_grpc=settings.prefer_grpc, timeout=settings.timeout
         )
     from .edge import EdgeEngine
 

@@ -65,7 +65,13 @@ class SparseVec:
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """How a dense query is executed. Exact by default (the plugin's contract is exactness)."""
+    """How a dense query is executed. Exact by default (the plugin's contract is exactness).
+
+    ``exact=False`` lets the engine use what the collection was built with: the HNSW graph (searched with
+    ``hnsw_ef`` candidates; keep it >= the query's limit) and quantized vectors (``quantization_rescore``:
+    re-rank the ``quantization_oversampling`` x limit best quantized candidates with the original vectors).
+    ``search_options.SearchConfig`` derives these from the settings.
+    """
 
     exact: bool = True
     hnsw_ef: int | None = None
@@ -120,19 +126,31 @@ class Record:
 
 @dataclass(frozen=True)
 class QuantizationSpec:
-    """Opt-in quantization of the dense vectors: ``kind`` is ``int8`` or ``binary``."""
+    """Opt-in quantization of the dense vectors: ``kind`` is ``int8`` or ``binary``.
+
+    The quantized vectors stay in RAM (``always_ram``); the original float32 vectors, read only to rescore the
+    best candidates, are memory-mapped from disk when ``originals_on_disk`` (that is where the memory saving is).
+    """
 
     kind: str
     always_ram: bool = True
+    originals_on_disk: bool = True
 
 
 @dataclass(frozen=True)
 class HnswSpec:
-    """Opt-in HNSW index for the dense vectors."""
+    """Opt-in HNSW index for the dense vectors.
+
+    ``m=0`` builds no graph: with quantization, a search is then a full scan of the quantized vectors.
+    ``full_scan_threshold`` (KB of vectors): a filter matching less than this is searched by a full scan.
+    ``indexing_threshold_kb``: segments larger than this get their graph and quantized storage built by the
+    optimizer (None: the engine's default, 10-20 MB; Qdrant Edge builds them only in ``Engine.optimize``).
+    """
 
     m: int = 16
     ef_construct: int = 100
     full_scan_threshold: int = 10_000
+    indexing_threshold_kb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +217,14 @@ class Engine(Protocol):
     ) -> Iterator[Record]: ...
 
     def count(self, name: str, filter: Filter | None = None) -> int: ...
+
+    def optimize(self, name: str) -> bool:
+        """Build what the collection's spec asks for (HNSW graph, quantized storage) and merge small segments.
+
+        Qdrant Edge has no background optimizer: call this after bulk loads. A server optimizes in the
+        background; its engine waits until the collection is optimized. Returns True if anything was rebuilt.
+        """
+        ...
 
     def flush(self) -> None: ...
 

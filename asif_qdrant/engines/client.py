@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from qdrant_client import QdrantClient
@@ -133,18 +134,17 @@ class ClientEngine:
                 name, vectors_config=vectors, sparse_vectors_config=sparse or None, **kwargs
             ),
         )
-        for field_name, is_tenant in spec.keyword_indexes.items():
-            schema = m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=is_tenant)
+        schemas: list[tuple[str, Any]] = [
+            (f, m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=is_tenant))
+            for f, is_tenant in spec.keyword_indexes.items()
+        ] + [
+            (f, m.IntegerIndexParams(type=m.IntegerIndexType.INTEGER, lookup=True, range=False))
+            for f in spec.integer_indexes
+        ]
+        for field_name, schema in schemas:
             self._call(
                 f"index field {field_name!r}",
-                lambda f=field_name, s=schema: self.client.create_payload_index(name, f, s, wait=True),
-            )
-
-        for field_name in spec.integer_indexes:
-            ischema = m.IntegerIndexParams(type=m.IntegerIndexType.INTEGER, lookup=True, range=False)
-            self._call(
-                f"index field {field_name!r}",
-                lambda f=field_name, s=ischema: self.client.create_payload_index(name, f, s, wait=True),
+                partial(self.client.create_payload_index, name, field_name, schema, wait=True),
             )
 
     def delete_collection(self, name: str) -> None:
@@ -225,8 +225,9 @@ class ClientEngine:
         while True:
             recs, offset = self._call(
                 f"scroll {name!r}",
-                lambda o=offset: self.client.scroll(
-                    name, scroll_filter=cf, limit=batch, offset=o, with_payload=wp, with_vectors=wv
+                partial(
+                    self.client.scroll,
+                    name, scroll_filter=cf, limit=batch, offset=offset, with_payload=wp, with_vectors=wv,
                 ),
             )
             for r in recs:
@@ -251,7 +252,7 @@ def _client_condition(c: Match | MatchAny | HasId) -> Any:
     if isinstance(c, Match):
         return m.FieldCondition(key=c.key, match=m.MatchValue(value=c.value))
     if isinstance(c, MatchAny):
-        return m.FieldCondition(key=c.key, match=m.MatchAny(any=list(c.values)))
+        return m.FieldCondition(key=c.key, match=m.MatchAny(any=cast(Any, list(c.values))))
     return m.HasIdCondition(has_id=[int(i) for i in c.ids])
 
 

@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import qdrant_edge as qe
@@ -128,12 +129,15 @@ class EdgeEngine:
             sparse = {"_none": qe.EdgeSparseVectorParams()}  # Edge needs at least one vector
         config = qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse or None)
         shard = self._call(f"create collection {name!r}", lambda: qe.EdgeShard.create(str(d / "shard"), config))
-        for field_name, is_tenant in spec.keyword_indexes.items():
-            op = qe.UpdateOperation.create_field_index(field_name, qe.KeywordIndexParams(is_tenant=is_tenant))
-            self._call(f"index field {field_name!r}", lambda op=op: shard.update(op))
-        for field_name in spec.integer_indexes:
-            op = qe.UpdateOperation.create_field_index(field_name, qe.IntegerIndexParams(lookup=True, range=False))
-            self._call(f"index field {field_name!r}", lambda op=op: shard.update(op))
+        ops = [
+            qe.UpdateOperation.create_field_index(f, qe.KeywordIndexParams(is_tenant=is_tenant))
+            for f, is_tenant in spec.keyword_indexes.items()
+        ] + [
+            qe.UpdateOperation.create_field_index(f, qe.IntegerIndexParams(lookup=True, range=False))
+            for f in spec.integer_indexes
+        ]
+        for op in ops:
+            self._call(f"index a payload field of {name!r}", partial(shard.update, op))
         self._call("flush", shard.flush)
         tmp = d / "spec.json.tmp"
         tmp.write_text(json.dumps(spec_to_json(spec)))
@@ -162,7 +166,7 @@ class EdgeEngine:
             vec: dict[str, Any] = {vname: arr[i] for vname, arr in batch.dense.items()}
             for vname, svs in batch.sparse.items():
                 sv = svs[i]
-                vec[vname] = qe.SparseVector(sv.indices, sv.values)
+                vec[vname] = qe.SparseVector(sv.indices, sv.values)  # type: ignore[arg-type]  # arrays are accepted
             points.append(qe.Point(int(pid), vec, dict(payloads[i]) if payloads is not None else None))
         op = qe.UpdateOperation.upsert_points(points)
         self._call(f"upsert {len(points)} points into {name!r}", lambda: shard.update(op))
@@ -222,7 +226,7 @@ class EdgeEngine:
         wv: bool | list[str] = list(with_vectors) if with_vectors else False
         while True:
             req = qe.ScrollRequest(offset=offset, limit=batch, filter=ef, with_payload=wp, with_vector=wv)
-            recs, offset = self._call(f"scroll {name!r}", lambda req=req: shard.scroll(req))
+            recs, offset = self._call(f"scroll {name!r}", partial(shard.scroll, req))
             for r in recs:
                 yield _edge_record(r)
             if offset is None:
@@ -261,7 +265,7 @@ def _edge_condition(c: Match | MatchAny | HasId) -> Any:
     if isinstance(c, Match):
         return qe.FieldCondition(c.key, match=qe.MatchValue(c.value))
     if isinstance(c, MatchAny):
-        return qe.FieldCondition(c.key, match=qe.MatchAny(list(c.values)))
+        return qe.FieldCondition(c.key, match=qe.MatchAny(cast(Any, list(c.values))))
     return qe.HasIdCondition({int(i) for i in c.ids})
 
 
@@ -285,10 +289,10 @@ def _edge_query(q: Query) -> qe.QueryRequest:
         params = qe.SearchParams(hnsw_ef=o.hnsw_ef, exact=o.exact, quantization=quant)
         vec = np.ascontiguousarray(q.vector, dtype=np.float32)
         return qe.QueryRequest(
-            limit=q.limit, query=qe.Query.Nearest(vec, using=q.using), filter=flt, with_payload=wp,
+            limit=q.limit, query=qe.Query.Nearest(cast(Any, vec), using=q.using), filter=flt, with_payload=wp,
             with_vector=False, params=params,
         )
-    sv = qe.SparseVector(q.vector.indices, q.vector.values)
+    sv = qe.SparseVector(q.vector.indices, q.vector.values)  # type: ignore[arg-type]  # arrays are accepted
     return qe.QueryRequest(
         limit=q.limit, query=qe.Query.Nearest(sv, using=q.using), filter=flt, with_payload=wp, with_vector=False
     )
