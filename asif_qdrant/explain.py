@@ -204,7 +204,8 @@ def _explain_label(
     totals: dict[int, float] = {}
     for h in used:
         pl = recs[h.id].payload
-        rep = relrep.relative_rep(*decode_topk(pl), info.p)
+        ids_pl, sims_pl = decode_topk(pl)
+        rep = relrep.relative_rep(ids_pl[: info.k], sims_pl[: info.k], info.p)
         ids, contrib = relrep.contributions(q_rep, rep)
         for a, c in zip(ids.tolist(), contrib.tolist(), strict=True):
             totals[a] = totals.get(a, 0.0) + weight * c

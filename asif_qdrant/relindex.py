@@ -39,7 +39,7 @@ Modality = Literal["image", "text"]
 TIE_MARGIN = 8
 QUERY_CHUNK = 64
 SCORE_SLACK = 1e-5
-TOPK_FIELDS = frozenset({"topk", "full", "thr", "kth"})
+TOPK_FIELDS = frozenset({"topk", "complete", "thr"})
 PAYLOAD_FIELDS = ["label", "prompt", "class_index", "template_index", "caption", "image_ref", "item"]
 
 
@@ -125,21 +125,28 @@ def decode_topk(payload: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(raw[: 4 * n], "<u4").astype(np.int64), np.frombuffer(raw[4 * n :], "<f8").copy()
 
 
-def topk_payload(ids: np.ndarray, sims: np.ndarray, k: int) -> dict[str, Any]:
-    """What an item stores about its top-k: the list, its threshold (k-th similarity) and the k-th id."""
-    full = int(ids.size) >= k
+def depth_of(k: int) -> int:
+    """How many neighbours an item keeps: k for its representation plus a buffer (k/8, at least 8) so that
+    deleting an anchor from its top-k rarely needs a new query: the next neighbour is already there."""
+    return k + max(8, k // 8)
+
+
+def topk_payload(ids: np.ndarray, sims: np.ndarray, complete: bool) -> dict[str, Any]:
+    """What an item stores: its nearest anchors (exact top-m, k <= m <= depth, in tie-rule order), whether the
+    list holds every anchor in scope (``complete``), and its threshold (the last similarity) when it does not."""
     return {
         "topk": encode_topk(ids, sims),
-        "full": full,
-        "thr": float(sims[-1]) if full else None,
-        "kth": int(ids[-1]) if full else None,
+        "complete": bool(complete),
+        "thr": None if complete or ids.size == 0 else float(sims[-1]),
     }
 
 
-def _thresholds(topk: TopK, k: int) -> tuple[np.ndarray, np.ndarray]:
-    full = (topk.ids >= 0).sum(axis=1) >= k
-    thr = np.where(full, topk.sims[:, k - 1] if topk.ids.shape[1] >= k else -np.inf, -np.inf)
-    return thr.astype(np.float64), full
+def _list_state(topk: TopK, complete: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds (last similarity; -inf for complete lists) and complete flags of rows of a TopK."""
+    n = (topk.ids >= 0).sum(axis=1)
+    last = topk.sims[np.arange(len(n)), np.maximum(n - 1, 0)]
+    thr = np.where(complete | (n == 0), -np.inf, last)
+    return thr.astype(np.float64), complete.astype(bool)
 
 
 def _stamp(info: IndexInfo) -> tuple[Any, ...]:
@@ -166,7 +173,7 @@ class RelIndexes:
         self.meta = meta
         self.fingerprint = fingerprint
         self.anchors = anchors_collection(prefix)
-        # per index: (state stamp, thresholds, full flags) of every item, kept by the process that edits, so that
+        # per index: (state stamp, thresholds, complete flags) of every item, kept by the process that edits, so that
         # an edit does not read every item's payload; the stamp (revisions, anchor count) guards it
         self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = thresholds if thresholds is not None else {}
 
@@ -246,13 +253,14 @@ class RelIndexes:
             coll, CollectionSpec(dense={"item": dim}, sparse=("rel",))
         )
         info.revisions = scope_revisions(self.meta, info.tenant)
-        topk = self.anchor_topk(vecs, info.modality, info.tenant, info.k)
-        self._write_items(coll, list(range(len(payloads))), vecs, topk, info.p, payloads)
+        topk = self.anchor_topk(vecs, info.modality, info.tenant, depth_of(info.k))
+        complete = (topk.ids >= 0).sum(axis=1) < depth_of(info.k)
+        self._write_items(coll, list(range(len(payloads))), vecs, topk, complete, info.k, info.p, payloads)
         info.n_items = len(payloads)
         info.extra = {**info.extra, "anchors": self.scope_count(info.tenant)}
         self.meta.put(info.key, asdict(info))
-        thr, full = _thresholds(topk, info.k)
-        self._thr[info.key] = (_stamp(info), thr, full)
+        thr, comp = _list_state(topk, complete)
+        self._thr[info.key] = (_stamp(info), thr, comp)
         return info
 
     def _write_items(
@@ -261,16 +269,18 @@ class RelIndexes:
         item_ids: Sequence[int],
         vecs: np.ndarray | None,
         topk: TopK,
+        complete: np.ndarray,
+        k: int,
         p: float,
         payloads: Sequence[Mapping[str, Any]],
     ) -> None:
-        reps = topk.reps(p)
+        reps = topk.cut(k).reps(p)
         for start in range(0, len(item_ids), 256):
             sl = slice(start, start + 256)
             pls = []
             for j, pl in enumerate(payloads[sl], start):
                 ids_j, sims_j = topk.row(j)
-                pls.append({**pl, **topk_payload(ids_j, sims_j, topk.ids.shape[1])})
+                pls.append({**pl, **topk_payload(ids_j, sims_j, bool(complete[j]))})
             dense = {"item": vecs[sl]} if vecs is not None else {}
             self.engine.upsert(
                 coll,
@@ -293,15 +303,15 @@ class RelIndexes:
         for info in self.affected(tenant):
             if not self._in_step(info, tenant, +len(ids)):
                 continue  # already behind (an edit it missed): rebuilt on its next query
-            thr, full = self._thresholds(info)
+            thr, complete = self._thresholds(info)
             sims = self._item_sims(info, text if info.modality == "text" else image)
             # candidates: a new anchor within SCORE_SLACK of an item's threshold (a superset, so that a score
             # computed in the other direction, anchor->item, cannot miss an entrant by a rounding error)
-            enter = (~full) | ((sims + SCORE_SLACK) >= np.where(full, thr, -np.inf)[None, :]).any(axis=0)
+            enter = complete | ((sims + SCORE_SLACK) >= thr[None, :]).any(axis=0)
             items = np.flatnonzero(enter)
-            n_changed = self._merge_items(info, items, new_ids, thr, full) if items.size else 0
+            n_changed = self._merge_items(info, items, new_ids, thr, complete) if items.size else 0
             touched[f"{info.tenant}/{info.name}"] = n_changed
-            self._mark_current(info, thr, full)
+            self._mark_current(info, thr, complete)
         return touched
 
     def _item_sims(self, info: IndexInfo, vectors: np.ndarray) -> np.ndarray:
@@ -315,20 +325,20 @@ class RelIndexes:
         return sims
 
     def _thresholds(self, info: IndexInfo) -> tuple[np.ndarray, np.ndarray]:
-        """Every item's threshold (k-th similarity; -inf where the top-k is not full) and full flag."""
+        """Every item's threshold (last similarity of its list; -inf where the list is complete) and flag."""
         cached = self._thr.get(info.key)
         if cached is not None and cached[0] == _stamp(info) and cached[1].size == info.n_items:
             return cached[1].copy(), cached[2].copy()
         thr = np.full(info.n_items, -np.inf)
-        full = np.zeros(info.n_items, bool)
-        for r in self.engine.scroll(self.collection(info), with_payload=["thr", "full"]):
-            full[r.id] = bool(r.payload.get("full"))
-            if full[r.id]:
+        complete = np.zeros(info.n_items, bool)
+        for r in self.engine.scroll(self.collection(info), with_payload=["thr", "complete"]):
+            complete[r.id] = bool(r.payload.get("complete"))
+            if r.payload.get("thr") is not None:
                 thr[r.id] = float(r.payload["thr"])
-        return thr, full
+        return thr, complete
 
     def _merge_items(
-        self, info: IndexInfo, items: np.ndarray, new_ids: np.ndarray, thr: np.ndarray, full: np.ndarray
+        self, info: IndexInfo, items: np.ndarray, new_ids: np.ndarray, thr: np.ndarray, complete: np.ndarray
     ) -> int:
         """Merge new anchors into the candidate items' top-k; rewrite the items that changed. Returns how many.
 
@@ -342,44 +352,51 @@ class RelIndexes:
             DenseQuery(info.modality, np.asarray(recs[it].vectors["item"], np.float32), len(new_ids), scope)
             for it in items.tolist()
         ]
-        k = info.k
+        depth = depth_of(info.k)
         changed: list[int] = []
-        ids_out = np.full((items.size, k), -1, np.int64)
-        sims_out = np.zeros((items.size, k), np.float64)
+        ids_out = np.full((items.size, depth), -1, np.int64)
+        sims_out = np.zeros((items.size, depth), np.float64)
+        comp_out = np.zeros(items.size, bool)
         for it, hits in zip(items.tolist(), self.engine.query_batch(self.anchors, queries), strict=True):
             pl = recs[it].payload
             cur_ids, cur_sims = decode_topk(pl)
-            cand = [(h.id, h.score) for h in hits if h.id not in set(cur_ids.tolist())]
+            held = set(cur_ids.tolist())
+            cand = [(h.id, h.score) for h in hits if h.id not in held]
             if not cand:
                 continue
             m_ids, m_sims, entered = relrep.merge_new_anchors(
-                cur_ids, cur_sims, [c[0] for c in cand], [c[1] for c in cand], k
+                cur_ids, cur_sims, [c[0] for c in cand], [c[1] for c in cand], depth
             )
             if entered:
-                ids_out[len(changed), : m_ids.size] = m_ids
-                sims_out[len(changed), : m_sims.size] = m_sims
+                row = len(changed)
+                ids_out[row, : m_ids.size] = m_ids
+                sims_out[row, : m_sims.size] = m_sims
+                # a complete list stays complete while nothing had to be dropped to stay within depth
+                comp_out[row] = bool(pl.get("complete")) and m_ids.size == cur_ids.size + len(cand)
                 changed.append(it)
         if changed:
             n = len(changed)
             topk = TopK(ids_out[:n], sims_out[:n])
-            self._rewrite(info, changed, recs, topk)
-            t, f = _thresholds(topk, k)
-            thr[changed], full[changed] = t, f
+            self._rewrite(info, changed, recs, topk, comp_out[:n])
+            thr[changed], complete[changed] = _list_state(topk, comp_out[:n])
         return len(changed)
 
-    def _rewrite(self, info: IndexInfo, items: list[int], recs: dict[int, Any], topk: TopK) -> None:
+    def _rewrite(
+        self, info: IndexInfo, items: list[int], recs: dict[int, Any], topk: TopK, complete: np.ndarray
+    ) -> None:
         vecs = np.stack([np.asarray(recs[i].vectors["item"], np.float32) for i in items])
         pls = [{k: v for k, v in recs[i].payload.items() if k not in TOPK_FIELDS} for i in items]
-        self._write_items(self.collection(info), items, vecs, topk, info.p, pls)
+        self._write_items(self.collection(info), items, vecs, topk, complete, info.k, info.p, pls)
 
     def apply_deleted(
         self, tenant: str, ids: Sequence[int], image: np.ndarray, text: np.ndarray
     ) -> dict[str, int]:
-        """Items that held a deleted anchor are re-queried (their (k+1)-th neighbour fills the hole).
+        """Deleted anchors leave the items that held them; their next neighbours fill the holes.
 
-        The holders are found like entrants: a deleted anchor is in an item's top-k only if its similarity
+        The holders are found like entrants: a deleted anchor is in an item's list only if its similarity
         reaches the item's threshold (one dense query of its vector against the items), confirmed on the stored
-        top-k lists.
+        lists. A holder whose list still has at least k anchors (or held every anchor) needs no query: its list
+        is still the exact top of the remaining anchors. Only holders whose buffer ran out are re-queried.
         """
         touched: dict[str, int] = {}
         if len(ids) == 0:
@@ -389,20 +406,40 @@ class RelIndexes:
             if not self._in_step(info, tenant, -len(ids)):
                 continue
             coll = self.collection(info)
-            thr, full = self._thresholds(info)
+            thr, complete = self._thresholds(info)
             sims = self._item_sims(info, text if info.modality == "text" else image)
-            cand = np.flatnonzero((~full) | ((sims + SCORE_SLACK) >= thr[None, :]).any(axis=0))
+            cand = np.flatnonzero(complete | ((sims + SCORE_SLACK) >= thr[None, :]).any(axis=0))
             recs = self.engine.retrieve(coll, cand.tolist(), with_vectors=("item",)) if cand.size else []
-            holders = [r for r in recs if np.isin(decode_topk(r.payload)[0], gone).any()]
-            if holders:
-                items = [r.id for r in holders]
-                vecs = np.stack([np.asarray(r.vectors["item"], np.float32) for r in holders])
-                topk = self.anchor_topk(vecs, info.modality, info.tenant, info.k)
-                self._rewrite(info, items, {r.id: r for r in holders}, topk)
-                t, f = _thresholds(topk, info.k)
-                thr[items], full[items] = t, f
-            touched[f"{info.tenant}/{info.name}"] = len(holders)
-            self._mark_current(info, thr, full)
+            depth = depth_of(info.k)
+            kept: list[tuple[Any, np.ndarray, np.ndarray]] = []
+            requery: list[Any] = []
+            for r in recs:
+                ids_r, sims_r = decode_topk(r.payload)
+                hit = np.isin(ids_r, gone)
+                if not hit.any():
+                    continue
+                if r.payload.get("complete") or int((~hit).sum()) >= info.k:
+                    kept.append((r, ids_r[~hit], sims_r[~hit]))
+                else:
+                    requery.append(r)
+            by_id = {r.id: r for r in recs}
+            if kept:
+                topk = TopK(np.full((len(kept), depth), -1, np.int64), np.zeros((len(kept), depth)))
+                comp = np.array([bool(r.payload.get("complete")) for r, _, _ in kept])
+                for row, (_, i_r, s_r) in enumerate(kept):
+                    topk.ids[row, : i_r.size], topk.sims[row, : s_r.size] = i_r, s_r
+                items = [r.id for r, _, _ in kept]
+                self._rewrite(info, items, by_id, topk, comp)
+                thr[items], complete[items] = _list_state(topk, comp)
+            if requery:
+                items = [r.id for r in requery]
+                vecs = np.stack([np.asarray(r.vectors["item"], np.float32) for r in requery])
+                topk = self.anchor_topk(vecs, info.modality, info.tenant, depth)
+                comp = (topk.ids >= 0).sum(axis=1) < depth
+                self._rewrite(info, items, by_id, topk, comp)
+                thr[items], complete[items] = _list_state(topk, comp)
+            touched[f"{info.tenant}/{info.name}"] = len(kept) + len(requery)
+            self._mark_current(info, thr, complete)
         return touched
 
     def _in_step(self, info: IndexInfo, tenant: str, delta: int) -> bool:
@@ -436,11 +473,11 @@ class RelIndexes:
         info.extra = {**shared.extra, "from_shared": True}
         return self.build(info, vecs, pls)
 
-    def _mark_current(self, info: IndexInfo, thr: np.ndarray, full: np.ndarray) -> None:
+    def _mark_current(self, info: IndexInfo, thr: np.ndarray, complete: np.ndarray) -> None:
         info.revisions = scope_revisions(self.meta, info.tenant)
         info.extra = {**info.extra, "anchors": self.scope_count(info.tenant)}
         self.meta.put(info.key, asdict(info))
-        self._thr[info.key] = (_stamp(info), thr, full)
+        self._thr[info.key] = (_stamp(info), thr, complete)
 
     def scope_count(self, tenant: str) -> int:
         return self.engine.count(self.anchors, tenant_scope(tenant))

@@ -29,8 +29,15 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--sweep", action="store_true", help="also sweep k in {200,800,3000}, p in {1,4,8}")
     ap.add_argument("--name", default="eval_cifar")
+    ap.add_argument("--text-encoder", default=None, help="for a new store, e.g. st:all-mpnet-base-v2")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="share image embeddings with another store")
+    ap.add_argument("--ingest", type=Path, default=None, help="ingest this Flickr folder first (idempotent)")
     args = ap.parse_args()
-    a = Asif.open(args.store, prefix=args.prefix)
+    a = Asif.open(args.store, prefix=args.prefix, text_encoder=args.text_encoder, cache_dir=args.cache_dir)
+    if args.ingest is not None:
+        from asif_qdrant.ingest import ingest
+
+        print(ingest(a, args.ingest, progress=False).summary())
     print(f"store {a.engine.description}: {a.count()} anchors; encoders {a.fingerprint}")
     if "cifar10" not in {i.name for i in a.list_indexes(kind="labels")}:
         a.define_labels("cifar10", CIFAR10, "photo")

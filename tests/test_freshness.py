@@ -157,3 +157,31 @@ def test_replace_and_tenant_validation(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="tenant name"):
             a.count("../etc")
         assert a.count("t1") == 3
+
+
+@pytest.mark.parametrize("kind", ["edge", "local"])
+def test_buffer_and_requery_paths_stay_exact(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items keep k + buffer neighbours: small deletes use the buffer, a big one exhausts it and re-queries."""
+    monkeypatch.setattr(RelIndexes, "rebuild", lambda self, info: pytest.fail("an index fell behind"))
+    rng = np.random.default_rng(11)
+    opts = small_settings(k=K, p=P)
+    a = Asif.open(tmp_path / "s", **opts) if kind == "edge" else Asif.open(url=":memory:", **opts)
+    model = Model()
+    try:
+        img, txt = rng.standard_normal((60, IMG_DIM)), rng.standard_normal((60, TXT_DIM))
+        for i, pid in enumerate(a.add_vectors(img, txt)):
+            model.anchors[pid] = ("_shared", img[i] / np.linalg.norm(img[i]), txt[i] / np.linalg.norm(txt[i]))
+        prompts, queries = rng.standard_normal((5, TXT_DIM)), rng.standard_normal((4, IMG_DIM))
+        a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts)
+        ids = sorted(model.anchors)
+        for batch in ([ids[0]], ids[1:3], ids[3:40]):  # the last one exhausts every buffer
+            assert a.delete(batch) == len(batch)
+            for g in batch:
+                del model.anchors[g]
+            _check(a, model, "_shared", queries, prompts)
+        img, txt = rng.standard_normal((30, IMG_DIM)), rng.standard_normal((30, TXT_DIM))
+        for i, pid in enumerate(a.add_vectors(img, txt)):
+            model.anchors[pid] = ("_shared", img[i] / np.linalg.norm(img[i]), txt[i] / np.linalg.norm(txt[i]))
+        _check(a, model, "_shared", queries, prompts)
+    finally:
+        a.close()
