@@ -34,6 +34,15 @@ class AsifSettings(BaseSettings):
     shard_number: int | None = Field(None, ge=1, description="Shards per collection on a server.")
     replication_factor: int | None = Field(None, ge=1, description="Replicas per shard on a server.")
     write_consistency_factor: int | None = Field(None, ge=1, description="Replicas that must ack a write.")
+    anchors_collection: str | None = Field(
+        None, description="Attach to this existing collection as the anchors (default: <prefix>anchors)."
+    )
+    vector_names: dict[str, str] = Field(
+        default_factory=dict, description='Its vector names, e.g. {"image": "img", "text": "txt"} (JSON in the env).'
+    )
+    payload_names: dict[str, str] = Field(
+        default_factory=dict, description='Its payload field names, e.g. {"caption": "title"} (JSON in the env).'
+    )
     staleness_check_s: float = Field(
         1.0, ge=0, description="Seconds between anchor-count checks that catch edits made behind the plugin's back."
     )
@@ -56,6 +65,24 @@ class AsifSettings(BaseSettings):
             raise ValueError(
                 f"encoder name {v!r} has no family prefix: write it as FAMILY:MODEL, "
                 "for example 'timm:tf_efficientnet_lite0' or 'st:all-MiniLM-L6-v2'"
+            )
+        return v
+
+    @field_validator("vector_names")
+    @classmethod
+    def _check_vector_names(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(set(v) - {"image", "text"})
+        if bad:
+            raise ValueError(f"vector_names keys {bad} are unknown: map 'image' and/or 'text' to your vector names")
+        return v
+
+    @field_validator("payload_names")
+    @classmethod
+    def _check_payload_names(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(set(v) - {"caption", "image_ref", "tenant", "content_hash"})
+        if bad:
+            raise ValueError(
+                f"payload_names keys {bad} are unknown: map 'caption', 'image_ref', 'tenant' or 'content_hash'"
             )
         return v
 

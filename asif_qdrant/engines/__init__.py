@@ -43,7 +43,21 @@ __all__ = [
 
 
 def create_engine(settings: AsifSettings, client: Any = None) -> Engine:
-    """The engine the settings ask for: a given client, a server by URL, or Qdrant Edge under ``settings.path``."""
+    """The engine the settings ask for: a given client, a server by URL, or Qdrant Edge under ``settings.path``,
+    wrapped in a MappedEngine when the anchors live in an existing collection with names of its own."""
+    engine = _base_engine(settings, client)
+    if settings.anchors_collection or settings.vector_names or settings.payload_names:
+        from ..meta import anchors_collection
+        from .mapped import MappedEngine
+
+        logical = anchors_collection(settings.prefix)
+        engine = MappedEngine(  # type: ignore[assignment]
+            engine, logical, settings.anchors_collection or logical, settings.vector_names, settings.payload_names
+        )
+    return engine
+
+
+def _base_engine(settings: AsifSettings, client: Any) -> Engine:
     from .client import ClientEngine
 
     server = partial(

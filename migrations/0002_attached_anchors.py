@@ -1,0 +1,41 @@
+"""Anchors of an attached collection: integer ids below 2**32, a tenant on every point, the tenant index.
+
+For a collection the plugin created this changes nothing. For an existing collection attached with
+ASIF_ANCHORS_COLLECTION, points without a tenant join the shared anchors, and ids that cannot be
+sparse-vector indices are refused with the fix.
+"""
+
+from __future__ import annotations
+
+from asif_qdrant.errors import SchemaError
+from asif_qdrant.meta import TENANT_SHARED, anchors_collection
+from asif_qdrant.migrate import MigrationContext
+
+DESCRIPTION = "attached anchors: integer ids < 2**32, a tenant on every point (default shared), tenant index"
+
+
+def apply(ctx: MigrationContext) -> None:
+    name = anchors_collection(ctx.settings.prefix)
+    engine = ctx.engine
+    spec = engine.collection_spec(name)
+    if "tenant" not in spec.keyword_indexes:
+        ensure = getattr(engine, "ensure_keyword_index", None)
+        if callable(ensure):
+            ensure(name, "tenant", True)
+    missing: list[int] = []
+    try:
+        for rec in engine.scroll(name, with_payload=["tenant"]):
+            if rec.id >= 2**32:
+                raise SchemaError(
+                    f"anchor id {rec.id} in {name!r} is not below 2**32: anchor ids double as sparse-vector indices; "
+                    "re-key the collection with small integer ids, or ingest the pairs into a new store"
+                )
+            if not rec.payload.get("tenant"):
+                missing.append(rec.id)
+    except ValueError as e:  # a UUID id cannot become an int
+        raise SchemaError(
+            f"collection {name!r} has non-integer point ids ({e}): anchor ids must be integers below 2**32; "
+            "re-key the collection, or ingest the pairs into a new store"
+        ) from e
+    for start in range(0, len(missing), 1000):
+        engine.set_payload(name, missing[start : start + 1000], {"tenant": TENANT_SHARED})

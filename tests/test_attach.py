@@ -1,0 +1,62 @@
+"""Attaching to an existing Qdrant collection whose vector and payload names differ (mapped by settings)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import IMG_DIM, TXT_DIM, small_settings
+from qdrant_client import QdrantClient
+from qdrant_client import models as m
+
+from asif_qdrant import Asif, SchemaError
+from asif_qdrant.relrep import dense_reference_scores
+
+
+def _existing(client: QdrantClient, n: int, rng: np.random.Generator, uuid_ids: bool = False):
+    client.create_collection(
+        "products",
+        vectors_config={"img": m.VectorParams(size=IMG_DIM, distance=m.Distance.COSINE),
+                        "txt": m.VectorParams(size=TXT_DIM, distance=m.Distance.COSINE)},
+    )
+    img, txt = rng.standard_normal((n, IMG_DIM)), rng.standard_normal((n, TXT_DIM))
+    ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(n)] if uuid_ids else list(range(10, 10 + n))
+    client.upsert("products", [
+        m.PointStruct(id=ids[i], vector={"img": img[i].tolist(), "txt": txt[i].tolist()}, payload={"title": f"t{i}"})
+        for i in range(n)
+    ])
+    return ids, img, txt
+
+
+def test_attach_existing_collection_with_other_names() -> None:
+    rng = np.random.default_rng(0)
+    client = QdrantClient(":memory:")
+    ids, img, txt = _existing(client, 20, rng)
+    opts = small_settings(anchors_collection="products", vector_names={"image": "img", "text": "txt"},
+                          payload_names={"caption": "title"})
+    a = Asif.open(client=client, **opts)
+    assert a.count() == 20  # points without a tenant joined the shared anchors
+    prompts = rng.standard_normal((3, TXT_DIM))
+    a.define_labels("L", list("abc"), templates="plain", prompt_vectors=prompts, k=5, p=4)
+    q = rng.standard_normal((2, IMG_DIM))
+    preds = a.classify(vectors=q, labels="L", top=3)
+    ref = dense_reference_scores(q, img, prompts, txt, 5, 4, anchor_ids=ids)
+    for b in range(2):
+        got = {s.label: s.score for s in preds[b].top}
+        for i, c in enumerate("abc"):
+            assert abs(got.get(c, 0.0) - ref[b, i]) < 1e-5
+    ex = a.explain(vector=q[0], labels="L")
+    assert all(c.caption.startswith("t") for c in ex.contributions)
+    # the plugin writes in the collection's own names
+    new = a.add_vectors(rng.standard_normal((1, IMG_DIM)), rng.standard_normal((1, TXT_DIM)), captions=["fresh"])
+    rec = client.retrieve("products", new, with_payload=True, with_vectors=True)[0]
+    assert rec.payload["title"] == "fresh" and set(rec.vector) == {"img", "txt"}
+    assert "asif_anchors" not in {c.name for c in client.get_collections().collections}
+    a.close()
+
+
+def test_attach_refuses_uuid_ids() -> None:
+    client = QdrantClient(":memory:")
+    _existing(client, 3, np.random.default_rng(1), uuid_ids=True)
+    with pytest.raises(SchemaError, match="integers below 2\\*\\*32"):
+        Asif.open(client=client, **small_settings(anchors_collection="products",
+                                                  vector_names={"image": "img", "text": "txt"}))
