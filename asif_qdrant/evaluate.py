@@ -1,11 +1,17 @@
-"""Zero-shot evaluation on labelled images (a folder per class), with cached image embeddings."""
+"""Zero-shot evaluation on labelled images (a folder per class, or a CSV/TSV/JSONL of image and label), with
+cached image embeddings.
+
+Sweeps over k, p, templates and aggregation, the anchor-count curve and validated autotuning live in
+``sweeps.py`` and ``tune.py``; text<->image retrieval metrics in ``retrieval.py``.
+"""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +24,10 @@ if TYPE_CHECKING:
     from .asif import Asif
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+LABELLED_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+IMAGE_COLUMNS = ("image", "path", "file")
+LABEL_COLUMNS = ("label", "class")
+_MAP_HEADER_WORDS = {"folder", "folder_name", "label", "class", "source", "from", "name", "key", "raw"}
 
 
 def clean_class_name(folder: str) -> str:
@@ -26,14 +36,100 @@ def clean_class_name(folder: str) -> str:
 
 @dataclass
 class LabelledImages:
+    """Image paths and their class names (cleaned, mapped). ``classes``: every class of the source, in order.
+
+    When the images are a sample of a larger source, ``universe`` holds the source's full path list and
+    ``positions`` where each sampled image sits in it (so that embeddings cached for the full list are reused).
+    """
+
     paths: list[Path]
     labels: list[str]  # class names (cleaned)
+    classes: list[str] = field(default_factory=list)
+    universe: list[Path] | None = None
+    positions: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def __post_init__(self) -> None:
+        if not self.classes:
+            self.classes = list(dict.fromkeys(self.labels))
 
-def read_folder_per_class(root: Path, limit: int | None = None, seed: int = 0) -> LabelledImages:
+
+def read_class_map(path: str | Path) -> dict[str, str]:
+    """A mapping raw class name (folder name or label value) -> class name, from a JSON object or a two-column
+    CSV/TSV file (an optional header row such as ``folder,class`` is skipped)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise NotFoundError(f"class map {str(p)!r} does not exist: give a JSON object or a two-column CSV/TSV file")
+    text = p.read_text(encoding="utf-8-sig")
+    out: dict[str, str] = {}
+    if p.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidInputError(f"class map {str(p)!r} is not valid JSON ({e.msg}, line {e.lineno})") from e
+        if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+            raise InvalidInputError(
+                f"class map {str(p)!r} must be a JSON object of strings, e.g. {{\"automobile\": \"car\"}}"
+            )
+        out = {str(k): v for k, v in obj.items()}
+    else:
+        delim = "\t" if p.suffix.lower() in (".tsv", ".txt") or "\t" in text.splitlines()[0] else ","
+        rows = [r for r in csv.reader(text.splitlines(), delimiter=delim) if any(x.strip() for x in r)]
+        for i, r in enumerate(rows, start=1):
+            if len(r) != 2:
+                raise InvalidInputError(
+                    f"class map {str(p)!r} line {i} has {len(r)} fields: write two, the raw name and the class name"
+                )
+            if i == 1 and r[0].strip().lower() in _MAP_HEADER_WORDS:
+                continue
+            out[r[0].strip()] = r[1]
+    bad = [k for k, v in out.items() if not k or not v.strip()]
+    if bad or not out:
+        raise InvalidInputError(f"class map {str(p)!r} is empty or maps {bad[0] if bad else ''!r} to an empty name")
+    return {k: v.strip() for k, v in out.items()}
+
+
+def _resolve_map(mapping: Mapping[str, str] | str | Path | None) -> dict[str, str] | None:
+    if mapping is None:
+        return None
+    if isinstance(mapping, (str, Path)):
+        return read_class_map(mapping)
+    return {str(k): str(v).strip() for k, v in mapping.items()}
+
+
+def _class_namer(raw: Sequence[str], mapping: Mapping[str, str] | None, where: str) -> dict[str, str]:
+    """raw name -> final class name. A mapping key that names no raw class (nor its cleaned form) is an error."""
+    names = {r: clean_class_name(r) for r in raw}
+    if mapping is None:
+        return names
+    by_clean = {v: k for k, v in names.items()}
+    for key, value in mapping.items():
+        r = key if key in names else by_clean.get(clean_class_name(key))
+        if r is None:
+            raise InvalidInputError(
+                f"class map names {key!r}, which is not a class of {where} ({', '.join(sorted(names)) or 'none'}): "
+                "fix the map's first column (folder names, or label values)"
+            )
+        names[r] = value
+    return names
+
+
+def _sample(per_class: list[list[int]], limit: int | None, seed: int) -> list[list[int]]:
+    """A class-balanced deterministic sample (positions), ``limit // n_classes`` per class."""
+    if limit is None:
+        return per_class
+    if limit < 1:
+        raise InvalidInputError(f"limit={limit} is invalid: give a number of images >= 1, or no limit")
+    rng = np.random.default_rng(seed)
+    per = max(1, limit // len(per_class))
+    return [sorted(rng.permutation(files)[:per].tolist()) if len(files) > per else files for files in per_class]
+
+
+def read_folder_per_class(
+    root: Path, limit: int | None = None, seed: int = 0, mapping: Mapping[str, str] | str | Path | None = None
+) -> LabelledImages:
     """Images under ``root/<class>/``. With ``limit``, a class-balanced deterministic sample of that size."""
     root = Path(root)
     if not root.is_dir():
@@ -41,32 +137,132 @@ def read_folder_per_class(root: Path, limit: int | None = None, seed: int = 0) -
     classes = sorted(d for d in root.iterdir() if d.is_dir())
     if not classes:
         raise InvalidInputError(f"{root} has no class sub-folders: lay images out as {root}/<class>/<image>.jpg")
-    per_class = [
-        sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for d in classes
-    ]
-    if limit is not None:
-        rng = np.random.default_rng(seed)
-        per = max(1, limit // len(classes))
-        per_class = [sorted(files[i] for i in rng.permutation(len(files))[:per]) if len(files) > per else files
-                     for files in per_class]
-    paths: list[Path] = []
-    labels: list[str] = []
-    for d, files in zip(classes, per_class, strict=True):
-        paths.extend(Path(f) for f in files)
-        labels.extend([clean_class_name(d.name)] * len(files))
-    if not paths:
-        raise InvalidInputError(f"{root} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return LabelledImages(paths, labels)
+    names = _class_namer([d.name for d in classes], _resolve_map(mapping), str(root))
+    files = [sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for d in classes]
+    universe = [p for fs in files for p in fs]
+    raw_labels = [d.name for d, fs in zip(classes, files, strict=True) for _ in fs]
+    if not universe:
+        raise InvalidInputError(f"{root} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in its class sub-folders")
+    return _labelled(universe, raw_labels, [d.name for d in classes], names, limit, seed)
+
+
+def _labelled(
+    universe: list[Path], raw_labels: list[str], raw_classes: list[str], names: Mapping[str, str],
+    limit: int | None, seed: int,
+) -> LabelledImages:
+    per_class: dict[str, list[int]] = {c: [] for c in raw_classes}
+    for i, r in enumerate(raw_labels):
+        per_class[r].append(i)
+    classes = list(dict.fromkeys(names[c] for c in raw_classes if per_class[c]))
+    if limit is None:
+        return LabelledImages(list(universe), [names[r] for r in raw_labels], classes)
+    pos = sorted(i for idx in _sample(list(per_class.values()), limit, seed) for i in idx)
+    return LabelledImages([universe[i] for i in pos], [names[raw_labels[i]] for i in pos], classes,
+                          universe=list(universe), positions=pos)
+
+
+def read_labelled_file(
+    path: Path, limit: int | None = None, seed: int = 0, mapping: Mapping[str, str] | str | Path | None = None
+) -> LabelledImages:
+    """Images and labels from a CSV/TSV/JSONL file with a header (columns ``image`` and ``label``). Image paths are
+    absolute or relative to the file's folder (or its ``images/`` sub-folder)."""
+    fmt = LABELLED_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InvalidInputError(
+            f"labelled file {str(path)!r} has an unknown format (suffix {path.suffix or '(none)'!r}): use .csv, .tsv "
+            "or .jsonl with columns 'image' and 'label'"
+        )
+    records: list[tuple[int, dict[str, Any]]] = []
+    try:
+        if fmt == "jsonl":
+            with open(path, encoding="utf-8-sig") as f:
+                for line, text in enumerate(f, start=1):
+                    if not text.strip():
+                        continue
+                    try:
+                        obj = json.loads(text)
+                    except json.JSONDecodeError as e:
+                        raise InvalidInputError(f"{path} line {line} is not valid JSON ({e.msg}): fix the row") from e
+                    if not isinstance(obj, dict):
+                        raise InvalidInputError(f"{path} line {line} is not a JSON object with 'image' and 'label'")
+                    records.append((line, {str(k).lower(): v for k, v in obj.items()}))
+        else:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                reader = csv.reader(f, delimiter="\t" if fmt == "tsv" else ",")
+                header = [h.strip().lower() for h in next(reader, [])]
+                for fields in reader:
+                    if not any(x.strip() for x in fields):
+                        continue
+                    if len(fields) != len(header):
+                        raise InvalidInputError(
+                            f"{path} line {reader.line_num} has {len(fields)} fields but the header has "
+                            f"{len(header)} ({', '.join(header)}): fix the row (quote fields with commas)"
+                        )
+                    records.append((reader.line_num, dict(zip(header, fields, strict=True))))
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(f"labelled file {str(path)!r} is not UTF-8 text ({e}): save it as UTF-8") from e
+    if not records:
+        raise InvalidInputError(f"labelled file {str(path)!r} has no rows: it needs columns 'image' and 'label'")
+    cols = set().union(*(r.keys() for _, r in records))
+    icol = next((c for c in IMAGE_COLUMNS if c in cols), None)
+    lcol = next((c for c in LABEL_COLUMNS if c in cols), None)
+    if icol is None or lcol is None:
+        raise InvalidInputError(
+            f"labelled file {str(path)!r} has columns {sorted(cols)}: it needs an image column "
+            f"({' or '.join(IMAGE_COLUMNS)}) and a label column ({' or '.join(LABEL_COLUMNS)})"
+        )
+    bases = [path.parent, path.parent / "images"]
+    universe: list[Path] = []
+    raw_labels: list[str] = []
+    for line, rec in records:
+        ref, lab = str(rec.get(icol) or "").strip(), str(rec.get(lcol) or "").strip()
+        if not ref or not lab:
+            raise InvalidInputError(f"{path} line {line}: the {icol if not ref else lcol} is empty; fill it in")
+        p = Path(ref).expanduser()
+        found = p if p.is_absolute() else next((b / p for b in bases if (b / p).is_file()), bases[0] / p)
+        if not found.is_file():
+            raise InvalidInputError(
+                f"{path} line {line}: image {ref!r} does not exist (looked in {', '.join(str(b) for b in bases)}): "
+                "fix the path or remove the row"
+            )
+        universe.append(found)
+        raw_labels.append(lab)
+    raw_classes = sorted(set(raw_labels))
+    names = _class_namer(raw_classes, _resolve_map(mapping), str(path))
+    return _labelled(universe, raw_labels, raw_classes, names, limit, seed)
+
+
+def read_labelled(
+    source: str | Path, mapping: Mapping[str, str] | str | Path | None = None, limit: int | None = None,
+    seed: int = 0,
+) -> LabelledImages:
+    """Labelled images from a folder per class or a CSV/TSV/JSONL file of (image, label).
+
+    Class names are the folder names (or label values) with ``_`` read as a space; ``mapping`` (a dict, or a JSON /
+    two-column CSV/TSV file) renames raw names to class names. With ``limit``, a class-balanced seeded sample.
+    """
+    p = Path(source).expanduser()
+    if p.is_dir():
+        return read_folder_per_class(p, limit, seed, mapping)
+    if p.is_file():
+        return read_labelled_file(p, limit, seed, mapping)
+    raise NotFoundError(
+        f"evaluation source {str(p)!r} does not exist: give a folder with one sub-folder per class, or a "
+        "CSV/TSV/JSONL file with columns image and label"
+    )
+
+
+def _eval_cache_file(asif: Asif, paths: Sequence[Path]) -> Path:
+    h = hashlib.sha256(asif.fingerprint.image_encoder.encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return asif.settings.resolved_cache_dir / "eval" / f"{h.hexdigest()[:24]}.npy"
 
 
 def cached_image_vectors(asif: Asif, paths: Sequence[Path], batch_size: int = 64, progress: bool = True) -> np.ndarray:
     """Image embeddings of ``paths`` with the store's encoder, cached on disk per (encoder, file list)."""
-    enc_name = asif.fingerprint.image_encoder
-    h = hashlib.sha256(enc_name.encode())
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    cache = asif.settings.resolved_cache_dir / "eval" / f"{h.hexdigest()[:24]}.npy"
+    cache = _eval_cache_file(asif, paths)
     if cache.exists():
         arr = np.load(cache)
         if arr.shape[0] == len(paths):
@@ -90,6 +286,18 @@ def cached_image_vectors(asif: Asif, paths: Sequence[Path], batch_size: int = 64
     np.save(tmp, arr)
     tmp.replace(cache)
     return arr
+
+
+def labelled_vectors(asif: Asif, data: LabelledImages, progress: bool = True) -> np.ndarray:
+    """Embeddings of ``data``'s images: sliced from the full source's cached embeddings when they exist (a sample
+    then costs no encoding), else encoded (and cached) for this list."""
+    if data.universe is not None and data.positions is not None:
+        cache = _eval_cache_file(asif, data.universe)
+        if cache.exists():
+            arr = np.load(cache)
+            if arr.shape[0] == len(data.universe):
+                return arr[np.asarray(data.positions, np.int64)]
+    return cached_image_vectors(asif, data.paths, progress=progress)
 
 
 @dataclass
@@ -116,8 +324,8 @@ class EvalReport:
         for c, a in self.per_class.items():
             lines.append(f"  {c:<20} {a:.3f}")
         lines.append("most common confusions (true -> predicted: count):")
-        for true, pred, count in self.confusions:
-            lines.append(f"  {true} -> {pred}: {count}")
+        for t, p, n in self.confusions:
+            lines.append(f"  {t} -> {p}: {n}")
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -158,17 +366,19 @@ def evaluate(
     limit: int | None = None,
     progress: bool = True,
     aggregation: str | None = None,
+    mapping: Mapping[str, str] | str | Path | None = None,
 ) -> EvalReport:
-    """Top-1/top-5 accuracy, per-class accuracy and confusions of a label set on a folder per class."""
-    data = read_folder_per_class(folder, limit)
+    """Top-1/top-5 accuracy, per-class accuracy and confusions of a label set on labelled images (a folder per
+    class, or a CSV/TSV/JSONL of image and label; ``mapping`` renames raw class names)."""
+    data = read_labelled(folder, mapping, limit)
     info = asif.relindexes.require(labels, tenant or "_shared", "labels")
     missing = sorted(set(data.labels) - set(info.classes))
     if missing:
         raise InvalidInputError(
             f"classes {missing} of {folder} are not in label set {labels!r} ({info.classes}): "
-            "define the label set with the folder names (underscores read as spaces)"
+            "define the label set with the folder names (underscores read as spaces), or map them with a class map"
         )
-    vecs = cached_image_vectors(asif, data.paths, progress=progress)
+    vecs = labelled_vectors(asif, data, progress=progress)
     ranked: list[list[str | None]] = []
     for start in range(0, len(data), 256):
         preds = asif.classify(vectors=vecs[start : start + 256], labels=labels, top=5, tenant=tenant,
@@ -188,9 +398,11 @@ class SweepRow:
     aggregation: str
     top1: float
     top5: float
+    unknown: float = 0.0
+    n: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return vars(self)
+        return dict(vars(self))
 
 
 def sweep_vectors(
@@ -207,41 +419,16 @@ def sweep_vectors(
     prompt_cache: dict[str, np.ndarray] | None = None,
 ) -> list[SweepRow]:
     """Top-1/top-5 for every (k, p, templates, aggregation): the anchors' top-k is queried once, at the
-    largest k, and cut for the smaller ones; prompts are encoded once per template set."""
-    from .relindex import IndexInfo
-    from .zeroshot import aggregate, resolve_templates
+    largest k, and cut for the smaller ones; prompts are encoded once per template set (``prompt_cache``: template
+    set name -> class-major prompt vectors, filled in when empty). See sweeps.sweep_settings."""
+    from .sweeps import grid, prompt_sets, sweep_settings
 
-    t = tenant or "_shared"
-    kmax = max(ks)
-    ri = asif.relindexes
-    img_top = ri.anchor_topk(np.asarray(vectors, np.float32), "image", t, kmax)
-    rows: list[SweepRow] = []
-    for tset in template_sets:
-        tpl = resolve_templates(tset)
-        prompts = [x.format(c) for c in classes for x in tpl]
-        key = f"{tset}:{len(classes)}"
-        if prompt_cache is not None and key in prompt_cache:
-            pvec = prompt_cache[key]
-        else:
-            pvec = asif.encode_texts(prompts)
-            if prompt_cache is not None:
-                prompt_cache[key] = pvec
-        payloads = [{"label": c, "prompt": x.format(c)} for c in classes for x in tpl]
-        for k in sorted(ks):
-            for p in ps:
-                info = IndexInfo(f"_sweep_{tset}", t, "labels", k, float(p), len(prompts), {}, classes=list(classes),
-                                 templates=tpl)
-                info = ri.build(info, pvec, payloads)
-                reps = img_top.cut(k).reps(float(p))
-                hits = ri.query(info, reps, limit=info.n_items, with_payload=False)
-                for agg in aggregations:
-                    ranked: list[list[str | None]] = []
-                    for hs in hits:
-                        for h in hs:
-                            h.payload = info.prompt_of(h.id)
-                        pred = aggregate(hs, len(tpl), agg, 5)
-                        ranked.append([s.label for s in pred.top] if pred.label is not None else [None])
-                    rep = score_predictions(truth, ranked, classes)
-                    rows.append(SweepRow(k, float(p), tset, agg, rep.top1, rep.top5))
-                ri.delete(info)
-    return rows
+    axes: dict[str, list[Any]] = {"k": list(ks), "p": list(ps), "templates": list(template_sets),
+                                  "aggregation": list(aggregations)}
+    settings = grid(axes)
+    given = {name: prompt_cache[name] for name in template_sets if prompt_cache is not None and name in prompt_cache}
+    prompts = prompt_sets(asif, classes, template_sets, given)
+    if prompt_cache is not None:
+        prompt_cache.update({name: v for name, (_, v) in prompts.items()})
+    return sweep_settings(asif, vectors, truth, classes, settings, prompt_vectors={n: v for n, (_, v) in
+                                                                                    prompts.items()}, tenant=tenant)

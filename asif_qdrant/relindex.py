@@ -178,13 +178,18 @@ class RelIndexes:
         self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = thresholds if thresholds is not None else {}
 
     # -- step (1): dense top-k on the anchors --------------------------------------------------
-    def anchor_topk(self, vectors: np.ndarray, modality: Modality, tenant: str, k: int) -> TopK:
-        """Exact top-k anchors of each row (cosine), within the tenant's scope, with the tie rule applied."""
+    def anchor_topk(
+        self, vectors: np.ndarray, modality: Modality, tenant: str, k: int, within: Filter | None = None
+    ) -> TopK:
+        """Exact top-k anchors of each row (cosine), within the tenant's scope (and ``within``, e.g. a subset of
+        ids for an anchor curve), with the tie rule applied."""
         vecs = np.asarray(vectors, dtype=np.float32)
         b = vecs.shape[0]
         ids = np.full((b, k), -1, np.int64)
         sims = np.zeros((b, k), np.float64)
         scope = tenant_scope(tenant)
+        if within is not None:
+            scope = Filter(must=scope.must + within.must, must_not=scope.must_not + within.must_not)
         for start in range(0, b, QUERY_CHUNK):
             chunk = vecs[start : start + QUERY_CHUNK]
             queries = [DenseQuery(modality, v, k + TIE_MARGIN, scope) for v in chunk]

@@ -63,4 +63,4 @@ def test_cli_examples_run(tmp_path: Path) -> None:
     assert "0001_anchor_collection" in outputs["migrate --list"] and "applied" in outputs["migrate --list"]
     assert (tmp_path / "report.html").read_text().count('class="label-row"') >= 1
     assert "acme" in outputs["tenants stats"]
-    assert "relative-index items updated" in outputs["add $DATA/cifar10-test/cat/0001.jpg"]
+    assert "added 1 anchor(s)" in outputs["add $DATA/cifar10-test/cat/0001.jpg"]
