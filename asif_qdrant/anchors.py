@@ -224,7 +224,7 @@ class AnchorStore:
         if id_list is None:
             id_list, dup = self.assign_ids(hashes)
         else:
-            self._check_id_owners(id_list, tenant)
+            self.check_id_owners(id_list, tenant)
             dup = [False] * n
         rows = [i for i in range(n) if not dup[i]]
         written: list[int] = []
@@ -258,7 +258,7 @@ class AnchorStore:
             [id_list[i] for i in rows], img[rows], txt[rows],
         )
 
-    def _check_id_owners(self, ids: list[int], tenant: str) -> None:
+    def check_id_owners(self, ids: list[int], tenant: str) -> None:
         """An explicit id may replace an anchor of the same tenant, never another tenant's."""
         for start in range(0, len(ids), 1000):
             for r in self.engine.retrieve(self.collection, ids[start : start + 1000], with_payload=True):

@@ -186,6 +186,16 @@ class Asif:
         """Like :meth:`add_vectors`, with the counts of added and duplicate pairs."""
         store = self.anchors
         store.check_encoders(image_encoder, text_encoder)
+        if ids is not None:
+            # explicit ids that are already stored are replacements: validate everything first, then remove the
+            # old pairs through the incremental path, so that the relative indexes stay exact without a rebuild
+            store.validate_pairs(image_vectors, text_vectors, captions, payloads, ids, image_refs)
+            t = validate_tenant(tenant)
+            store.check_id_owners([int(i) for i in ids], t)
+            stored = [r.id for r in self.engine.retrieve(store.collection, [int(i) for i in ids], with_payload=True)
+                      if r.payload.get("tenant") == t]
+            if stored:
+                self.delete_result(stored, tenant=t)
         res = store.add(
             image_vectors, text_vectors, captions=captions, payloads=payloads, tenant=tenant, ids=ids,
             image_refs=image_refs, content_keys=content_keys,

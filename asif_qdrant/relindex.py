@@ -176,6 +176,7 @@ class RelIndexes:
         # per index: (state stamp, thresholds, complete flags) of every item, kept by the process that edits, so that
         # an edit does not read every item's payload; the stamp (revisions, anchor count) guards it
         self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = thresholds if thresholds is not None else {}
+        self._edit_counts: dict[str, int] = {}
 
     # -- step (1): dense top-k on the anchors --------------------------------------------------
     def anchor_topk(
@@ -301,6 +302,7 @@ class RelIndexes:
         self, tenant: str, ids: Sequence[int], image: np.ndarray, text: np.ndarray
     ) -> dict[str, int]:
         """New anchors enter only the items whose threshold they beat. Returns items touched per index."""
+        self._edit_counts = {}
         touched: dict[str, int] = {}
         if len(ids) == 0:
             return touched
@@ -403,6 +405,7 @@ class RelIndexes:
         lists. A holder whose list still has at least k anchors (or held every anchor) needs no query: its list
         is still the exact top of the remaining anchors. Only holders whose buffer ran out are re-queried.
         """
+        self._edit_counts = {}
         touched: dict[str, int] = {}
         if len(ids) == 0:
             return touched
@@ -453,7 +456,13 @@ class RelIndexes:
         before[tenant] = before.get(tenant, 0) + 1
         if before != scope_revisions(self.meta, info.tenant):
             return False
-        return bool(info.extra.get("anchors", -1) + delta == self.scope_count(info.tenant))
+        return bool(info.extra.get("anchors", -1) + delta == self._edit_count(info.tenant))
+
+    def _edit_count(self, tenant: str) -> int:
+        """The scope's anchor count after the edit being applied: counted once per edit, not once per index."""
+        if tenant not in self._edit_counts:
+            self._edit_counts[tenant] = self.scope_count(tenant)
+        return self._edit_counts[tenant]
 
     def is_current(self, info: IndexInfo, check_count: bool = True) -> bool:
         """Revisions match (edits through the plugin, from any process) and, with ``check_count``, the anchor
@@ -480,7 +489,7 @@ class RelIndexes:
 
     def _mark_current(self, info: IndexInfo, thr: np.ndarray, complete: np.ndarray) -> None:
         info.revisions = scope_revisions(self.meta, info.tenant)
-        info.extra = {**info.extra, "anchors": self.scope_count(info.tenant)}
+        info.extra = {**info.extra, "anchors": self._edit_count(info.tenant)}
         self.meta.put(info.key, asdict(info))
         self._thr[info.key] = (_stamp(info), thr, complete)
 

@@ -185,3 +185,25 @@ def test_buffer_and_requery_paths_stay_exact(kind: str, tmp_path: Path, monkeypa
         _check(a, model, "_shared", queries, prompts)
     finally:
         a.close()
+
+
+def test_add_with_existing_ids_is_a_replacement_kept_incrementally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(RelIndexes, "rebuild", lambda self, info: pytest.fail("an index fell behind"))
+    rng = np.random.default_rng(21)
+    with Asif.open(tmp_path / "s", **small_settings(k=K, p=P)) as a:
+        img, txt = rng.standard_normal((20, IMG_DIM)), rng.standard_normal((20, TXT_DIM))
+        ids = a.add_vectors(img, txt, ids=list(range(20)))
+        prompts, queries = rng.standard_normal((5, TXT_DIM)), rng.standard_normal((3, IMG_DIM))
+        a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts)
+        img[:5], txt[:5] = rng.standard_normal((5, IMG_DIM)), rng.standard_normal((5, TXT_DIM))
+        a.add_vectors(img[:5], txt[:5], ids=ids[:5])  # overwrite five anchors in place
+        model = Model()
+        for i, pid in enumerate(ids):
+            model.anchors[pid] = ("_shared", img[i] / np.linalg.norm(img[i]), txt[i] / np.linalg.norm(txt[i]))
+        assert a.count() == 20
+        _check(a, model, "_shared", queries, prompts)
+        with pytest.raises(InvalidInputError, match="already used by another anchor set"):
+            a.add_vectors(img[:2], txt[:2], ids=ids[:2], tenant="t1")
+        assert a.count() == 20 and a.count("t1") == 0
