@@ -13,10 +13,11 @@ from pydantic import ValidationError
 from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, l2_normalise
 from .engines import create_engine
-from .engines.base import Engine, Filter
+from .engines.base import Engine, Filter, optimize_collection
 from .errors import ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .relindex import IndexInfo, Kind, RelIndexes, check_k_p
+from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
 
@@ -77,6 +78,7 @@ class Asif:
         self._encoders: dict[str, Encoder] = {}
         self._count_checked: dict[str, float] = {}
         self._thresholds: dict[str, Any] = {}
+        self._search: SearchConfig | None = None
         if migrate:
             self.migrate()
 
@@ -284,6 +286,14 @@ class Asif:
             res.items_touched[key] = res.items_touched.get(key, 0) + n
         return res
 
+    def optimize(self) -> bool:
+        """Build the anchors collection's HNSW graph / quantized vectors, where it was created with them (search
+        settings at creation). Qdrant Edge has no background optimizer: call this after bulk loads; a server is
+        waited for. An exact collection (the default) has nothing to build. True if anything was rebuilt."""
+        if not builds_index(self.engine.collection_spec(self.anchors.collection)):
+            return False
+        return optimize_collection(self.engine, self.anchors.collection)
+
     def tenants(self) -> list[str]:
         """Tenants with an anchor set (ever written through the plugin)."""
         return self.anchors.tenants()
@@ -350,7 +360,22 @@ class Asif:
     # -- relative indexes ----------------------------------------------------------------------
     @property
     def relindexes(self) -> RelIndexes:
-        return RelIndexes(self.engine, self.settings.prefix, self.meta, self.fingerprint, self._thresholds)
+        return RelIndexes(self.engine, self.settings.prefix, self.meta, self.fingerprint, self._thresholds,
+                          search=self.search_config)
+
+    @property
+    def search_config(self) -> SearchConfig:
+        """How anchor queries run: exact by default; HNSW / quantization where both the search settings and the
+        anchors collection (created with them) opt in."""
+        if self._search is None:
+            cfg = SearchConfig.from_settings(self.settings)
+            if cfg.exact:
+                self._search = cfg
+            elif self.engine.collection_exists(self.anchors.collection):
+                self._search = cfg.for_collection(self.engine.collection_spec(self.anchors.collection))
+            else:
+                return cfg
+        return self._search
 
     def define_labels(
         self,

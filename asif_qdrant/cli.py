@@ -206,6 +206,74 @@ def refresh(ctx: click.Context, name: str | None, tenant: str | None, as_json: b
           or "nothing to refresh")
 
 
+@main.command()
+@click.option("--labels", "labels_name", required=True, help="The label set to specialise the anchors for.")
+@click.option("--keep", type=click.IntRange(min=1), required=True, help="How many anchors to keep.")
+@click.option("--into", "into_tenant", default=None, help="Copy the kept anchors into this new tenant.")
+@click.option("--into-prefix", default=None, help="Copy them into a new store under this collection prefix.")
+@click.option("--criterion", type=click.Choice(["label_weight", "image_contribution"]), default="label_weight",
+              show_default=True, help="How anchors are ranked (image_contribution needs --sample).")
+@click.option("--sample", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A folder of unlabelled images (for --criterion image_contribution).")
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Images sampled from --sample.")
+@tenant_option
+@json_option
+@click.pass_context
+def prune(ctx: click.Context, labels_name: str, keep: int, into_tenant: str | None, into_prefix: str | None,
+          criterion: str, sample: Path | None, limit: int, tenant: str | None, as_json: bool) -> None:
+    """Keep the anchors that matter most for a label set, as a new anchor set (the original is not touched).
+
+    \b
+    Example:
+      asif prune --labels cifar10 --keep 2000 --into-prefix cifar_
+      asif --prefix cifar_ classify photo.jpg --labels cifar10
+    """
+    from .prune import prune as prune_anchors
+    from .prune import sample_image_vectors
+
+    if (into_tenant is None) == (into_prefix is None):
+        raise click.UsageError("give exactly one of --into TENANT and --into-prefix PREFIX")
+    if criterion == "image_contribution" and sample is None:
+        raise click.UsageError("--criterion image_contribution needs --sample DIR (a folder of images)")
+    asif = _open(ctx)
+    vecs = sample_image_vectors(asif, sample, limit) if sample is not None else None
+    rep = prune_anchors(asif, labels_name, keep, into_tenant=into_tenant, into_prefix=into_prefix,
+                        criterion=criterion, sample_vectors=vecs, tenant=tenant)
+    data = {k: v for k, v in rep.as_dict().items() if k not in ("ids", "target_ids", "scores")}
+    _emit(as_json, {**data, "ids": rep.target_ids}, rep.summary)
+
+
+@main.command()
+@json_option
+@click.pass_context
+def optimize(ctx: click.Context, as_json: bool) -> None:
+    """Build the anchors' HNSW graph and quantized vectors (ASIF_HNSW, ASIF_QUANTIZATION). Qdrant Edge has no
+    background optimizer: run this after a bulk ingest. With exact search (the default) there is nothing to build.
+
+    \b
+    Example:
+      ASIF_QUANTIZATION=int8 asif optimize
+    """
+    from .search_options import SearchConfig
+
+    asif = _open(ctx)
+    asked = SearchConfig.from_settings(asif.settings)
+    spec = asif.engine.collection_spec(asif.anchors.collection)
+    built = asif.optimize()
+    stored = "none" if spec.quantization is None else spec.quantization.kind
+    graph = spec.hnsw is not None and spec.hnsw.m > 0
+    note = ""
+    if asif.search_config != asked:
+        note = (f"\nthe anchors collection was created with quantization={stored}, hnsw={graph}: search options "
+                "take effect in a store created with them, e.g. ASIF_QUANTIZATION=int8 asif prune --labels NAME "
+                "--keep N --into-prefix q8_")
+    _emit(as_json, {"search": asif.search_config.describe(), "optimized": built, "quantization": stored,
+                    "hnsw": graph},
+          lambda: f"search: {asif.search_config.describe()}; " + ("index built" if built else "nothing to build")
+          + note)
+
+
 @main.group(cls=AsifGroup)
 def tenants() -> None:
     """Tenants: each one's model is the shared anchors plus its own."""

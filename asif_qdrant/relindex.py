@@ -26,18 +26,16 @@ from .engines.base import (
     Hit,
     MatchAny,
     PointBatch,
+    SearchOptions,
     SparseQuery,
     SparseVec,
 )
 from .errors import ConfigError, InvalidInputError, NotFoundError
 from .meta import TENANT_SHARED, Fingerprint, Meta, anchors_collection, relindex_collection
+from .search_options import QUERY_CHUNK, TIE_MARGIN, SearchConfig, dense_topk
 
 Kind = Literal["labels", "gallery"]
 Modality = Literal["image", "text"]
-# Extra neighbours fetched beyond k so that the tie rule (higher score, then smaller id) is applied here,
-# whatever order an engine returns equal scores in.
-TIE_MARGIN = 8
-QUERY_CHUNK = 64
 SCORE_SLACK = 1e-5
 TOPK_FIELDS = frozenset({"topk", "complete", "thr"})
 PAYLOAD_FIELDS = ["label", "prompt", "class_index", "template_index", "caption", "image_ref", "item"]
@@ -167,12 +165,14 @@ class RelIndexes:
         meta: Meta,
         fingerprint: Fingerprint,
         thresholds: dict[str, tuple[Any, np.ndarray, np.ndarray]] | None = None,
+        search: SearchConfig | None = None,
     ) -> None:
         self.engine = engine
         self.prefix = prefix
         self.meta = meta
         self.fingerprint = fingerprint
         self.anchors = anchors_collection(prefix)
+        self.search = search if search is not None else SearchConfig()  # exact unless the settings opt in
         # per index: (state stamp, thresholds, complete flags) of every item, kept by the process that edits, so that
         # an edit does not read every item's payload; the stamp (revisions, anchor count) guards it
         self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = thresholds if thresholds is not None else {}
@@ -180,29 +180,22 @@ class RelIndexes:
 
     # -- step (1): dense top-k on the anchors --------------------------------------------------
     def anchor_topk(
-        self, vectors: np.ndarray, modality: Modality, tenant: str, k: int, within: Filter | None = None
+        self,
+        vectors: np.ndarray,
+        modality: Modality,
+        tenant: str,
+        k: int,
+        within: Filter | None = None,
+        options: SearchOptions | None = None,
     ) -> TopK:
-        """Exact top-k anchors of each row (cosine), within the tenant's scope (and ``within``, e.g. a subset of
-        ids for an anchor curve), with the tie rule applied."""
-        vecs = np.asarray(vectors, dtype=np.float32)
-        b = vecs.shape[0]
-        ids = np.full((b, k), -1, np.int64)
-        sims = np.zeros((b, k), np.float64)
+        """Top-k anchors of each row (cosine), within the tenant's scope (and ``within``, e.g. a subset of ids for an
+        anchor curve), with the tie rule applied. Exact unless the store's search settings opt in to HNSW or
+        quantization (see search_options.py); ``options`` overrides them for this call."""
         scope = tenant_scope(tenant)
         if within is not None:
             scope = Filter(must=scope.must + within.must, must_not=scope.must_not + within.must_not)
-        for start in range(0, b, QUERY_CHUNK):
-            chunk = vecs[start : start + QUERY_CHUNK]
-            queries = [DenseQuery(modality, v, k + TIE_MARGIN, scope) for v in chunk]
-            for j, hits in enumerate(self.engine.query_batch(self.anchors, queries)):
-                if not hits:
-                    continue
-                hid = np.fromiter((h.id for h in hits), np.int64, len(hits))
-                hs = np.fromiter((h.score for h in hits), np.float64, len(hits))
-                order = np.lexsort((hid, -relrep.tie_key(hs)))[:k]
-                ids[start + j, : order.size] = hid[order]
-                sims[start + j, : order.size] = hs[order]
-        return TopK(ids, sims)
+        opts = options if options is not None else self.search.query_options(k, k + TIE_MARGIN)
+        return dense_topk(self.engine, self.anchors, vectors, modality, scope, k, opts)
 
     def reps(self, vectors: np.ndarray, modality: Modality, tenant: str, k: int, p: float) -> list[relrep.SparseRep]:
         return self.anchor_topk(vectors, modality, tenant, k).reps(p)

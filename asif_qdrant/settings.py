@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,25 @@ class AsifSettings(BaseSettings):
         1.0, ge=0, description="Seconds between anchor-count checks that catch edits made behind the plugin's back."
     )
     batch_size: int = Field(256, ge=1, le=100_000, description="Points per upsert or query batch.")
+    # search: exact by default; the rest is opt-in (see asif_qdrant/search_options.py). Quantization and HNSW are
+    # applied when the anchors collection is created; Qdrant Edge builds them in `asif optimize`.
+    quantization: Literal["none", "int8", "binary"] = Field(
+        "none", description="Quantize the anchor vectors (kept in RAM; originals on disk, used to rescore)."
+    )
+    hnsw: bool = Field(False, description="Search the anchors with an HNSW graph instead of a full scan.")
+    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW links per node.")
+    hnsw_ef_construct: int = Field(100, ge=4, description="HNSW candidates while building the graph.")
+    hnsw_ef: int | None = Field(
+        None, ge=1, description="HNSW candidates per query (raised to at least k + 8); default max(k + 8, 2k)."
+    )
+    oversampling: float = Field(2.0, ge=1.0, description="Quantized candidates fetched per result, for rescoring.")
+    rescore: bool = Field(True, description="Rescore quantized candidates with the original vectors.")
+    index_threshold_kb: int | None = Field(
+        None, ge=1, description="Segments above this size (KB) get the HNSW graph / quantized vectors built."
+    )
+    full_scan_threshold_kb: int | None = Field(
+        None, ge=1, description="Filters matching less than this (KB of vectors) are searched by a full scan."
+    )
 
     @field_validator("prefix")
     @classmethod

@@ -6,6 +6,7 @@ from asif_qdrant.engines.base import CollectionSpec
 from asif_qdrant.errors import SchemaError
 from asif_qdrant.meta import anchors_collection
 from asif_qdrant.migrate import MigrationContext
+from asif_qdrant.search_options import SearchConfig
 
 DESCRIPTION = "anchors collection: dense 'image' and 'text' vectors (cosine), keyword index on 'tenant' (is_tenant)"
 
@@ -18,11 +19,14 @@ def apply(ctx: MigrationContext) -> None:
             "(for example precomputed:my-image-model:1280) and run again"
         )
     name = anchors_collection(ctx.settings.prefix)
+    quantization, hnsw = SearchConfig.from_settings(ctx.settings).collection_options()  # (None, None): exact
     ctx.engine.create_collection(
         name,
         CollectionSpec(
             dense={"image": fp.image_dim, "text": fp.text_dim},
             keyword_indexes={"tenant": True},
+            quantization=quantization,
+            hnsw=hnsw,
         ),
     )
     stored = ctx.engine.collection_spec(name)

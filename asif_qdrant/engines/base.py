@@ -229,3 +229,9 @@ class Engine(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def optimize_collection(engine: Any, name: str) -> bool:
+    """``engine.optimize(name)``, tolerating an engine written before ``Engine.optimize`` existed (no-op)."""
+    fn = getattr(engine, "optimize", None)
+    return bool(fn(name)) if callable(fn) else False

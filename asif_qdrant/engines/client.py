@@ -5,6 +5,7 @@ Local mode (``QdrantClient(":memory:")``) has the server's API and stands in for
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
@@ -30,8 +31,10 @@ from .base import (
     Record,
     SparseVec,
 )
+from .spec_json import spec_from_json, spec_to_json
 
 T = TypeVar("T")
+SPEC_METADATA_KEY = "asif_spec"  # the plugin's CollectionSpec, kept in the collection's metadata
 
 
 class ClientEngine:
@@ -58,10 +61,12 @@ class ClientEngine:
             self.description = f"Qdrant local mode ({location})"
         elif url is not None:
             self.client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=int(timeout))
-            self.description = f"Qdrant server at {url}"
+            self.description = f"Qdrant server at {url}" + (" (gRPC)" if prefer_grpc else "")
         else:
             raise EngineError("ClientEngine needs a url, a client or a location (for example ':memory:')")
         self.url = url
+        self.prefer_grpc = prefer_grpc and url is not None
+        self.timeout = float(timeout)
         self.shard_number = shard_number
         self.replication_factor = replication_factor
         self.write_consistency_factor = write_consistency_factor
@@ -96,6 +101,9 @@ class ClientEngine:
         if not self.collection_exists(name):
             raise NotFoundError(f"collection {name!r} does not exist on {self.description}")
         info = self._call(f"read collection {name!r}", lambda: self.client.get_collection(name))
+        stored = (getattr(info.config, "metadata", None) or {}).get(SPEC_METADATA_KEY)
+        if isinstance(stored, dict):  # written by create_collection: the exact spec
+            return spec_from_json(stored)
         vectors = info.config.params.vectors
         dense = {k: int(v.size) for k, v in vectors.items()} if isinstance(vectors, dict) else {}
         sparse = tuple(sorted((info.config.params.sparse_vectors or {}).keys()))
@@ -109,25 +117,30 @@ class ClientEngine:
     def create_collection(self, name: str, spec: CollectionSpec) -> None:
         if self.collection_exists(name):
             return
+        on_disk = spec.quantization is not None and spec.quantization.originals_on_disk
         vectors = {
             vname: m.VectorParams(
                 size=dim,
                 distance=m.Distance.COSINE,
                 quantization_config=_client_quantization(spec.quantization),
                 hnsw_config=_client_hnsw(spec.hnsw),
+                on_disk=True if on_disk else None,
             )
             for vname, dim in spec.dense.items()
         }
         sparse = {s: m.SparseVectorParams() for s in spec.sparse}
         if not vectors and not sparse:
             sparse = {"_none": m.SparseVectorParams()}
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"metadata": {SPEC_METADATA_KEY: spec_to_json(spec)}}
+        threshold = spec.hnsw.indexing_threshold_kb if spec.hnsw is not None else None
+        if threshold is not None:
+            kwargs["optimizers_config"] = m.OptimizersConfigDiff(indexing_threshold=threshold)
         if not self.is_local:
-            kwargs = {
-                "shard_number": self.shard_number,
-                "replication_factor": self.replication_factor,
-                "write_consistency_factor": self.write_consistency_factor,
-            }
+            kwargs.update(
+                shard_number=self.shard_number,
+                replication_factor=self.replication_factor,
+                write_consistency_factor=self.write_consistency_factor,
+            )
         self._call(
             f"create collection {name!r}",
             lambda: self.client.create_collection(
@@ -240,6 +253,18 @@ class ClientEngine:
         res = self._call(f"count {name!r}", lambda: self.client.count(name, count_filter=cf, exact=True))
         return int(res.count)
 
+    def optimize(self, name: str, poll_s: float = 0.5) -> bool:
+        """A server optimizes in the background: wait (up to the client timeout) until the collection is green.
+        Local mode has no optimizer (and no index): nothing to do. Returns False: nothing is rebuilt here."""
+        if self.is_local:
+            return False
+        deadline = time.monotonic() + self.timeout
+        while True:
+            info = self._call(f"read collection {name!r}", lambda: self.client.get_collection(name))
+            if info.status != m.CollectionStatus.YELLOW or time.monotonic() > deadline:
+                return False
+            time.sleep(poll_s)
+
     def flush(self) -> None:
         return None
 
@@ -305,7 +330,7 @@ def _client_quantization(q: QuantizationSpec | None) -> Any:
         )
     if q.kind == "binary":
         return m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=q.always_ram))
-    raise EngineError(f"unknown quantization {q.kind!r}: use 'int8' or 'binary'")
+    raise EngineError(f"unknown quantization {q.kind!r}: use 'int8' or 'binary' (or no quantization)")
 
 
 def _client_hnsw(h: HnswSpec | None) -> Any:

@@ -1,0 +1,269 @@
+"""Scale options (opt-in): int8 / binary quantization with rescoring and HNSW with ef >= k, on both engines.
+Exact search stays the default; collection specs carry the options; the server engine passes gRPC and cluster
+settings through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import IMG_DIM, TXT_DIM, open_store
+
+from asif_qdrant import AsifSettings, ConfigError
+from asif_qdrant.engines import create_engine
+from asif_qdrant.engines.base import (
+    CollectionSpec,
+    DenseQuery,
+    Engine,
+    HnswSpec,
+    PointBatch,
+    QuantizationSpec,
+    SearchOptions,
+    optimize_collection,
+)
+from asif_qdrant.engines.client import SPEC_METADATA_KEY, ClientEngine
+from asif_qdrant.search_options import SearchConfig, dense_topk, topk_overlap
+
+LOCAL_ENGINES = ["edge", "local"]
+N, DIM, K = 3000, 32, 50
+HAS_SETTINGS = "quantization" in AsifSettings.model_fields
+pytestmark = pytest.mark.filterwarnings("ignore:Failed to obtain server version")  # no server at 127.0.0.1:1
+needs_settings = pytest.mark.skipif(not HAS_SETTINGS, reason="needs the search settings in AsifSettings (patch)")
+
+
+def _engine(kind: str, tmp_path: Path) -> Engine:
+    if kind == "edge":
+        from asif_qdrant.engines.edge import EdgeEngine
+
+        return EdgeEngine(tmp_path / "store")
+    return ClientEngine(location=":memory:")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _load(engine: Engine, cfg: SearchConfig, rng: np.random.Generator, name: str = "a") -> np.ndarray:
+    quant, hnsw = cfg.collection_options()
+    engine.create_collection(
+        name, CollectionSpec(dense={"image": DIM}, keyword_indexes={"tenant": True}, quantization=quant, hnsw=hnsw)
+    )
+    x = _unit(rng.standard_normal((N, DIM)))
+    for s in range(0, N, 1000):
+        engine.upsert(name, PointBatch(list(range(s, s + 1000)), {"image": x[s : s + 1000]},
+                                       payloads=[{"tenant": "_shared"}] * 1000))
+    return x
+
+
+# -- the configuration ------------------------------------------------------------------------------
+def test_exact_is_the_default() -> None:
+    cfg = SearchConfig.from_settings(AsifSettings())
+    assert cfg.exact and cfg.describe() == "exact"
+    assert cfg.collection_options() == (None, None)
+    assert cfg.query_options(800) == SearchOptions() and SearchOptions().exact
+    assert DenseQuery("image", np.zeros(2), 5).options.exact
+
+
+def test_query_and_collection_options() -> None:
+    q8 = SearchConfig(quantization="int8")
+    quant, hnsw = q8.collection_options()
+    assert quant == QuantizationSpec("int8") and quant.originals_on_disk and quant.always_ram
+    assert hnsw is not None and hnsw.m == 0  # no graph: a full scan of the quantized vectors
+    assert q8.query_options(800) == SearchOptions(
+        exact=False, hnsw_ef=None, quantization_rescore=True, quantization_oversampling=2.0
+    )
+    h = SearchConfig(hnsw=True, hnsw_m=24, hnsw_ef_construct=200, index_threshold_kb=64)
+    assert h.collection_options() == (None, HnswSpec(m=24, ef_construct=200, indexing_threshold_kb=64))
+    assert h.query_options(800) == SearchOptions(exact=False, hnsw_ef=1600)  # max(k + 8, 2k)
+    assert h.query_options(3).hnsw_ef == 11  # never below the limit k + 8
+    assert SearchConfig(hnsw=True, hnsw_ef=100).query_options(800).hnsw_ef == 808  # ef >= k, always
+    assert SearchConfig(hnsw=True, hnsw_ef=5000).query_options(800).hnsw_ef == 5000
+    b = SearchConfig(quantization="binary", hnsw=True, oversampling=4.0, rescore=False)
+    assert b.query_options(10) == SearchOptions(
+        exact=False, hnsw_ef=20, quantization_rescore=False, quantization_oversampling=4.0
+    )
+    assert b.describe().startswith("binary hnsw")
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [({"quantization": "fp16"}, "quantization='fp16'"), ({"oversampling": 0.5}, "oversampling=0.5"),
+     ({"hnsw_m": 2}, "hnsw_m=2"), ({"hnsw_ef": 0}, "hnsw_ef=0"), ({"index_threshold_kb": 0}, "index_threshold_kb=0")],
+)
+def test_bad_options_name_the_value(kw: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        SearchConfig(**kw)
+
+
+# -- both engines: specs carry the options, and the approximate top-k is close to the exact one --------------
+@pytest.mark.parametrize("kind", LOCAL_ENGINES)
+@pytest.mark.parametrize("quant", ["int8", "binary"])
+def test_spec_round_trip(kind: str, quant: str, tmp_path: Path) -> None:
+    e = _engine(kind, tmp_path)
+    try:
+        q, h = SearchConfig(quantization=quant, hnsw=True, index_threshold_kb=1).collection_options()
+        spec = CollectionSpec(dense={"image": 4}, keyword_indexes={"tenant": True}, integer_indexes=("n",),
+                              quantization=q, hnsw=h)
+        e.create_collection("c", spec)
+        assert e.collection_spec("c") == spec
+        e.create_collection("plain", CollectionSpec(dense={"image": 4}))
+        assert e.collection_spec("plain").quantization is None and e.collection_spec("plain").hnsw is None
+    finally:
+        e.close()
+
+
+@pytest.mark.parametrize("kind", LOCAL_ENGINES)
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        SearchConfig(quantization="int8", index_threshold_kb=1),
+        SearchConfig(hnsw=True, index_threshold_kb=1, full_scan_threshold_kb=1),
+        SearchConfig(quantization="int8", hnsw=True, index_threshold_kb=1, full_scan_threshold_kb=1),
+    ],
+    ids=["int8+rescore", "hnsw", "int8+hnsw"],
+)
+def test_approximate_topk_overlaps_exact(kind: str, cfg: SearchConfig, tmp_path: Path,
+                                         rng: np.random.Generator) -> None:
+    e = _engine(kind, tmp_path)
+    try:
+        _load(e, cfg, rng)
+        if kind == "edge":
+            assert e.indexed_vectors("a") == 0  # type: ignore[attr-defined]  # Edge: nothing built until optimize
+            assert optimize_collection(e, "a") is True
+            assert e.indexed_vectors("a") == N  # type: ignore[attr-defined]
+            files = {p.name for p in (tmp_path / "store" / "collections" / "a" / "shard").rglob("*")}
+            assert ("quantized.data" in files) == (cfg.quantization != "none")
+        else:
+            assert e.optimize("a") is False  # local mode: no optimizer, no index (always exact)
+        q = _unit(rng.standard_normal((40, DIM)))
+        exact = dense_topk(e, "a", q, "image", None, K)
+        approx = dense_topk(e, "a", q, "image", None, K, cfg.query_options(K))
+        assert approx.ids.shape == (40, K) and (approx.ids >= 0).all()
+        assert topk_overlap(exact, approx) >= 0.95
+        if kind == "edge" and cfg.quantization != "none":
+            no_rescore = SearchOptions(exact=False, hnsw_ef=cfg.query_options(K).hnsw_ef, quantization_rescore=False)
+            raw = dense_topk(e, "a", q, "image", None, K, no_rescore)
+            # without rescoring the scores are the quantized ones: the rescored ones equal the exact cosines
+            assert not np.allclose(raw.sims[raw.ids >= 0], exact.sims[raw.ids >= 0], atol=1e-6)
+            same = approx.ids == exact.ids
+            np.testing.assert_allclose(approx.sims[same], exact.sims[same], atol=1e-6)
+    finally:
+        e.close()
+
+
+def test_binary_rescore_runs_and_ranks_by_exact_scores(tmp_path: Path, rng: np.random.Generator) -> None:
+    e = _engine("edge", tmp_path)
+    try:
+        cfg = SearchConfig(quantization="binary", oversampling=4.0, index_threshold_kb=1)
+        _load(e, cfg, rng)
+        e.optimize("a")  # type: ignore[attr-defined]
+        q = _unit(rng.standard_normal((20, DIM)))
+        exact = dense_topk(e, "a", q, "image", None, K)
+        approx = dense_topk(e, "a", q, "image", None, K, cfg.query_options(K))
+        assert (approx.ids >= 0).all() and topk_overlap(exact, approx) > 0.3  # 1 bit per dim on 32-d noise
+        assert (np.diff(approx.sims, axis=1) <= 1e-9).all()  # rescored: sorted by true cosine
+    finally:
+        e.close()
+
+
+# -- the server engine passes gRPC and cluster settings --------------------------------------------------
+class _FakeClient:
+    """Records what ClientEngine asks of a server client."""
+
+    def __init__(self) -> None:
+        self.created: dict[str, dict[str, Any]] = {}
+        self._client = object()  # not QdrantLocal: behaves as a server
+
+    def collection_exists(self, name: str) -> bool:
+        return name in self.created
+
+    def create_collection(self, name: str, **kw: Any) -> bool:
+        self.created[name] = kw
+        return True
+
+    def create_payload_index(self, *a: Any, **kw: Any) -> None:
+        return None
+
+
+def test_client_engine_passes_cluster_settings_and_options() -> None:
+    fake = _FakeClient()
+    e = ClientEngine(client=fake, shard_number=3, replication_factor=2, write_consistency_factor=2)  # type: ignore[arg-type]
+    q, h = SearchConfig(quantization="int8", hnsw=True, index_threshold_kb=500).collection_options()
+    spec = CollectionSpec(dense={"image": 4, "text": 3}, quantization=q, hnsw=h)
+    e.create_collection("c", spec)
+    kw = fake.created["c"]
+    assert (kw["shard_number"], kw["replication_factor"], kw["write_consistency_factor"]) == (3, 2, 2)
+    assert kw["optimizers_config"].indexing_threshold == 500
+    assert kw["metadata"][SPEC_METADATA_KEY]["quantization"]["kind"] == "int8"
+    vp = kw["vectors_config"]["image"]
+    assert vp.on_disk is True and vp.quantization_config.scalar.always_ram is True and vp.hnsw_config.m == 16
+
+
+def test_create_engine_prefers_grpc_when_asked() -> None:
+    e = create_engine(AsifSettings(url="http://127.0.0.1:1", prefer_grpc=True, shard_number=2))
+    try:
+        assert isinstance(e, ClientEngine) and e.prefer_grpc and "(gRPC)" in e.description
+        assert e.client._client._prefer_grpc is True  # type: ignore[attr-defined]
+        assert e.shard_number == 2
+    finally:
+        e.close()
+    rest = create_engine(AsifSettings(url="http://127.0.0.1:1"))
+    assert isinstance(rest, ClientEngine) and not rest.prefer_grpc
+    rest.close()
+
+
+def test_query_batch_is_one_call(tmp_path: Path, rng: np.random.Generator) -> None:
+    e = ClientEngine(location=":memory:")
+    _load(e, SearchConfig(), rng)
+    calls: list[int] = []
+    orig = e.client.query_batch_points
+
+    def spy(name: str, requests: list[Any]) -> Any:
+        calls.append(len(requests))
+        return orig(name, requests=requests)
+
+    e.client.query_batch_points = spy  # type: ignore[method-assign]
+    dense_topk(e, "a", _unit(rng.standard_normal((10, DIM))), "image", None, 5)
+    assert calls == [10]
+
+
+# -- through the facade (needs the settings patch) ------------------------------------------------------
+@needs_settings
+@pytest.mark.parametrize("kind", LOCAL_ENGINES)
+def test_store_applies_settings(kind: str, tmp_path: Path, request: pytest.FixtureRequest,
+                                rng: np.random.Generator) -> None:
+    exact = open_store(kind, tmp_path / "exact", request)
+    q8 = open_store(kind, tmp_path / "q8", request, quantization="int8", index_threshold_kb=1)
+    try:
+        assert exact.engine.collection_spec(exact.anchors.collection).quantization is None
+        spec = q8.engine.collection_spec(q8.anchors.collection)
+        assert spec.quantization == QuantizationSpec("int8") and spec.hnsw is not None and spec.hnsw.m == 0
+        img, txt = rng.standard_normal((400, IMG_DIM)), rng.standard_normal((400, TXT_DIM))
+        prompts = rng.standard_normal((3, TXT_DIM))
+        for a in (exact, q8):
+            a.add_vectors(img, txt, ids=list(range(400)))
+            assert a.optimize() is (a is q8 and kind == "edge")  # type: ignore[attr-defined]  # exact: nothing to build
+            a.define_labels("L", ["a", "b", "c"], "plain", prompt_vectors=prompts, k=20)
+        seen: list[SearchOptions] = []
+        for a in (exact, q8):
+            orig = a.engine.query_batch
+
+            def spy(name: str, queries: Any, orig: Any = orig) -> Any:
+                seen.extend(q.options for q in queries if isinstance(q, DenseQuery))
+                return orig(name, queries)
+
+            a.engine.query_batch = spy  # type: ignore[method-assign]
+        v = rng.standard_normal((30, IMG_DIM))
+        pe = exact.classify(vectors=v, labels="L")
+        n_exact = len(seen)
+        pq = q8.classify(vectors=v, labels="L")
+        assert all(o.exact for o in seen[:n_exact])
+        assert seen[n_exact:] and all(not o.exact and o.quantization_rescore for o in seen[n_exact:])
+        agree = np.mean([x.label == y.label for x, y in zip(pe, pq, strict=True)])
+        assert agree >= 0.95
+        assert q8.search_config.query_options(20).quantization_rescore is True
+    finally:
+        exact.close()
+        q8.close()
