@@ -596,6 +596,8 @@ def ingest(
         groups = group_by_image(good)
         report.images = len(groups)
         _run_batches(run, groups, batch_size, progress, on_batch)
+        if report.added:
+            asif.optimize()  # HNSW / quantized vectors, where the store was created with them (Edge: only here)
     finally:
         report.cache_hits = run.embedder.cache_hits
         report.seconds = time.perf_counter() - t0
@@ -750,6 +752,8 @@ def ingest_vectors(asif: Asif, file: str | Path, *, tenant: str | None = None) -
         image_refs=_strings(arrays.get("image_refs"), "image_refs", path),
     )
     report = IngestReport(source=str(path), rows=n, added=res.added, duplicates=res.duplicates)
+    if res.added:
+        asif.optimize()
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -31,10 +31,16 @@ def store(n: int, rebuild: bool) -> Asif:
     a = Asif.open(path, **ENC)
     have = a.count()
     if have < n:
+        # generated in chunks of 50k (one shared set of topics) so that 1M anchors fit in memory
         rng = np.random.default_rng(n)
-        img, txt = clustered_pairs(rng, n)
-        for s in range(have, n, 5000):
-            a.add_vectors(img[s : s + 5000], txt[s : s + 5000], ids=list(range(s, min(n, s + 5000))))
+        topics = (random_unit(rng, 200, IMG_DIM), random_unit(rng, 200, TXT_DIM))
+        for c in range(0, n, 50_000):
+            m = min(50_000, n - c)
+            if c + m <= have:
+                continue
+            img, txt = clustered_pairs(rng, m, topics=topics)
+            for s in range(0, m, 5000):
+                a.add_vectors(img[s : s + 5000], txt[s : s + 5000], ids=list(range(c + s, c + min(m, s + 5000))))
     return a
 
 
@@ -45,6 +51,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=20)
     ap.add_argument("--k", type=int, default=800)
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--suffix", default="", help="results file suffix, e.g. _1m")
     args = ap.parse_args()
     rows, edit_rows = [], []
     rng = np.random.default_rng(1)
@@ -114,8 +121,8 @@ def main() -> None:
     print(table(rows, list(rows[0])))
     print("\nedit -> visible (one anchor, next classify) vs full rebuild of the label set:")
     print(table(edit_rows, list(edit_rows[0])))
-    print("wrote", write_results("classify_latency", rows, k=args.k, queries=args.queries))
-    print("wrote", write_results("edit_to_visible", edit_rows, k=args.k))
+    print("wrote", write_results("classify_latency" + args.suffix, rows, k=args.k, queries=args.queries))
+    print("wrote", write_results("edit_to_visible" + args.suffix, edit_rows, k=args.k))
 
 
 if __name__ == "__main__":

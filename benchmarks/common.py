@@ -56,11 +56,15 @@ def random_unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return x
 
 
-def clustered_pairs(rng: np.random.Generator, n: int, n_topics: int = 200) -> tuple[np.ndarray, np.ndarray]:
+def clustered_pairs(
+    rng: np.random.Generator, n: int, n_topics: int = 200, topics: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Random anchor pairs with shared structure: image and caption of a pair come from the same topic,
     so that relative representations overlap as they do on real data (pure noise would share nothing)."""
-    ti = random_unit(rng, n_topics, IMG_DIM)
-    tt = random_unit(rng, n_topics, TXT_DIM)
+    if topics is None:
+        topics = (random_unit(rng, n_topics, IMG_DIM), random_unit(rng, n_topics, TXT_DIM))
+    ti, tt = topics
+    n_topics = ti.shape[0]
     topic = rng.integers(0, n_topics, n)
     img = ti[topic] + 0.9 * random_unit(rng, n, IMG_DIM)
     txt = tt[topic] + 0.9 * random_unit(rng, n, TXT_DIM)

@@ -24,6 +24,7 @@ from .base import (
     PointBatch,
     Query,
     Record,
+    optimize_collection,
 )
 
 
@@ -179,6 +180,9 @@ class MappedEngine:
     def count(self, name: str, filter: Filter | None = None) -> int:
         phys, on = self._name(name)
         return self.inner.count(phys, self._filter(filter, on))
+
+    def optimize(self, name: str) -> bool:
+        return optimize_collection(self.inner, self._name(name)[0])
 
     def flush(self) -> None:
         self.inner.flush()
