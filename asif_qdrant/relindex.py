@@ -466,19 +466,19 @@ class RelIndexes:
 
     def rebuild(self, info: IndexInfo) -> IndexInfo:
         """Recompute every item of the index from its stored vector against the tenant's current anchors."""
-        items = self.items(info, with_vectors=True)
-        vecs = np.stack([r.vectors["item"] for r in items])
-        pls = [{k: v for k, v in r.payload.items() if k not in TOPK_FIELDS} for r in items]
-        return self.build(info, vecs, pls)
+        return self.build(info, *self.definition(info))
 
     def materialise(self, shared: IndexInfo, tenant: str) -> IndexInfo:
         """A tenant's own copy of a label set or gallery defined once for all tenants."""
-        items = self.items(shared, with_vectors=True)
-        vecs = np.stack([r.vectors["item"] for r in items])
-        pls = [{k: v for k, v in r.payload.items() if k not in TOPK_FIELDS} for r in items]
         info = IndexInfo(**{**asdict(shared), "tenant": tenant, "revisions": {}})
         info.extra = {**shared.extra, "from_shared": True}
-        return self.build(info, vecs, pls)
+        return self.build(info, *self.definition(shared))
+
+    def definition(self, info: IndexInfo) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """What an index was built from: its items' vectors and payloads (without the stored top-k state)."""
+        items = self.items(info, with_vectors=True)
+        vecs = np.stack([r.vectors["item"] for r in items])
+        return vecs, [{k: v for k, v in r.payload.items() if k not in TOPK_FIELDS} for r in items]
 
     def _mark_current(self, info: IndexInfo, thr: np.ndarray, complete: np.ndarray) -> None:
         info.revisions = scope_revisions(self.meta, info.tenant)
