@@ -4,6 +4,7 @@ settings through."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +130,15 @@ def test_approximate_topk_overlaps_exact(kind: str, cfg: SearchConfig, tmp_path:
     e = _engine(kind, tmp_path)
     try:
         _load(e, cfg, rng)
-        if kind == "edge":
-            assert e.indexed_vectors("a") == 0  # type: ignore[attr-defined]  # Edge: nothing built until optimize
+        if kind == "edge" and cfg.hnsw:
+            assert e.indexed_vectors("a") == 0  # type: ignore[attr-defined]  # Edge: no graph until optimize
             assert optimize_collection(e, "a") is True
+            assert e.indexed_vectors("a") == N  # type: ignore[attr-defined]
+        elif kind == "edge":
+            # no graph: segments are sealed (and quantized) while writing, past the indexing threshold
+            assert 0 < e.indexed_vectors("a") <= N  # type: ignore[attr-defined]
+            optimize_collection(e, "a")
+        if kind == "edge":
             assert e.indexed_vectors("a") == N  # type: ignore[attr-defined]
             files = {p.name for p in (tmp_path / "store" / "collections" / "a" / "shard").rglob("*")}
             assert ("quantized.data" in files) == (cfg.quantization != "none")
@@ -149,6 +156,59 @@ def test_approximate_topk_overlaps_exact(kind: str, cfg: SearchConfig, tmp_path:
             assert not np.allclose(raw.sims[raw.ids >= 0], exact.sims[raw.ids >= 0], atol=1e-6)
             same = approx.ids == exact.ids
             np.testing.assert_allclose(approx.sims[same], exact.sims[same], atol=1e-6)
+    finally:
+        e.close()
+
+
+def test_exact_collection_is_sealed_into_segments_searched_exactly(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edge searches segments in parallel, so an exact collection is sealed into segments while it is written;
+    the answer stays the exact top-k (same ids and cosines as numpy, ties by smaller id)."""
+    from asif_qdrant.engines import edge
+
+    monkeypatch.setattr(edge, "SEAL_KB", 40)  # 40 KB = 320 points of 32-d float32
+    monkeypatch.setattr(edge, "SEGMENTS", 4)
+    e = edge.EdgeEngine(tmp_path / "store")
+    try:
+        x = _load(e, SearchConfig(), rng)  # 3 upserts of 1,000 points: each seals
+        assert json.loads((tmp_path / "store" / "collections" / "a" / "layout.json").read_text()) == {
+            "seal_kb": 40, "segments": 4}
+        info = e._shard("a").info()
+        assert info.points_count == N and 2 <= info.segments_count <= 4 + 1  # merged down to SEGMENTS (+ appendable)
+        assert e.indexed_vectors("a") == N  # every write so far sits in a sealed segment
+        files = {p.name for p in (tmp_path / "store" / "collections" / "a" / "shard").rglob("*")}
+        assert "quantized.data" not in files  # sealed segments are plain: nothing approximate is built
+        q = _unit(rng.standard_normal((10, DIM)))
+        got = dense_topk(e, "a", q, "image", None, K)
+        s = q.astype(np.float64) @ x.T.astype(np.float64)
+        for i in range(len(q)):
+            ref = np.lexsort((np.arange(N), -np.round(s[i], 6)))[:K]
+            assert np.intersect1d(got.ids[i], ref).size >= K - 1  # float32 vs float64 at the k-th boundary
+            np.testing.assert_allclose(got.sims[i], s[i][got.ids[i]], atol=1e-5)
+            np.testing.assert_array_equal(got.ids[i][:10], ref[:10])
+        e.delete("a", ids=list(range(0, N, 2)))
+        assert e.count("a") == N // 2
+        again = dense_topk(e, "a", q[:1], "image", None, K)
+        assert (again.ids[0] % 2 == 1).all()
+    finally:
+        e.close()
+    e = edge.EdgeEngine(tmp_path / "store")  # reopened: the layout and the segments persist
+    try:
+        assert e.count("a") == N // 2 and e._layout("a") == {"seal_kb": 40, "segments": 4}
+    finally:
+        e.close()
+
+
+def test_hnsw_and_sparse_collections_get_no_segment_layout(tmp_path: Path, rng: np.random.Generator) -> None:
+    from asif_qdrant.engines import edge
+
+    e = edge.EdgeEngine(tmp_path / "store")
+    try:
+        _load(e, SearchConfig(hnsw=True), rng, name="graph")
+        e.create_collection("sparse", CollectionSpec(sparse=("rel",)))
+        assert e._layout("graph") is None and e._layout("sparse") is None
+        assert e.indexed_vectors("graph") == 0  # a graph is built only by optimize
     finally:
         e.close()
 
@@ -244,7 +304,11 @@ def test_store_applies_settings(kind: str, tmp_path: Path, request: pytest.Fixtu
         prompts = rng.standard_normal((3, TXT_DIM))
         for a in (exact, q8):
             a.add_vectors(img, txt, ids=list(range(400)))
-            assert a.optimize() is (a is q8 and kind == "edge")  # type: ignore[attr-defined]  # exact: nothing to build
+            built = a.optimize()
+            if a is exact:
+                assert built is False  # exact: nothing to build
+            elif kind == "edge":  # the quantized vectors exist: sealed while writing (or built by optimize)
+                assert a.engine.indexed_vectors(a.anchors.collection) == 2 * 400  # type: ignore[attr-defined]  # image + text
             a.define_labels("L", ["a", "b", "c"], "plain", prompt_vectors=prompts, k=20)
         seen: list[SearchOptions] = []
         for a in (exact, q8):
