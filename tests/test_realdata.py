@@ -6,7 +6,6 @@ tenant's prediction flips, the other tenant's does not; deleting the pairs bring
 
 from __future__ import annotations
 
-
 import pytest
 from conftest import SHARED_DATA
 

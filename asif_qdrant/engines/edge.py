@@ -144,6 +144,7 @@ class EdgeEngine:
         sparse = {s: qe.EdgeSparseVectorParams() for s in spec.sparse}
         if not vectors and not sparse:
             sparse = {"_none": qe.EdgeSparseVectorParams()}  # Edge needs at least one vector
+        optimizers: qe.EdgeOptimizersConfig | None
         if layout is not None:
             optimizers = qe.EdgeOptimizersConfig(
                 indexing_threshold=layout["seal_kb"], default_segment_number=layout["segments"]
