@@ -286,13 +286,21 @@ class Asif:
             res.items_touched[key] = res.items_touched.get(key, 0) + n
         return res
 
-    def optimize(self) -> bool:
+    def optimize(self, relayout: bool = True) -> bool:
         """Build the anchors collection's HNSW graph / quantized vectors, where it was created with them (search
         settings at creation). Qdrant Edge has no background optimizer: call this after bulk loads; a server is
-        waited for. An exact collection (the default) has nothing to build. True if anything was rebuilt."""
-        if not builds_index(self.engine.collection_spec(self.anchors.collection)):
-            return False
-        return optimize_collection(self.engine, self.anchors.collection)
+        waited for. True if anything was rebuilt.
+
+        ``relayout``: on Qdrant Edge, an anchors collection created before segment layouts existed (one segment,
+        searched by one core) is first rewritten into sealed segments searched in parallel (a copy, then a swap;
+        ids, vectors and payloads unchanged, so label sets stay valid)."""
+        changed = False
+        rewrite = getattr(self.engine, "relayout", None)
+        if relayout and rewrite is not None:
+            changed = bool(rewrite(self.anchors.collection))
+        if builds_index(self.engine.collection_spec(self.anchors.collection)):
+            changed = optimize_collection(self.engine, self.anchors.collection) or changed
+        return changed
 
     def tenants(self) -> list[str]:
         """Tenants with an anchor set (ever written through the plugin)."""

@@ -249,7 +249,9 @@ def prune(ctx: click.Context, labels_name: str, keep: int, into_tenant: str | No
 @click.pass_context
 def optimize(ctx: click.Context, as_json: bool) -> None:
     """Build the anchors' HNSW graph and quantized vectors (ASIF_HNSW, ASIF_QUANTIZATION). Qdrant Edge has no
-    background optimizer: run this after a bulk ingest. With exact search (the default) there is nothing to build.
+    background optimizer: run this after a bulk ingest. With exact search (the default) there is nothing to build,
+    except in an embedded store created by an earlier version: its anchors are rewritten once into segments that
+    are searched on every core (needs free disk for one more copy).
 
     \b
     Example:
@@ -270,7 +272,7 @@ def optimize(ctx: click.Context, as_json: bool) -> None:
                 "--keep N --into-prefix q8_")
     _emit(as_json, {"search": asif.search_config.describe(), "optimized": built, "quantization": stored,
                     "hnsw": graph},
-          lambda: f"search: {asif.search_config.describe()}; " + ("index built" if built else "nothing to build")
+          lambda: f"search: {asif.search_config.describe()}; " + ("optimized" if built else "nothing to build")
           + note)
 
 

@@ -597,7 +597,7 @@ def ingest(
         report.images = len(groups)
         _run_batches(run, groups, batch_size, progress, on_batch)
         if report.added:
-            asif.optimize()  # HNSW / quantized vectors, where the store was created with them (Edge: only here)
+            asif.optimize(relayout=False)  # HNSW / quantized vectors where the store asks for them (Edge: only here)
     finally:
         report.cache_hits = run.embedder.cache_hits
         report.seconds = time.perf_counter() - t0
@@ -753,7 +753,7 @@ def ingest_vectors(asif: Asif, file: str | Path, *, tenant: str | None = None) -
     )
     report = IngestReport(source=str(path), rows=n, added=res.added, duplicates=res.duplicates)
     if res.added:
-        asif.optimize()
+        asif.optimize(relayout=False)
     report.seconds = time.perf_counter() - t0
     return report
 

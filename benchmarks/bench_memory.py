@@ -167,7 +167,8 @@ def main() -> None:
     print(f"\nbytes per anchor (reference: image + text dims = {ref} B; float32 = {4 * ref} B; "
           f"target for int8: <= 1.2 x {ref} = {1.2 * ref:.0f} B plus payload):")
     print(table(rows, list(rows[0])))
-    print("wrote", write_results("memory_per_anchor", rows, raw=raw, by_kind=kinds, reference_bytes=ref, k=K))
+    name = "memory_per_anchor" + ("" if args.n == 100_000 else f"_{args.n // 1000}k")
+    print("wrote", write_results(name, rows, raw=raw, by_kind=kinds, reference_bytes=ref, k=K))
 
 
 if __name__ == "__main__":

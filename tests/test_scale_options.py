@@ -331,3 +331,108 @@ def test_store_applies_settings(kind: str, tmp_path: Path, request: pytest.Fixtu
     finally:
         exact.close()
         q8.close()
+
+
+# -- stores from before the segment layout: relayout ------------------------------------------------------
+def _old_style(e: Any, monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator) -> np.ndarray:
+    """Collection 'a' as an earlier version created it: no layout file, one appendable segment."""
+    from asif_qdrant.engines import edge
+
+    with monkeypatch.context() as m:
+        m.setattr(edge, "_segment_layout", lambda spec: None)
+        x = _load(e, SearchConfig(), rng)
+    assert e._layout("a") is None and e._shard("a").info().segments_count <= 2
+    return x
+
+
+def _records(e: Any) -> list[tuple[int, dict[str, Any], np.ndarray]]:
+    return sorted((r.id, r.payload, r.vectors["image"]) for r in e.scroll("a", with_vectors=("image",)))
+
+
+def _assert_same(got: list[Any], want: list[Any]) -> None:
+    assert len(got) == len(want) == N
+    assert [(i, p) for i, p, _ in got] == [(i, p) for i, p, _ in want]
+    np.testing.assert_array_equal(np.stack([v for *_, v in got]), np.stack([v for *_, v in want]))
+
+
+def test_relayout_rewrites_an_old_collection_into_segments(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asif_qdrant.engines import edge
+
+    e = edge.EdgeEngine(tmp_path / "store")
+    try:
+        _old_style(e, monkeypatch, rng)
+        monkeypatch.setattr(edge, "SEAL_KB", 40)
+        monkeypatch.setattr(edge, "SEGMENTS", 4)
+        before = _records(e)
+        q = _unit(rng.standard_normal((5, DIM)))
+        top_before = dense_topk(e, "a", q, "image", None, K)
+        assert e.relayout("a") is True
+        assert e.relayout("a") is False  # done once
+        assert e._layout("a") == {"seal_kb": 40, "segments": 4} and e._shard("a").info().segments_count >= 2
+        _assert_same(_records(e), before)
+        top_after = dense_topk(e, "a", q, "image", None, K)
+        np.testing.assert_array_equal(top_after.ids, top_before.ids)
+        assert e.list_collections() == ["a"]
+        assert sorted(p.name for p in (tmp_path / "store" / "collections").iterdir()) == ["a"]
+    finally:
+        e.close()
+    e = edge.EdgeEngine(tmp_path / "store")
+    try:
+        assert e.count("a") == N and e._layout("a") == {"seal_kb": 40, "segments": 4}
+    finally:
+        e.close()
+
+
+@pytest.mark.parametrize("crash", ["during-copy", "between-swaps"])
+def test_relayout_interrupted_leaves_the_collection_whole(
+    crash: str, tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from asif_qdrant.engines import edge
+
+    root = tmp_path / "store" / "collections"
+    e = edge.EdgeEngine(tmp_path / "store")
+    _old_style(e, monkeypatch, rng)
+    before = _records(e)
+    e.close()
+    if crash == "during-copy":  # a partial copy beside the intact original
+        shutil.copytree(root / "a", root / ".relayout-a")
+        shutil.rmtree(root / ".relayout-a" / "shard" / "segments")
+    else:  # the complete copy written, the original moved aside, the copy not yet moved in
+        shutil.copytree(root / "a", root / ".relayout-a")
+        (root / "a").rename(root / ".old-a")
+    e = edge.EdgeEngine(tmp_path / "store")
+    try:
+        assert sorted(p.name for p in root.iterdir()) == ["a"]
+        assert e.list_collections() == ["a"]
+        _assert_same(_records(e), before)
+    finally:
+        e.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_optimize_relayouts_an_old_store_and_keeps_its_answers(
+    tmp_path: Path, request: pytest.FixtureRequest, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asif_qdrant.engines import edge
+
+    with monkeypatch.context() as m:
+        m.setattr(edge, "_segment_layout", lambda spec: None)
+        a = open_store("edge", tmp_path, request)
+    try:
+        img, txt = rng.standard_normal((300, IMG_DIM)), rng.standard_normal((300, TXT_DIM))
+        a.add_vectors(img, txt, ids=list(range(300)))
+        a.define_labels("L", ["a", "b", "c"], "plain", prompt_vectors=rng.standard_normal((3, TXT_DIM)), k=20)
+        v = rng.standard_normal((20, IMG_DIM))
+        before = [(p.label, p.score) for p in a.classify(vectors=v, labels="L")]
+        assert a.engine._layout(a.anchors.collection) is None  # type: ignore[attr-defined]
+        assert a.optimize(relayout=False) is False
+        assert a.optimize() is True
+        assert a.engine._layout(a.anchors.collection) is not None  # type: ignore[attr-defined]
+        assert a.optimize() is False
+        assert [(p.label, p.score) for p in a.classify(vectors=v, labels="L")] == before
+    finally:
+        a.close()

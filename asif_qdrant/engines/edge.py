@@ -74,6 +74,7 @@ class EdgeEngine:
             raise StoreLockedError(_locked_message(self.path)) from e
         self._shards: dict[str, qe.EdgeShard] = {}
         self._specs: dict[str, CollectionSpec] = {}
+        self._recover_relayouts()
         self._layouts: dict[str, dict[str, int] | None] = {}
         self._unsealed: dict[str, int] = {}  # bytes of the largest vector written since the last seal
         self.description = f"Qdrant Edge at {self.path}"
@@ -108,7 +109,71 @@ class EdgeEngine:
     # -- collections ---------------------------------------------------------------------------
     def list_collections(self) -> list[str]:
         root = self.path / "collections"
-        return sorted(p.name for p in root.iterdir() if (p / "spec.json").exists())
+        return sorted(p.name for p in root.iterdir() if (p / "spec.json").exists() and not p.name.startswith("."))
+
+    # -- segment layout of older collections -----------------------------------------------------
+    def relayout(self, name: str, batch: int = 1000) -> bool:
+        """Rewrite a collection created without a segment layout (before it existed) into sealed segments, so
+        that its exact search runs on every core. A copy (same ids, vectors and payloads) is written beside it
+        and swapped in once its count matches; until then the collection is untouched, and an interrupted run
+        leaves it as it was. Needs free disk for one more copy. False if there is nothing to do."""
+        spec = self.collection_spec(name)
+        if self._layout(name) is not None or _segment_layout(spec) is None:
+            return False
+        tmp = f".relayout-{name}"
+        self.delete_collection(tmp)  # what an interrupted run left
+        self.create_collection(tmp, spec)
+        n = 0
+        recs: list[Record] = []
+
+        def write() -> None:
+            if recs:
+                self.upsert(tmp, PointBatch(
+                    [r.id for r in recs],
+                    {v: np.stack([np.asarray(r.vectors[v], np.float32) for r in recs]) for v in spec.dense},
+                    {v: [cast(SparseVec, r.vectors[v]) for r in recs] for v in spec.sparse},
+                    payloads=[r.payload for r in recs],
+                ))
+                recs.clear()
+
+        for rec in self.scroll(name, with_vectors=(*spec.dense, *spec.sparse), batch=batch):
+            recs.append(rec)
+            n += 1
+            if len(recs) >= batch:
+                write()
+        write()
+        if self.count(tmp) != n or self.count(name) != n:
+            self.delete_collection(tmp)
+            raise EngineError(f"relayout of {name!r} stopped: the collection changed while it was copied; run it again")
+        for c in (tmp, name):
+            shard = self._shards.pop(c)
+            self._call(f"flush {c!r}", shard.flush)
+            self._call(f"close {c!r}", shard.close)
+        self._specs.pop(name, None)
+        self._layouts.pop(name, None)
+        old = self._dir(f".old-{name}")
+        os.replace(self._dir(name), old)  # from here on, _recover_relayouts finishes the swap after a crash
+        os.replace(self._dir(tmp), self._dir(name))
+        shutil.rmtree(old)
+        self._layouts.pop(tmp, None)
+        self._unsealed.pop(tmp, None)
+        return True
+
+    def _recover_relayouts(self) -> None:
+        """Finish or undo a relayout that a crash interrupted in its swap."""
+        root = self.path / "collections"
+        for old in root.glob(".old-*"):
+            name = old.name[len(".old-"):]
+            tmp = root / f".relayout-{name}"
+            if (root / name / "spec.json").exists():  # swapped: drop the old copy
+                shutil.rmtree(old)
+            elif tmp.exists() and (tmp / "spec.json").exists():  # the copy was complete: finish the swap
+                os.replace(tmp, root / name)
+                shutil.rmtree(old)
+            else:
+                os.replace(old, root / name)
+        for tmp in root.glob(".relayout-*"):  # a copy interrupted before its swap: the original is intact
+            shutil.rmtree(tmp)
 
     def collection_exists(self, name: str) -> bool:
         return (self._dir(name) / "spec.json").exists()
