@@ -1,10 +1,12 @@
 """Memory per anchor on Qdrant Edge: process PSS and bytes on disk, exact float32 vs int8-quantized anchors.
 
     .venv/bin/python benchmarks/bench_memory.py             # N = 100k pairs, 1280-d image + 768-d text
+    .venv/bin/python benchmarks/bench_memory.py --n 1000000 --modes int8-norescore,int8    # 1M (~11 GB of disk)
 
 PSS, not RSS: Edge memory-maps its storage, and PSS (from /proc/self/smaps_rollup) counts a mapped file page only
 once it is resident and touched by this process (shared pages divided among the processes mapping them). Each
-store is measured in a fresh child process: PSS after the imports, after opening the store, and after 1 / 50 / 200
+store is built in a child process of its own (the heap a build leaves would hide the cost of opening) and
+measured in a fresh one: PSS after the imports, after opening the store, and after 1 / 50 / 200
 anchor queries (k = 800, tenant filter; int8 queries rescore 2 x 808 candidates with the original vectors, which
 are read from disk). Stores are written 256 points per upsert, as the plugin does. The int8 store keeps its
 quantized vectors in RAM and the float32 originals on disk (QuantizationSpec.originals_on_disk), as
@@ -96,8 +98,13 @@ def child(mode: str, n: int) -> dict[str, Any]:
     from asif_qdrant.search_options import SearchConfig
 
     cfg = SearchConfig(**MODES[mode])  # type: ignore[arg-type]
+    built_here = not (store_path(n, IMG_DIM, cfg, text_dim=TXT_DIM).with_name(
+        f"{store_path(n, IMG_DIM, cfg, text_dim=TXT_DIM).name}-b{BATCH}") / "complete").exists()
     engine, coll, build = random_collection(n, cfg=cfg, text_dim=TXT_DIM, batch=BATCH)
     engine.close()
+    if built_here:
+        # measure in a fresh process: the heap a build leaves behind would hide what opening the store costs
+        return {"built": True}
     del engine
     gc.collect()
     q = queries(200, IMG_DIM)
@@ -144,6 +151,12 @@ def main() -> None:
         if res.returncode != 0:
             raise SystemExit(f"child {mode} failed:\n{res.stderr[-3000:]}")
         r = json.loads(res.stdout.strip().splitlines()[-1])
+        if r.get("built"):
+            res = subprocess.run([sys.executable, __file__, "--child", mode, "--n", str(args.n)],
+                                 capture_output=True, text=True, cwd=Path(__file__).parent, env={**os.environ})
+            if res.returncode != 0:
+                raise SystemExit(f"child {mode} failed:\n{res.stderr[-3000:]}")
+            r = json.loads(res.stdout.strip().splitlines()[-1])
         raw.append(r)
         n = args.n
         per = {f"pss_after_{m}q": (r["after"][str(m)]["Pss"] - r["base"]["Pss"]) / n for m in (1, 50, 200)}

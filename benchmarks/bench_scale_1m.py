@@ -14,6 +14,7 @@ Options (k = 800):
 - exact: the default (full scan of the float32 vectors; the collection is sealed into segments that Edge searches
   in parallel);
 - int8+rescore x2: full scan of the int8 vectors, the 2 x (k + 8) best rescored with the originals;
+- turbo2+rescore xO: TurboQuant (random rotation, 2 bits per dimension) full scan, O x (k + 8) rescored;
 - int8+hnsw ef=E: an HNSW graph (m = 16, ef_construct = 100) over the int8 image vectors, rescored.
 
 Each option answers the images' top-k; the prompts' top-k is the exact one for every option (a label set is
@@ -162,6 +163,9 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=CACHE / "flickr-store")
     ap.add_argument("--scratch", type=Path, default=Path("/tmp/asif-bench"))
     ap.add_argument("--skip-hnsw", action="store_true")
+    ap.add_argument("--turbo", default="turbo2", help="TurboQuant variants, each in its own store (turbo4,turbo1)")
+    ap.add_argument("--skip-int8", action="store_true", help="only the exact reference from the int8 store")
+    ap.add_argument("--name", default=None, help="results file name (default scale_1m, or scale_<n/1000>k)")
     args = ap.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
     setup = real_setup(args.store, args.scratch, args.limit)
@@ -198,9 +202,20 @@ def main() -> None:
     ref: dict[str, Any] = {}
     flat_build = builds["int8-flat"]["upsert_s"] + builds["int8-flat"]["optimize_s"]
     row("exact", engine, EXACT, flat_build)
-    row("int8+rescore x2", engine, flat_cfg.query_options(k), flat_build)
-    row("int8 no rescore", engine, SearchOptions(exact=False, quantization_rescore=False), flat_build)
+    if not args.skip_int8:
+        row("int8+rescore x2", engine, flat_cfg.query_options(k), flat_build)
+        row("int8 no rescore", engine, SearchOptions(exact=False, quantization_rescore=False), flat_build)
     engine.close()
+    for kind in [t for t in args.turbo.split(",") if t]:
+        cfg = SearchConfig(quantization=kind)  # type: ignore[arg-type]
+        path = CACHE / f"real1m-{n}-{kind}-flat"
+        b = build(path, setup, n, cfg, ("image", "text"))
+        builds[kind] = b
+        engine = EdgeEngine(path)
+        for over in (2.0, 4.0):
+            opts = SearchConfig(quantization=kind, oversampling=over).query_options(k)  # type: ignore[arg-type]
+            row(f"{kind}+rescore x{over:g}", engine, opts, b["upsert_s"] + b["optimize_s"])
+        engine.close()
     if not args.skip_hnsw:
         hnsw_cfg = SearchConfig(quantization="int8", hnsw=True)
         hnsw_path = CACHE / f"real1m-{n}-int8-hnsw16-100-image"
@@ -214,7 +229,8 @@ def main() -> None:
     print(f"\n{n} anchors with Flickr8k structure, CIFAR-10 ({len(q)} images), k={k}: per image (ms) and top-1 "
           "disagreement with exact (points; target <= 50 ms at <= 1 point):")
     print(table(rows, list(rows[0])))
-    print("wrote", write_results(f"scale_{n // 1000}k" if n != 1_000_000 else "scale_1m", rows, builds=builds,
+    name = args.name or (f"scale_{n // 1000}k" if n != 1_000_000 else "scale_1m")
+    print("wrote", write_results(name, rows, builds=builds,
                                  blas=blas_info(), k=k, p=setup["p"], real_anchors=int(setup["image"].shape[0])))
 
 

@@ -122,8 +122,10 @@ def test_spec_round_trip(kind: str, quant: str, tmp_path: Path) -> None:
         SearchConfig(quantization="int8", index_threshold_kb=1),
         SearchConfig(hnsw=True, index_threshold_kb=1, full_scan_threshold_kb=1),
         SearchConfig(quantization="int8", hnsw=True, index_threshold_kb=1, full_scan_threshold_kb=1),
+        SearchConfig(quantization="turbo2", index_threshold_kb=1),
+        SearchConfig(quantization="turbo4", oversampling=4.0, index_threshold_kb=1),
     ],
-    ids=["int8+rescore", "hnsw", "int8+hnsw"],
+    ids=["int8+rescore", "hnsw", "int8+hnsw", "turbo2+rescore", "turbo4+rescore"],
 )
 def test_approximate_topk_overlaps_exact(kind: str, cfg: SearchConfig, tmp_path: Path,
                                          rng: np.random.Generator) -> None:
@@ -436,3 +438,14 @@ def test_optimize_relayouts_an_old_store_and_keeps_its_answers(
         assert [(p.label, p.score) for p in a.classify(vectors=v, labels="L")] == before
     finally:
         a.close()
+
+
+@pytest.mark.parametrize(("kind", "bits"), [("turbo4", "bits4"), ("turbo2", "bits2"), ("turbo1", "bits1")])
+def test_client_engine_creates_turboquant(kind: str, bits: str) -> None:
+    fake = _FakeClient()
+    e = ClientEngine(client=fake)  # type: ignore[arg-type]
+    q, h = SearchConfig(quantization=kind).collection_options()  # type: ignore[arg-type]
+    e.create_collection("c", CollectionSpec(dense={"image": 4}, quantization=q, hnsw=h))
+    tq = fake.created["c"]["vectors_config"]["image"].quantization_config.turbo
+    assert tq.bits.value == bits and tq.always_ram is True
+    assert fake.created["c"]["metadata"][SPEC_METADATA_KEY]["quantization"]["kind"] == kind
