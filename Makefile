@@ -34,6 +34,7 @@ mpnet: $(STAMP)
 # The benchmark suite: every script prints a table and writes JSON to benchmarks/results/.
 # The Flickr8k ingest comes first (the evaluations reuse its store); add BIG=--big for the 1M-anchor runs.
 BIG ?=
+COMMA := ,
 bench: $(STAMP)
 	cd benchmarks && \
 	../$(PY) ingest_flickr.py && \
@@ -42,6 +43,9 @@ bench: $(STAMP)
 	../$(PY) bench_topk.py $(BIG) && \
 	../$(PY) bench_memory.py && \
 	../$(PY) bench_quantization.py $(BIG) && \
+	$(if $(BIG),../$(PY) bench_scale_1m.py --turbo turbo2 && \
+	../$(PY) bench_memory.py --n 1000000 --modes int8-norescore$(COMMA)int8 && \
+	../$(PY) bench_classify.py --sizes 1000000 --prompts 80$(COMMA)1000 --queries 5 --suffix _1m &&,) \
 	../$(PY) eval_cifar.py --sweep && \
 	../$(PY) eval_curve.py && \
 	../$(PY) eval_tune.py && \

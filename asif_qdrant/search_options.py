@@ -3,8 +3,8 @@
 Exact search is the plugin's contract: what a classify answers equals the paper's formulas. The options here are
 opt-in and trade a measured accuracy cost (see benchmarks/bench_quantization.py) for speed and memory:
 
-- ``quantization="int8"`` (or ``"binary"``, or TurboQuant ``"turbo4"`` / ``"turbo2"`` / ``"turbo1"``: a random
-  rotation, then 4 / 2 / 1 bits per dimension): the anchors collection keeps a quantized copy of every vector in
+- ``quantization="int8"`` (or ``"binary"``, or TurboQuant ``"turbo4"`` / ``"turbo2"``: a random rotation, then 4 / 2
+  bits per dimension): the anchors collection keeps a quantized copy of every vector in
   RAM and the float32 originals memory-mapped on disk. Without HNSW a query is a full scan of the quantized
   vectors; the ``oversampling`` x limit best candidates are then rescored with the originals (``rescore=True``).
 - ``hnsw=True``: an HNSW graph (``hnsw_m`` links per node, ``hnsw_ef_construct``), searched with
@@ -39,10 +39,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .relindex import TopK
 
-Quantization = Literal["none", "int8", "binary", "turbo4", "turbo2", "turbo1"]
-QUANTIZATIONS: tuple[str, ...] = ("none", "int8", "binary", "turbo4", "turbo2", "turbo1")
-# TurboQuant (Qdrant >= 1.17, Qdrant Edge): a random rotation, then 4, 2 or 1 bits per dimension
-TURBO_BITS = {"turbo4": 4, "turbo2": 2, "turbo1": 1}
+Quantization = Literal["none", "int8", "binary", "turbo4", "turbo2"]
+QUANTIZATIONS: tuple[str, ...] = ("none", "int8", "binary", "turbo4", "turbo2")
 EXACT = SearchOptions()
 # Extra neighbours fetched beyond k so that the tie rule (higher score, then smaller id) is applied here, whatever
 # order an engine returns equal scores in.
@@ -68,7 +66,7 @@ class SearchConfig:
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(
                 f"quantization={self.quantization!r} is invalid: use 'none' (exact, the default), 'int8', 'binary', "
-                "'turbo4', 'turbo2' or 'turbo1'"
+                "'turbo4' or 'turbo2'"
             )
         if not 4 <= int(self.hnsw_m) <= 128:
             raise ConfigError(f"hnsw_m={self.hnsw_m!r} is invalid: use 4..128 links per node (default 16)")

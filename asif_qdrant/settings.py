@@ -50,8 +50,9 @@ class AsifSettings(BaseSettings):
     batch_size: int = Field(256, ge=1, le=100_000, description="Points per upsert or query batch.")
     # search: exact by default; the rest is opt-in (see asif_qdrant/search_options.py). Quantization and HNSW are
     # applied when the anchors collection is created; Qdrant Edge builds them in `asif optimize`.
-    quantization: Literal["none", "int8", "binary", "turbo4", "turbo2", "turbo1"] = Field(
-        "none", description="Quantize the anchor vectors (kept in RAM; originals on disk, used to rescore)."
+    quantization: Literal["none", "int8", "binary", "turbo4", "turbo2"] = Field(
+        "none", description="Quantize the anchor vectors: int8, binary, or TurboQuant turbo4 / turbo2 (kept in RAM; "
+        "originals on disk, used to rescore)."
     )
     hnsw: bool = Field(False, description="Search the anchors with an HNSW graph instead of a full scan.")
     hnsw_m: int = Field(16, ge=4, le=128, description="HNSW links per node.")

@@ -163,7 +163,7 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=CACHE / "flickr-store")
     ap.add_argument("--scratch", type=Path, default=Path("/tmp/asif-bench"))
     ap.add_argument("--skip-hnsw", action="store_true")
-    ap.add_argument("--turbo", default="turbo2", help="TurboQuant variants, each in its own store (turbo4,turbo1)")
+    ap.add_argument("--turbo", default="turbo2", help="TurboQuant variants, each in its own store (turbo2,turbo4)")
     ap.add_argument("--skip-int8", action="store_true", help="only the exact reference from the int8 store")
     ap.add_argument("--name", default=None, help="results file name (default scale_1m, or scale_<n/1000>k)")
     args = ap.parse_args()

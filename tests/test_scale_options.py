@@ -440,7 +440,7 @@ def test_optimize_relayouts_an_old_store_and_keeps_its_answers(
         a.close()
 
 
-@pytest.mark.parametrize(("kind", "bits"), [("turbo4", "bits4"), ("turbo2", "bits2"), ("turbo1", "bits1")])
+@pytest.mark.parametrize(("kind", "bits"), [("turbo4", "bits4"), ("turbo2", "bits2")])
 def test_client_engine_creates_turboquant(kind: str, bits: str) -> None:
     fake = _FakeClient()
     e = ClientEngine(client=fake)  # type: ignore[arg-type]

@@ -331,11 +331,11 @@ def _client_quantization(q: QuantizationSpec | None) -> Any:
     if q.kind == "binary":
         return m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=q.always_ram))
     tb = m.TurboQuantBitSize
-    bits = {"turbo4": tb.BITS4, "turbo2": tb.BITS2, "turbo1": tb.BITS1}
+    bits = {"turbo4": tb.BITS4, "turbo2": tb.BITS2}
     if q.kind in bits:
         return m.TurboQuantization(turbo=m.TurboQuantQuantizationConfig(bits=bits[q.kind], always_ram=q.always_ram))
     raise EngineError(
-        f"unknown quantization {q.kind!r}: use 'int8', 'binary', 'turbo4', 'turbo2' or 'turbo1' (or no quantization)"
+        f"unknown quantization {q.kind!r}: use 'int8', 'binary', 'turbo4' or 'turbo2' (or no quantization)"
     )
 
 

@@ -462,12 +462,11 @@ def _edge_quantization(q: QuantizationSpec | None) -> Any:
         return qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=memory)
     if q.kind == "binary":
         return qe.BinaryQuantizationConfig(memory=memory)
-    bits = {"turbo4": qe.TurboQuantBitSize.Bits4, "turbo2": qe.TurboQuantBitSize.Bits2,
-            "turbo1": qe.TurboQuantBitSize.Bits1}
+    bits = {"turbo4": qe.TurboQuantBitSize.Bits4, "turbo2": qe.TurboQuantBitSize.Bits2}
     if q.kind in bits:
         return qe.TurboQuantQuantizationConfig(bits=bits[q.kind], memory=memory)
     raise EngineError(
-        f"unknown quantization {q.kind!r}: use 'int8', 'binary', 'turbo4', 'turbo2' or 'turbo1' (or no quantization)"
+        f"unknown quantization {q.kind!r}: use 'int8', 'binary', 'turbo4' or 'turbo2' (or no quantization)"
     )
 
 
