@@ -60,3 +60,36 @@ def test_attach_refuses_uuid_ids() -> None:
     with pytest.raises(SchemaError, match="integers below 2\\*\\*32"):
         Asif.open(client=client, **small_settings(anchors_collection="products",
                                                   vector_names={"image": "img", "text": "txt"}))
+
+
+def test_optimize_relayouts_an_attached_edge_collection_in_its_own_names(tmp_path: Path) -> None:
+    """An existing Edge collection from before segment layouts, attached with other names: `optimize` rewrites
+    the physical collection, and its points, names and answers stay as they were."""
+    from asif_qdrant.engines import edge
+    from asif_qdrant.engines.base import CollectionSpec, PointBatch
+
+    rng = np.random.default_rng(1)
+    img, txt = rng.standard_normal((30, IMG_DIM)), rng.standard_normal((30, TXT_DIM))
+    e = edge.EdgeEngine(tmp_path / "store")
+    e.create_collection("products", CollectionSpec(dense={"img": IMG_DIM, "txt": TXT_DIM}))
+    (tmp_path / "store" / "collections" / "products" / edge.LAYOUT_FILE).unlink()  # as an earlier version made it
+    ids = list(range(10, 40))
+    e.upsert("products", PointBatch(ids, {"img": img.astype(np.float32), "txt": txt.astype(np.float32)},
+                                    payloads=[{"title": f"t{i}"} for i in ids]))
+    e.close()
+    opts = small_settings(anchors_collection="products", vector_names={"image": "img", "text": "txt"},
+                          payload_names={"caption": "title"})
+    a = Asif.open(tmp_path / "store", **opts)
+    try:
+        prompts = rng.standard_normal((3, TXT_DIM))
+        a.define_labels("L", list("abc"), templates="plain", prompt_vectors=prompts, k=5, p=4)
+        q = rng.standard_normal((2, IMG_DIM))
+        before = [[(s.label, s.score) for s in p.top] for p in a.classify(vectors=q, labels="L", top=3)]
+        assert a.optimize() is True and a.optimize() is False
+        assert (tmp_path / "store" / "collections" / "products" / edge.LAYOUT_FILE).exists()
+        after = [[(s.label, s.score) for s in p.top] for p in a.classify(vectors=q, labels="L", top=3)]
+        assert after == before and a.count() == 30
+        rec = a.engine.inner.retrieve("products", [10], with_vectors=("img",))[0]  # type: ignore[attr-defined]
+        assert rec.payload["title"] == "t10" and np.allclose(rec.vectors["img"], img[0] / np.linalg.norm(img[0]), atol=1e-6)
+    finally:
+        a.close()

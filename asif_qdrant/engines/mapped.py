@@ -184,6 +184,11 @@ class MappedEngine:
     def optimize(self, name: str) -> bool:
         return optimize_collection(self.inner, self._name(name)[0])
 
+    def relayout(self, name: str) -> bool:
+        """The inner engine's relayout of the physical collection (Qdrant Edge); False where there is none."""
+        rewrite = getattr(self.inner, "relayout", None)
+        return bool(rewrite(self._name(name)[0])) if rewrite is not None else False
+
     def flush(self) -> None:
         self.inner.flush()
 
