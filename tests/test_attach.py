@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import IMG_DIM, TXT_DIM, small_settings
@@ -90,6 +92,7 @@ def test_optimize_relayouts_an_attached_edge_collection_in_its_own_names(tmp_pat
         after = [[(s.label, s.score) for s in p.top] for p in a.classify(vectors=q, labels="L", top=3)]
         assert after == before and a.count() == 30
         rec = a.engine.inner.retrieve("products", [10], with_vectors=("img",))[0]  # type: ignore[attr-defined]
-        assert rec.payload["title"] == "t10" and np.allclose(rec.vectors["img"], img[0] / np.linalg.norm(img[0]), atol=1e-6)
+        assert rec.payload["title"] == "t10"
+        np.testing.assert_allclose(rec.vectors["img"], img[0] / np.linalg.norm(img[0]), atol=1e-6)
     finally:
         a.close()
