@@ -98,8 +98,9 @@ def child(mode: str, n: int) -> dict[str, Any]:
     from asif_qdrant.search_options import SearchConfig
 
     cfg = SearchConfig(**MODES[mode])  # type: ignore[arg-type]
-    built_here = not (store_path(n, IMG_DIM, cfg, text_dim=TXT_DIM).with_name(
-        f"{store_path(n, IMG_DIM, cfg, text_dim=TXT_DIM).name}-b{BATCH}") / "complete").exists()
+    root = store_path(n, IMG_DIM, cfg, text_dim=TXT_DIM)
+    root = root.with_name(f"{root.name}-b{BATCH}")  # random_collection's folder for this batch size
+    built_here = not (root / "complete").exists()
     engine, coll, build = random_collection(n, cfg=cfg, text_dim=TXT_DIM, batch=BATCH)
     engine.close()
     if built_here:
@@ -108,8 +109,6 @@ def child(mode: str, n: int) -> dict[str, Any]:
     del engine
     gc.collect()
     q = queries(200, IMG_DIM)
-    root = store_path(n, IMG_DIM, cfg, text_dim=TXT_DIM)
-    root = root.with_name(f"{root.name}-b{BATCH}")
     base = smaps()
     kinds_base = smaps_by_kind()
     store = EdgeEngine(root)
@@ -134,6 +133,14 @@ def child(mode: str, n: int) -> dict[str, Any]:
             "pss_by_kind_200q": {k: v - kinds_base.get(k, 0) for k, v in kinds_after.items()}}
 
 
+def run_child(mode: str, n: int) -> dict[str, Any]:
+    res = subprocess.run([sys.executable, __file__, "--child", mode, "--n", str(n)], capture_output=True, text=True,
+                         cwd=Path(__file__).parent, env={**os.environ})
+    if res.returncode != 0:
+        raise SystemExit(f"child {mode} failed:\n{res.stderr[-3000:]}")
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=100_000)
@@ -146,17 +153,9 @@ def main() -> None:
     ref = IMG_DIM + TXT_DIM
     rows, raw, kinds = [], [], []
     for mode in args.modes.split(","):
-        res = subprocess.run([sys.executable, __file__, "--child", mode, "--n", str(args.n)], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, env={**os.environ})
-        if res.returncode != 0:
-            raise SystemExit(f"child {mode} failed:\n{res.stderr[-3000:]}")
-        r = json.loads(res.stdout.strip().splitlines()[-1])
-        if r.get("built"):
-            res = subprocess.run([sys.executable, __file__, "--child", mode, "--n", str(args.n)],
-                                 capture_output=True, text=True, cwd=Path(__file__).parent, env={**os.environ})
-            if res.returncode != 0:
-                raise SystemExit(f"child {mode} failed:\n{res.stderr[-3000:]}")
-            r = json.loads(res.stdout.strip().splitlines()[-1])
+        r = run_child(mode, args.n)
+        if r.get("built"):  # the store was built in that child: measure in a fresh one
+            r = run_child(mode, args.n)
         raw.append(r)
         n = args.n
         per = {f"pss_after_{m}q": (r["after"][str(m)]["Pss"] - r["base"]["Pss"]) / n for m in (1, 50, 200)}

@@ -25,12 +25,10 @@ from typing import Any
 
 import numpy as np
 from bench_topk import SCOPE, blas_info, queries, random_collection
-from common import CACHE, IMG_DIM, table, write_results
+from common import CACHE, DATA, IMG_DIM, table, write_results
 
 from asif_qdrant.engines.base import CollectionSpec, DenseQuery, Engine, SearchOptions, optimize_collection
 from asif_qdrant.search_options import EXACT, SearchConfig, dense_topk, topk_overlap
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,14 @@ import argparse
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_quantization import DATA, copy_store
+from bench_quantization import copy_store
 from bench_topk import blas_info
-from common import CACHE, table, write_results
+from common import CACHE, DATA, table, write_results
 
 from asif_qdrant.engines.base import CollectionSpec, PointBatch, SearchOptions, optimize_collection
 from asif_qdrant.engines.edge import EdgeEngine
@@ -75,7 +76,9 @@ def real_setup(store: Path, scratch: Path, limit: int) -> dict[str, Any]:
         asif.close()
 
 
-def synthetic_chunks(image: np.ndarray, text: np.ndarray, n: int, seed: int = 0):  # type: ignore[no-untyped-def]
+def synthetic_chunks(
+    image: np.ndarray, text: np.ndarray, n: int, seed: int = 0
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(start, image rows, text rows) for anchors 0..n-1: the real pairs first, then interpolated pairs."""
     real = image.shape[0]
     for start in range(0, n, CHUNK):

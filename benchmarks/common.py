@@ -14,6 +14,7 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = Path(__file__).resolve().parent / "cache"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data: read, never copied
 IMG_DIM, TXT_DIM = 1280, 768
 
 

@@ -12,13 +12,11 @@ import argparse
 import time
 from pathlib import Path
 
-from common import CACHE, table, write_results
+from common import CACHE, DATA, table, write_results
 
 from asif_qdrant import Asif
 from asif_qdrant.demo import CIFAR10
 from asif_qdrant.evaluate import cached_image_vectors, evaluate, read_folder_per_class, sweep_vectors
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def main() -> None:

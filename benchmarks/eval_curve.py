@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import CACHE, RESULTS, table, write_results
+from common import CACHE, DATA, RESULTS, table, write_results
 
 from asif_qdrant import Asif
 from asif_qdrant.demo import CIFAR10
 from asif_qdrant.sweeps import anchor_curve
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def main() -> None:

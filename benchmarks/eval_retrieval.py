@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import CACHE, table, write_results
+from common import CACHE, DATA, table, write_results
 
 from asif_qdrant import Asif
 from asif_qdrant.retrieval import recall_table, retrieval_recall
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def main() -> None:

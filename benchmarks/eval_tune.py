@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import CACHE, table, write_results
+from common import CACHE, DATA, table, write_results
 
 from asif_qdrant import Asif
 from asif_qdrant.demo import CIFAR10
 from asif_qdrant.tune import tune
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_quantization import DATA, copy_store
-from common import CACHE, write_results
+from bench_quantization import copy_store
+from common import CACHE, DATA, write_results
 
 from asif_qdrant import Asif
 from asif_qdrant.evaluate import labelled_vectors, read_folder_per_class

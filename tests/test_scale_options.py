@@ -449,3 +449,32 @@ def test_client_engine_creates_turboquant(kind: str, bits: str) -> None:
     tq = fake.created["c"]["vectors_config"]["image"].quantization_config.turbo
     assert tq.bits.value == bits and tq.always_ram is True
     assert fake.created["c"]["metadata"][SPEC_METADATA_KEY]["quantization"]["kind"] == kind
+
+
+def test_relayout_that_fails_while_copying_removes_its_copy_and_keeps_the_original(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asif_qdrant.engines import edge
+    from asif_qdrant.errors import EngineError
+
+    e = edge.EdgeEngine(tmp_path / "store")
+    try:
+        _old_style(e, monkeypatch, rng)
+        before = _records(e)
+        real_upsert, calls = e.upsert, []
+
+        def failing(name: str, batch: PointBatch) -> None:
+            calls.append(name)
+            if len(calls) == 2:  # the second batch of the copy: as if the disk were full
+                raise EngineError("Qdrant Edge failed to upsert: No space left on device")
+            real_upsert(name, batch)
+
+        monkeypatch.setattr(e, "upsert", failing)
+        with pytest.raises(EngineError, match="No space left"):
+            e.relayout("a", batch=1000)
+        assert calls == [".relayout-a", ".relayout-a"]
+        assert sorted(p.name for p in (tmp_path / "store" / "collections").iterdir()) == ["a"]
+        assert e._layout("a") is None
+        _assert_same(_records(e), before)
+    finally:
+        e.close()

@@ -136,15 +136,20 @@ class EdgeEngine:
                 ))
                 recs.clear()
 
-        for rec in self.scroll(name, with_vectors=(*spec.dense, *spec.sparse), batch=batch):
-            recs.append(rec)
-            n += 1
-            if len(recs) >= batch:
-                write()
-        write()
-        if self.count(tmp) != n or self.count(name) != n:
-            self.delete_collection(tmp)
-            raise EngineError(f"relayout of {name!r} stopped: the collection changed while it was copied; run it again")
+        try:
+            for rec in self.scroll(name, with_vectors=(*spec.dense, *spec.sparse), batch=batch):
+                recs.append(rec)
+                n += 1
+                if len(recs) >= batch:
+                    write()
+            write()
+            if self.count(tmp) != n or self.count(name) != n:
+                raise EngineError(
+                    f"relayout of {name!r} stopped: the collection changed while it was copied; run it again"
+                )
+        except BaseException:
+            self.delete_collection(tmp)  # the original is untouched; drop the partial copy (and its disk) now
+            raise
         for c in (tmp, name):
             shard = self._shards.pop(c)
             self._call(f"flush {c!r}", shard.flush)
