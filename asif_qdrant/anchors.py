@@ -8,7 +8,6 @@ adding the same pair again writes nothing new.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,13 +37,52 @@ class AddResult:
 
 
 def l2_normalise(x: np.ndarray, what: str) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    """Rows divided by their L2 norm; a row whose norm is zero, or overflows (values near 1e308), is refused."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(np.asarray(x, np.float64), axis=1, keepdims=True)
     zero = np.flatnonzero(norms[:, 0] == 0)
     if zero.size:
         raise InvalidInputError(
             f"{what} row {int(zero[0])} is all zeros and cannot be L2-normalised: remove it or fix its embedding"
         )
+    huge = np.flatnonzero(~np.isfinite(norms[:, 0]))
+    if huge.size:
+        raise InvalidInputError(
+            f"{what} row {int(huge[0])} has an L2 norm that overflows (values up to "
+            f"{float(np.abs(x[int(huge[0])]).max()):g}): rescale the embedding (for example divide it by its "
+            "largest value) before adding it"
+        )
     return (x / norms).astype(np.float32)
+
+
+_JSON_SCALARS = (str, bool, int, type(None))
+
+
+def check_payload_value(value: Any, where: str) -> None:
+    """Refuse what a Qdrant payload cannot hold (checked before anything is written): NaN or infinite numbers,
+    keys that are not strings, values that are not JSON (str, number, bool, null, list, dict)."""
+    if isinstance(value, _JSON_SCALARS):
+        return
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            raise InvalidInputError(
+                f"{where} is {float(value)}: payload numbers must be finite (Qdrant refuses NaN and infinity); "
+                "store null or a string instead"
+            )
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidInputError(f"{where} has the key {k!r}, which is not a string: payload keys are strings")
+            check_payload_value(v, f"{where}.{k}")
+        return
+    if isinstance(value, (list, tuple)):
+        for j, v in enumerate(value):
+            check_payload_value(v, f"{where}[{j}]")
+        return
+    raise InvalidInputError(
+        f"{where} is a {type(value).__name__}, which a payload cannot hold: use str, number, bool, null, list or dict"
+    )
 
 
 def as_matrix(x: Any, dim: int, what: str, encoder: str) -> np.ndarray:
@@ -135,10 +173,7 @@ class AnchorStore:
                         f"payload {i} uses reserved field(s) {sorted(clash)}: rename them; "
                         "tenant, caption and image_ref are set through their own arguments"
                     )
-                try:
-                    json.dumps(pl)
-                except (TypeError, ValueError) as e:
-                    raise InvalidInputError(f"payload {i} is not JSON-serialisable ({e}): use plain JSON values") from e
+                check_payload_value(pl, f"payload {i}")
         id_list = None
         if ids is not None:
             id_list = []

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, l2_normalise
 from .engines import create_engine
-from .engines.base import Engine, Filter, optimize_collection
+from .engines.base import Engine, Filter, PointBatch, optimize_collection
 from .errors import ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .relindex import IndexInfo, Kind, RelIndexes, check_k_p
@@ -188,23 +189,49 @@ class Asif:
         """Like :meth:`add_vectors`, with the counts of added and duplicate pairs."""
         store = self.anchors
         store.check_encoders(image_encoder, text_encoder)
+        removed: dict[str, int] = {}
         if ids is not None:
             # explicit ids that are already stored are replacements: validate everything first, then remove the
             # old pairs through the incremental path, so that the relative indexes stay exact without a rebuild
             store.validate_pairs(image_vectors, text_vectors, captions, payloads, ids, image_refs)
             t = validate_tenant(tenant)
             store.check_id_owners([int(i) for i in ids], t)
-            stored = [r.id for r in self.engine.retrieve(store.collection, [int(i) for i in ids], with_payload=True)
+            before = [r for r in self.engine.retrieve(store.collection, [int(i) for i in ids], with_payload=True,
+                                                      with_vectors=("image", "text"))
                       if r.payload.get("tenant") == t]
-            if stored:
-                self.delete_result(stored, tenant=t)
-        res = store.add(
-            image_vectors, text_vectors, captions=captions, payloads=payloads, tenant=tenant, ids=ids,
-            image_refs=image_refs, content_keys=content_keys,
-        )
+            if before:
+                removed = self.delete_result([r.id for r in before], tenant=t).items_touched
+            try:
+                res = store.add(
+                    image_vectors, text_vectors, captions=captions, payloads=payloads, tenant=tenant, ids=ids,
+                    image_refs=image_refs, content_keys=content_keys,
+                )
+            except BaseException:
+                self._restore(store, t, [int(i) for i in ids], before)
+                raise
+        else:
+            res = store.add(
+                image_vectors, text_vectors, captions=captions, payloads=payloads, tenant=tenant, ids=ids,
+                image_refs=image_refs, content_keys=content_keys,
+            )
         if res.new_ids and res.new_image is not None and res.new_text is not None:
             res.items_touched = self.relindexes.apply_added(res.tenant, res.new_ids, res.new_image, res.new_text)
+        for key, n in removed.items():
+            res.items_touched[key] = res.items_touched.get(key, 0) + n
         return res
+
+    def _restore(self, store: AnchorStore, tenant: str, ids: list[int], before: list[Any]) -> None:
+        """Undo a replacement whose write failed: remove what was written under ``ids``, put the old pairs back
+        (same ids, vectors and payloads) and bring the relative indexes along, so the failed edit changes nothing."""
+        self.meta.bump_revision(tenant)
+        self.engine.delete(store.collection, ids=ids)
+        if before:
+            img = np.stack([np.asarray(r.vectors["image"], np.float32) for r in before])
+            txt = np.stack([np.asarray(r.vectors["text"], np.float32) for r in before])
+            old = [r.id for r in before]
+            self.engine.upsert(store.collection, PointBatch(old, {"image": img, "text": txt},
+                                                            payloads=[dict(r.payload) for r in before]))
+            self.relindexes.apply_added(tenant, old, img, txt)
 
     def add_pairs(
         self,
@@ -280,11 +307,7 @@ class Asif:
                 f"anchor id {missing[0]} does not exist for tenant {tenant!r}: replace only existing anchors "
                 "(add new ones with add_vectors)"
             )
-        deleted = self.delete_result(list(ids), tenant=tenant)
-        res = self.add_vectors_result(image_vectors, text_vectors, captions, payloads, tenant, ids)
-        for key, n in deleted.items_touched.items():
-            res.items_touched[key] = res.items_touched.get(key, 0) + n
-        return res
+        return self.add_vectors_result(image_vectors, text_vectors, captions, payloads, tenant, ids)
 
     def optimize(self, relayout: bool = True) -> bool:
         """Build the anchors collection's HNSW graph / quantized vectors, where it was created with them (search
