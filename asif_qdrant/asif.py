@@ -429,9 +429,10 @@ class Asif:
         tenant = validate_tenant(tenant)
         cls = resolve_classes(classes)
         tpl = resolve_templates(templates)
-        kk, pp = check_k_p(k, p, self.settings.k, self.settings.p)
+        kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
+        self._check_items(len(cls) * len(tpl), f"label set {name!r} ({len(cls)} classes x {len(tpl)} templates)")
         prompts = [t.format(c) for c in cls for t in tpl]
         if prompt_vectors is None:
             vecs = self.encode_texts(prompts)
@@ -465,7 +466,7 @@ class Asif:
         """Define (or redefine) a gallery of images for text-to-image search, as a relative index."""
         _check_name(name)
         tenant = validate_tenant(tenant)
-        kk, pp = check_k_p(k, p, self.settings.k, self.settings.p)
+        kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
         vecs = self._inputs("image", images, vectors, "images")
         n = vecs.shape[0]
         if payloads is not None and len(payloads) != n:
@@ -512,6 +513,23 @@ class Asif:
         infos = [ri.require(name, tenant)] if name is not None else [i for i in ri.infos() if i.tenant == tenant]
         return [ri.rebuild(i) for i in infos]
 
+    def _check_top(self, top: Any, what: str) -> int:
+        """``top`` as an int in [1, max_top]; a string, float or bool is refused with the fix."""
+        if isinstance(top, bool) or not isinstance(top, (int, np.integer)):
+            raise ConfigError(f"top={top!r} is invalid: pass an integer number of {what}s (for example top=5)")
+        if not 1 <= int(top) <= self.settings.max_top:
+            raise ConfigError(
+                f"top={int(top)} is invalid: ask for 1 to {self.settings.max_top} {what}s (raise ASIF_MAX_TOP for more)"
+            )
+        return int(top)
+
+    def _check_items(self, n: int, what: str) -> None:
+        if n > self.settings.max_items:
+            raise ConfigError(
+                f"{what} would have {n} items, more than max_items={self.settings.max_items}: split it, or raise "
+                "ASIF_MAX_ITEMS"
+            )
+
     # -- zero-shot -----------------------------------------------------------------------------
     def classify(
         self,
@@ -526,8 +544,7 @@ class Asif:
     ) -> list[Prediction]:
         """Zero-shot classification: the top labels of each image, each with its score and best prompt."""
         tenant = validate_tenant(tenant)
-        if top < 1:
-            raise ConfigError(f"top={top} is invalid: ask for at least 1 label")
+        top = self._check_top(top, "label")
         info = self._index(labels, tenant, "labels")
         vecs = self._inputs("image", images, vectors, "images")
         reps = self.relindexes.reps(vecs, "image", tenant, info.k, info.p)
@@ -549,13 +566,12 @@ class Asif:
     ) -> list[list[SearchHit]]:
         """Text-to-image search in a gallery: per query, the best items with their scores."""
         tenant = validate_tenant(tenant)
-        if top < 1:
-            raise ConfigError(f"top={top} is invalid: ask for at least 1 result")
+        top = self._check_top(top, "result")
         info = self._index(gallery, tenant, "gallery")
         vecs = self._inputs("text", text, vector, "text")
         reps = self.relindexes.reps(vecs, "text", tenant, info.k, info.p)
         out = []
-        for hits in self.relindexes.query(info, reps, limit=top):
+        for hits in self.relindexes.query(info, reps, limit=min(top, max(1, info.n_items))):
             out.append([SearchHit(h.id, h.score, dict(h.payload or {})) for h in hits])
         return out
 

@@ -123,6 +123,9 @@ def decode_topk(payload: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(raw[: 4 * n], "<u4").astype(np.int64), np.frombuffer(raw[4 * n :], "<f8").copy()
 
 
+LARGE_K = 4096  # above this, a query's top-k width is bounded by the anchor count (one count query)
+
+
 def depth_of(k: int) -> int:
     """How many neighbours an item keeps: k for its representation plus a buffer (k/8, at least 8) so that
     deleting an anchor from its top-k rarely needs a new query: the next neighbour is already there."""
@@ -194,6 +197,8 @@ class RelIndexes:
         scope = tenant_scope(tenant)
         if within is not None:
             scope = Filter(must=scope.must + within.must, must_not=scope.must_not + within.must_not)
+        if k > LARGE_K:  # more columns than anchors in scope buy nothing: a large k is cut to the scope's count
+            k = max(1, min(k, self.engine.count(self.anchors, scope)))
         opts = options if options is not None else self.search.query_options(k, k + TIE_MARGIN)
         return dense_topk(self.engine, self.anchors, vectors, modality, scope, k, opts)
 
@@ -520,11 +525,20 @@ class RelIndexes:
         return out
 
 
-def check_k_p(k: int | None, p: float | None, default_k: int, default_p: float) -> tuple[int, float]:
+def check_k_p(
+    k: int | None, p: float | None, default_k: int, default_p: float, max_k: int | None = None
+) -> tuple[int, float]:
     kk = default_k if k is None else k
     pp = default_p if p is None else p
     if isinstance(kk, bool) or not isinstance(kk, (int, np.integer)) or kk < 1:
         raise ConfigError(f"k={kk!r} is invalid: k is the number of anchors kept, an integer >= 1 (default 800)")
+    if max_k is not None and kk > max_k:
+        raise ConfigError(
+            f"k={kk} is larger than max_k={max_k}: k is the number of anchors kept per item (default 800); "
+            "pick a smaller k, or raise ASIF_MAX_K if you really have that many anchors"
+        )
+    if isinstance(pp, bool) or not isinstance(pp, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 8)")
     if not np.isfinite(pp) or pp <= 0:
         raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 8)")
     return int(kk), float(pp)

@@ -27,7 +27,7 @@ class AsifSettings(BaseSettings):
     prefer_grpc: bool = Field(False, description="Talk to the server over gRPC.")
     timeout: float = Field(60.0, gt=0, description="Server request timeout in seconds.")
     prefix: str = Field("asif_", description="Prefix of every collection name the plugin creates.")
-    k: int = Field(800, ge=1, le=100_000, description="Anchors kept in each relative representation (top-k).")
+    k: int = Field(800, ge=1, le=10_000_000, description="Anchors kept in each relative representation (top-k).")
     p: float = Field(8.0, gt=0, le=64, description="Exponent applied to the kept similarities.")
     image_encoder: str = Field("timm:tf_efficientnet_lite0", description="Image encoder name (see `asif encoders`).")
     text_encoder: str = Field("st:all-MiniLM-L6-v2", description="Text encoder name (see `asif encoders`).")
@@ -48,6 +48,14 @@ class AsifSettings(BaseSettings):
         1.0, ge=0, description="Seconds between anchor-count checks that catch edits made behind the plugin's back."
     )
     batch_size: int = Field(256, ge=1, le=100_000, description="Points per upsert or query batch.")
+    # bounds on one request, so that a typo (k=10**9) fails at once instead of allocating gigabytes
+    max_k: int = Field(
+        100_000, ge=1, le=10_000_000, description="Largest k a label set, gallery or query may ask for."
+    )
+    max_items: int = Field(
+        1_000_000, ge=1, description="Largest number of items (classes x templates, gallery images) in one call."
+    )
+    max_top: int = Field(10_000, ge=1, description="Largest `top` (results per query) one call may ask for.")
     # search: exact by default; the rest is opt-in (see asif_qdrant/search_options.py). Quantization and HNSW are
     # applied when the anchors collection is created; Qdrant Edge builds them in `asif optimize`.
     quantization: Literal["none", "int8", "binary", "turbo4", "turbo2"] = Field(
@@ -118,6 +126,8 @@ class AsifSettings(BaseSettings):
                 f"write_consistency_factor={self.write_consistency_factor} exceeds "
                 f"replication_factor={self.replication_factor}: lower it to at most the replication factor"
             )
+        if self.k > self.max_k:
+            raise ValueError(f"k={self.k} exceeds max_k={self.max_k}: lower ASIF_K or raise ASIF_MAX_K")
         return self
 
     @property

@@ -95,3 +95,54 @@ def test_overflowing_or_zero_vector_is_refused(kind: str, value: float, tmp_path
 
 def test_asif_error_is_the_base() -> None:
     assert issubclass(InvalidInputError, AsifError)
+
+
+# -- 2. bounded requests ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_huge_k_is_refused_at_once_and_large_k_costs_only_the_anchors(kind: str, tmp_path: Path,
+                                                                       request: pytest.FixtureRequest) -> None:
+    import time
+    import tracemalloc
+
+    from asif_qdrant.errors import ConfigError
+
+    a = _store_with_labels(kind, tmp_path, request)
+    prompts = np.random.default_rng(3).standard_normal((5, TXT_DIM))
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match="max_k"):
+        a.define_labels("H", list("abcde"), templates="plain", prompt_vectors=prompts, k=10**9)
+    assert time.monotonic() - t0 < 2
+    assert "H" not in [i.name for i in a.list_indexes()]
+    q = np.random.default_rng(1).standard_normal((4, IMG_DIM))
+    a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, k=20)
+    every = _answers(a, q)
+    tracemalloc.start()
+    a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, k=90_000)
+    got = _answers(a, q)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert got == every  # k beyond the 20 anchors keeps every anchor, like k=20
+    assert peak < 20 * 2**20, f"k=90000 over 20 anchors allocated {peak / 2**20:.0f} MiB"
+    a.close()
+
+
+@pytest.mark.parametrize("top", ["3", 2.0, True, 0, 10**9])
+def test_top_must_be_a_bounded_integer(top: Any, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from asif_qdrant.errors import ConfigError
+
+    a = _store_with_labels("local", tmp_path, request)
+    q = np.random.default_rng(1).standard_normal((1, IMG_DIM))
+    with pytest.raises(ConfigError, match="top="):
+        a.classify(vectors=q, labels="L", top=top)
+    a.close()
+
+
+def test_too_many_prompts_are_refused(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from asif_qdrant.errors import ConfigError
+
+    a = _store_with_labels("local", tmp_path, request, max_items=100)
+    with pytest.raises(ConfigError, match="max_items"):
+        a.define_labels("B", [f"c{i}" for i in range(30)], templates=["a {}", "b {}", "c {}", "d {}"])
+    a.close()
