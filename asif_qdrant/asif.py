@@ -345,7 +345,14 @@ class Asif:
             ri.delete(info)
         anchors = self.anchors.delete(tenant=tenant)
         self.meta.delete(f"revision:{tenant}")
+        self.meta.delete_image_roots(tenant)
         return {"anchors": len(anchors), "indexes": len(own)}
+
+    def image_roots(self, tenant: str | None = None) -> list[Path]:
+        """The folders that relative anchor ``image_ref``s of ``tenant``'s scope (its own and the shared anchors)
+        are relative to, as recorded by ingest for each source."""
+        t = validate_tenant(tenant)
+        return [Path(r) for r in self.meta.image_roots((t, TENANT_SHARED) if t != TENANT_SHARED else (t,))]
 
     def count(self, tenant: str | None = None, *, all_tenants: bool = False) -> int:
         """Anchors visible to ``tenant`` (its own; None = the shared set), or every anchor with all_tenants."""

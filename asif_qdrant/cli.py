@@ -686,15 +686,20 @@ def explain_cmd(ctx: click.Context, image: Path, labels_name: str, label: str | 
     \b
     Example:
       asif explain dog.jpg --labels cifar10 --top 5
-      asif explain dog.jpg --labels cifar10 --label cat --html report.html --image-root ../shared/data/flickr8k
+      asif explain dog.jpg --labels cifar10 --label cat --html report.html --image-root ../shared/data/flickr8k/images
+
+    The report finds anchor pictures through the folders that `asif ingest` recorded, and --image-root.
     """
-    from .report import write_report
+    from .report import missing_pictures_message, write_report
 
     asif = _open(ctx)
     n = n_labels if n_labels is not None else (3 if html_path else 1)
     ex = asif.explain(image=str(image), labels=labels_name, label=label, top=top, tenant=tenant, n_labels=n)
     if html_path is not None:
         write_report(ex, html_path, str(image), image_roots=image_roots)
+        warn = missing_pictures_message(ex, image_roots)
+        if warn:
+            click.echo(f"warning: {warn}", err=True)
     data = {**ex.as_dict(), "html": str(html_path) if html_path else None}
     _emit(as_json, data, lambda: ex.text() + (f"\nreport: {html_path}" if html_path else ""))
 

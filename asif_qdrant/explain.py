@@ -96,6 +96,8 @@ class Explanation:
     explained labels, first the one asked for (or the top-ranked one), then the next ones of the ranking.
     ``label``, ``score``, ``prompt`` and ``contributions`` are those of the first explained label; with no
     shared anchor at all (the "unknown" case) the label is None, the score 0 and there are no contributions.
+    ``image_roots``: the folders that ingest recorded for the tenant's sources, which relative anchor
+    ``image_ref``s are relative to (the report looks pictures up there).
     """
 
     labels: str
@@ -109,6 +111,7 @@ class Explanation:
     explained: list[LabelExplanation]
     image: str | None = None
     query_anchors: int = 0
+    image_roots: list[str] = field(default_factory=list)
 
     @property
     def main(self) -> LabelExplanation | None:
@@ -145,7 +148,7 @@ class Explanation:
         return {
             "labels": self.labels, "tenant": self.tenant, "k": self.k, "p": self.p,
             "aggregation": self.aggregation, "tau": self.tau, "image": self.image,
-            "query_anchors": self.query_anchors, "predicted": self.predicted,
+            "query_anchors": self.query_anchors, "predicted": self.predicted, "image_roots": list(self.image_roots),
             "label": self.label, "score": self.score, "prompt": self.prompt,
             "shared_anchors": main.shared_anchors if main else 0, "rest": main.rest if main else 0.0,
             "contributions": [c.as_dict() for c in self.contributions],
@@ -285,6 +288,7 @@ def explain(
         labels=labels, tenant=tenant, k=info.k, p=info.p, aggregation=info.aggregation, tau=info.tau,
         predicted=pred.label, ranking=pred.top[: max(RANKING_SHOWN, n_labels)], explained=explained,
         image=str(image) if isinstance(image, (str, Path)) else None, query_anchors=len(q_rep),
+        image_roots=[str(r) for r in asif.image_roots(tenant)],
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -585,7 +586,7 @@ def ingest(
     _check_options(on_error, batch_size, limit)
     default_tenant = validate_tenant(tenant)
     t0 = time.perf_counter()
-    caption_path, _ = locate_captions(Path(source), None if captions_file is None else Path(captions_file))
+    caption_path, bases = locate_captions(Path(source), None if captions_file is None else Path(captions_file))
     report = IngestReport(source=str(caption_path))
     rows = list(islice(read_source(source, captions_file), limit))
     report.rows = len(rows)
@@ -593,6 +594,7 @@ def ingest(
     run = _Ingest(asif, _Embedder(asif, store_cache), report, on_error, default_tenant)
     try:
         good = _precheck_rows(run, rows)
+        _record_image_roots(asif, caption_path, bases, good, default_tenant)
         groups = group_by_image(good)
         report.images = len(groups)
         _run_batches(run, groups, batch_size, progress, on_batch)
@@ -605,6 +607,28 @@ def ingest(
             store_cache.close()
     report.bad_rows.sort()
     return report
+
+
+def image_roots_of(bases: Sequence[Path], rows: Sequence[Row], sample: int = 200) -> list[str]:
+    """The absolute folders among ``bases`` that hold the relative images of ``rows`` (a sample of them)."""
+    refs = [r.image_ref for r in rows[:sample] if r.image_ref and not Path(r.image_ref).expanduser().is_absolute()]
+    return [str(Path(os.path.abspath(b))) for b in bases if any((b / ref).is_file() for ref in refs)]
+
+
+def _record_image_roots(asif: Asif, caption_path: Path, bases: Sequence[Path], rows: Sequence[Row],
+                        default_tenant: str) -> None:
+    roots = image_roots_of(bases, rows)
+    if not roots:
+        return
+    source = os.path.abspath(caption_path)
+    tenants = set()
+    for r in rows:
+        try:
+            tenants.add(validate_tenant(r.tenant) if r.tenant else default_tenant)
+        except AsifError:
+            continue  # a row with a bad tenant name is reported by the batch that writes it
+    for tenant in sorted(tenants):
+        asif.meta.set_image_roots(tenant, source, roots)
 
 
 def _precheck_rows(run: _Ingest, rows: list[Row]) -> list[Row]:

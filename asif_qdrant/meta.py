@@ -113,3 +113,19 @@ class Meta:
         rev = self.revision(tenant) + 1
         self.put(f"revision:{tenant}", {"tenant": tenant, "revision": rev})
         return rev
+
+    def set_image_roots(self, tenant: str, source: str, roots: list[str]) -> None:
+        """Record the folders that the relative ``image_ref``s of ``tenant``'s anchors from ``source`` (a captions
+        file) are relative to, so that reports can show the anchor pictures."""
+        digest = hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
+        self.put(f"image_root:{tenant}:{digest}", {"tenant": tenant, "source": source, "roots": list(roots)})
+
+    def image_roots(self, tenants: tuple[str, ...]) -> list[str]:
+        """The recorded image roots of these tenants' sources, without repeats."""
+        recs = [v for _, v in self.items("image_root") if v.get("tenant") in tenants]
+        return list(dict.fromkeys(r for v in recs for r in v.get("roots", [])))
+
+    def delete_image_roots(self, tenant: str) -> None:
+        keys = [k for k, v in self.items("image_root") if v.get("tenant") == tenant]
+        if keys:
+            self.delete(*keys)

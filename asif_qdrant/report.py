@@ -4,7 +4,9 @@ anchor pairs that contribute most to each label.
 One file, nothing fetched: images are embedded as base64 JPEG thumbnails, CSS is inline, there is no script.
 Every text that comes from data (captions, labels, prompts, payload values, paths) goes through html.escape.
 Stable hooks for tests and styling: ``#query-image``, ``#labels``, ``.label-row`` (``data-label``),
-``.score-bar``, ``.anchor-card`` (``data-anchor-id``), ``.caption``, ``.contribution``, ``#unknown``.
+``.score-bar``, ``.anchor-card`` (one per anchor image: ``data-anchor-id`` of its largest pair, ``data-anchor-ids``),
+``.anchor-pair`` (one per anchor pair, ``data-anchor-id``), ``.caption``, ``.contribution``, ``#unknown``, ``#legend``,
+``#missing-pictures`` (when anchor pictures cannot be found: the fix).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError
-from .explain import Explanation, LabelExplanation, explain
+from .explain import AnchorContribution, Explanation, LabelExplanation, explain
 
 if TYPE_CHECKING:
     from .asif import Asif
@@ -57,6 +59,11 @@ div.thumb { display: flex; align-items: center; justify-content: center; color: 
 .contribution { font-weight: 600; color: #2f6fde; }
 .sims, .payload { color: #5b6472; }
 .rest { color: #5b6472; font-size: 12px; margin-top: 6px; }
+.legend { color: #3d4654; font-size: 13px; margin: -8px 0 14px 0; }
+.warning { border-left: 4px solid #d9822b; background: #fff6ec; padding: 6px 10px; font-size: 13px; max-width: 900px; }
+.anchor-card.wide { width: 230px; }
+.anchor-pair { border-top: 1px solid #e1e4ea; padding-top: 4px; margin-top: 4px; }
+.together { color: #1d2430; font-size: 12px; margin-top: 2px; }
 """
 
 
@@ -109,25 +116,46 @@ def _thumb(uri: str | None, alt: str, css: str, id_attr: str = "") -> str:
     return f'<img class="{css}"{id_attr} src="{uri}" alt="{_e(alt)}">'
 
 
+def _pair(c: AnchorContribution) -> str:
+    sims = f"text sim {c.prompt_similarity:.3f} · " if c.prompt_similarity is not None else ""
+    payload = json.dumps(c.payload, ensure_ascii=False, default=str) if c.payload else ""
+    return (
+        f'<div class="anchor-pair" data-anchor-id="{c.id}">'
+        f'<div class="caption">{_e(c.caption) or "<i>(no caption)</i>"}</div>'
+        f'<div class="contribution">+{c.contribution:.4f}</div>'
+        f'<div class="sims">{_e(sims)}anchor #{c.id}</div>'
+        + (f'<div class="payload">{_e(payload)}</div>' if payload else "")
+        + "</div>"
+    )
+
+
+def group_by_image(contributions: Sequence[AnchorContribution]) -> list[list[AnchorContribution]]:
+    """Contributions grouped by anchor image (same ``image_ref``), groups in order of their largest one: the
+    captions of one photo are shown on one card instead of repeating the photo."""
+    groups: dict[str, list[AnchorContribution]] = {}
+    for c in contributions:
+        groups.setdefault(c.image_ref or f"#{c.id}", []).append(c)
+    return list(groups.values())
+
+
+def _card(group: Sequence[AnchorContribution], roots: Sequence[Path]) -> str:
+    first = group[0]
+    path = resolve_image_ref(first.image_ref, roots)
+    uri = thumbnail_data_uri(path, ANCHOR_THUMB) if path is not None else None
+    ids = ",".join(str(c.id) for c in group)
+    together = (f'<div class="together">{len(group)} captions of this image: '
+                f"+{sum(c.contribution for c in group):.4f}</div>") if len(group) > 1 else ""
+    wide = " wide" if len(group) > 1 else ""
+    return (
+        f'<div class="anchor-card{wide}" data-anchor-id="{first.id}" data-anchor-ids="{ids}">'
+        + _thumb(uri, first.caption or f"anchor {first.id}", "thumb")
+        + f'<div class="sims">image sim {first.image_similarity:.3f}</div>'
+        + together + "".join(_pair(c) for c in group) + "</div>"
+    )
+
+
 def _label_block(ex: LabelExplanation, roots: Sequence[Path]) -> str:
-    cards = []
-    for c in ex.contributions:
-        path = resolve_image_ref(c.image_ref, roots)
-        uri = thumbnail_data_uri(path, ANCHOR_THUMB) if path is not None else None
-        sims = f"image sim {c.image_similarity:.3f}"
-        if c.prompt_similarity is not None:
-            sims += f" · text sim {c.prompt_similarity:.3f}"
-        payload = json.dumps(c.payload, ensure_ascii=False, default=str) if c.payload else ""
-        cards.append(
-            f'<div class="anchor-card" data-anchor-id="{c.id}">'
-            + _thumb(uri, c.caption or f"anchor {c.id}", "thumb")
-            + f'<div class="caption">{_e(c.caption) or "<i>(no caption)</i>"}</div>'
-            + f'<div class="contribution">+{c.contribution:.4f}</div>'
-            + f'<div class="sims">{_e(sims)}</div>'
-            + f'<div class="sims">anchor #{c.id}</div>'
-            + (f'<div class="payload">{_e(payload)}</div>' if payload else "")
-            + "</div>"
-        )
+    cards = [_card(g, roots) for g in group_by_image(ex.contributions)]
     if not cards:
         body = '<p class="rest">This label shares no anchor with the image: score 0.</p>'
     else:
@@ -143,6 +171,35 @@ def _label_block(ex: LabelExplanation, roots: Sequence[Path]) -> str:
     )
 
 
+LEGEND = ("<b>image sim</b>: cosine of this image to the anchor's image · <b>text sim</b>: cosine of the label's "
+          "best prompt to the anchor's caption · <b>+contribution</b>: what the anchor pair adds to the label's "
+          "score; a label's contributions add up to its score.")
+
+
+def picture_roots(expl: Explanation, image_roots: Sequence[str | Path] = ()) -> list[Path]:
+    """Where anchor pictures are looked up: the folders given, then those that ingest recorded."""
+    return list(dict.fromkeys([Path(r) for r in image_roots] + [Path(r) for r in expl.image_roots]))
+
+
+def missing_pictures(expl: Explanation, image_roots: Sequence[str | Path] = ()) -> list[str]:
+    """The ``image_ref``s of the explained anchors whose picture cannot be found (anchors without one excluded)."""
+    roots = picture_roots(expl, image_roots)
+    refs = dict.fromkeys(c.image_ref for ex in expl.explained for c in ex.contributions if c.image_ref)
+    return [r for r in refs if resolve_image_ref(r, roots) is None]
+
+
+def missing_pictures_message(expl: Explanation, image_roots: Sequence[str | Path] = ()) -> str | None:
+    """A one-line warning naming the fix when anchor pictures cannot be found, else None."""
+    missing = missing_pictures(expl, image_roots)
+    if not missing:
+        return None
+    total = len({c.image_ref for ex in expl.explained for c in ex.contributions if c.image_ref})
+    looked = ", ".join(str(r) for r in picture_roots(expl, image_roots)) or "the working folder only"
+    return (f"{len(missing)} of {total} anchor pictures were not found (e.g. {missing[0]!r}; looked in {looked}): "
+            "pass --image-root FOLDER (image_roots=[...]) with the folder the images were ingested from, e.g. "
+            "flickr8k/images, or ingest the anchors again to record it")
+
+
 def render_html(
     expl: Explanation,
     image: Any = None,
@@ -152,7 +209,8 @@ def render_html(
 ) -> str:
     """The report as one HTML string. ``image``: the query image (path or PIL) to show; defaults to
     ``expl.image``. ``image_roots``: folders to resolve relative anchor ``image_ref`` paths against."""
-    roots = [Path(r) for r in image_roots]
+    roots = picture_roots(expl, image_roots)
+    warn = missing_pictures_message(expl, image_roots)
     src = image if image is not None else expl.image
     q_uri = thumbnail_data_uri(src, QUERY_THUMB) if src is not None else None
     name = expl.image or ("the query vector" if src is None else "the query image")
@@ -198,7 +256,9 @@ def render_html(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{_e(title)}</h1><div class=\"meta\">{meta}</div>"
-        '<div class="top"><div>'
+        f'<p class="legend" id="legend">{LEGEND}</p>'
+        + (f'<p class="warning" id="missing-pictures">{_e(warn)}</p>' if warn else "")
+        + '<div class="top"><div>'
         + _thumb(q_uri, name, "query", ' id="query-image"')
         + f"</div><div>{verdict}{main}{ranking}</div></div>"
         f'<div id="explanations">{blocks}</div>'
@@ -244,4 +304,5 @@ def explain_report(
     return expl
 
 
-__all__ = ["explain_report", "render_html", "resolve_image_ref", "thumbnail_data_uri", "write_report"]
+__all__ = ["explain_report", "group_by_image", "missing_pictures", "missing_pictures_message", "picture_roots",
+           "render_html", "resolve_image_ref", "thumbnail_data_uri", "write_report"]
