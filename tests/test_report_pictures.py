@@ -101,7 +101,9 @@ def test_cli_warns_with_the_fix_when_pictures_are_missing(ingested: tuple[Path, 
 
 
 @pytest.mark.browser
-def test_report_with_pictures_in_chromium(chromium: str, ingested: tuple[Path, Path], tmp_path: Path) -> None:
+def test_report_with_pictures_in_chromium(request: pytest.FixtureRequest, ingested: tuple[Path, Path],
+                                          tmp_path: Path) -> None:
+    chromium = request.getfixturevalue("chromium_fixture")
     store, _ = ingested
     out = tmp_path / "report.html"
     r = CliRunner().invoke(main, ["--path", str(store), "explain", str(CIFAR / "dog" / "0000.jpg"), "--labels", "c",
