@@ -40,6 +40,7 @@ bench: $(STAMP)
 	../$(PY) ingest_flickr.py && \
 	../$(PY) bench_add.py --n 40000 && \
 	../$(PY) bench_classify.py --sizes 40000,100000 --prompts 80,1000 && \
+	../$(PY) bench_bulk.py && \
 	../$(PY) bench_topk.py $(BIG) && \
 	../$(PY) bench_memory.py && \
 	../$(PY) bench_quantization.py $(BIG) && \

@@ -41,7 +41,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .engines.base import CollectionSpec, DenseQuery, Engine, Filter, HnswSpec, QuantizationSpec, SearchOptions
+from .engines.base import (
+    CollectionSpec,
+    DenseQuery,
+    Engine,
+    Filter,
+    HnswSpec,
+    QuantizationSpec,
+    SearchOptions,
+    query_batch_arrays,
+)
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -183,11 +192,9 @@ def dense_topk(
     for start in range(0, b, QUERY_CHUNK):
         chunk = vecs[start : start + QUERY_CHUNK]
         queries = [DenseQuery(using, v, k + TIE_MARGIN, filter, options=options) for v in chunk]
-        for j, hits in enumerate(engine.query_batch(collection, queries)):
-            if not hits:
+        for j, (hid, hs) in enumerate(query_batch_arrays(engine, collection, queries)):
+            if not hid.size:
                 continue
-            hid = np.fromiter((h.id for h in hits), np.int64, len(hits))
-            hs = np.fromiter((h.score for h in hits), np.float64, len(hits))
             order = np.lexsort((hid, -relrep.tie_key(hs)))[:k]
             ids[start + j, : order.size] = hid[order]
             sims[start + j, : order.size] = hs[order]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -229,6 +229,24 @@ class Engine(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def query_batch_arrays(engine: Any, name: str, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per query, its hits as two arrays (ids int64, scores float64), in the engine's order, without payloads.
+
+    The bulk path of the dense anchor top-k: an engine that offers ``query_batch_arrays`` (Qdrant Edge) builds the
+    arrays straight from its results instead of one ``Hit`` per neighbour (k + 8 per image); any other engine
+    gets its ``query_batch`` converted here."""
+    fn = getattr(engine, "query_batch_arrays", None)
+    if callable(fn):
+        return cast(list[tuple[np.ndarray, np.ndarray]], fn(name, queries))
+    return [hits_to_arrays(hits) for hits in engine.query_batch(name, queries)]
+
+
+def hits_to_arrays(hits: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids int64, scores float64) of hits (anything with ``id`` and ``score``)."""
+    n = len(hits)
+    return (np.fromiter((h.id for h in hits), np.int64, n), np.fromiter((h.score for h in hits), np.float64, n))
 
 
 def optimize_collection(engine: Any, name: str) -> bool:

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from .base import (
     CollectionSpec,
     DenseQuery,
@@ -25,6 +27,7 @@ from .base import (
     Query,
     Record,
     optimize_collection,
+    query_batch_arrays,
 )
 
 
@@ -136,18 +139,25 @@ class MappedEngine:
         phys, on = self._name(name)
         self.inner.delete(phys, ids=ids, filter=self._filter(filter, on))
 
+    def _queries(self, queries: Sequence[Query], on: bool) -> Sequence[Query]:
+        if not on:
+            return queries
+        mapped: list[Query] = []
+        for q in queries:
+            wp = q.with_payload if isinstance(q.with_payload, bool) else [self._key(k, on) for k in q.with_payload]
+            q2 = replace(q, filter=self._filter(q.filter, on), with_payload=wp)
+            if isinstance(q2, DenseQuery):
+                q2 = replace(q2, using=self.vec.get(q2.using, q2.using))
+            mapped.append(q2)
+        return mapped
+
+    def query_batch_arrays(self, name: str, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
+        phys, on = self._name(name)
+        return query_batch_arrays(self.inner, phys, self._queries(queries, on))
+
     def query_batch(self, name: str, queries: Sequence[Query]) -> list[list[Hit]]:
         phys, on = self._name(name)
-        if on:
-            mapped: list[Query] = []
-            for q in queries:
-                wp = q.with_payload if isinstance(q.with_payload, bool) else [self._key(k, on) for k in q.with_payload]
-                q2 = replace(q, filter=self._filter(q.filter, on), with_payload=wp)
-                if isinstance(q2, DenseQuery):
-                    q2 = replace(q2, using=self.vec.get(q2.using, q2.using))
-                mapped.append(q2)
-            queries = mapped
-        res = self.inner.query_batch(phys, queries)
+        res = self.inner.query_batch(phys, self._queries(queries, on))
         if on:
             for hits in res:
                 for h in hits:

@@ -1,0 +1,268 @@
+"""Bulk classify through Qdrant next to the official-ASIF-equivalent dense computation, in one run.
+
+    .venv/bin/python benchmarks/bench_bulk.py                      # 40k Flickr8k anchors, 2,000 CIFAR-10 images
+    .venv/bin/python benchmarks/bench_bulk.py --options exact,int8 --images 512 --repeat 1   # a quick look
+
+Setup (the issue's): the 40,445 Flickr8k anchors of the prebuilt store (tf_efficientnet_lite0 + all-MiniLM-L6-v2),
+2,000 CIFAR-10 test images (200 per class, vectors from cifar10_lite0.npz: encoding excluded), the label set
+``cifar10`` (10 classes x 8 'photo' templates = 80 prompts), k = 800, p = 8, median of --repeat passes.
+
+Rows:
+- ``dense numpy (reference)``: what the official ASIF code computes, written here: per batch X @ A.T (float32
+  BLAS), top-k by argpartition, clamp >= 0, ^p, L2-normalise, dense dot with the prompts' relative reps
+  (computed once, as a label set is), max over templates. ``dense torch`` is the same with torch.topk, 2 threads.
+- ``Asif.classify(vectors=..., batches of 256)`` on the embedded store, per search option: ``exact`` (the
+  default) and the quantized options with rescoring (a store per option under --scratch, same anchors and prompt
+  vectors, built once and reused).
+
+Columns: ms per image, ratio to the reference (same run; passes interleaved so that load from other processes
+hits every row alike), top-1 accuracy, top-1 agreement with exact, and the process's RSS / PSS after the row
+(cumulative: one process holds every store it opened). Results: benchmarks/results/bulk.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import CACHE, table, write_results
+
+from asif_qdrant import Asif
+from asif_qdrant.demo import CIFAR10
+
+
+def cached(name: str) -> Path:
+    """``name`` in benchmarks/cache/, else in the first ``cache/`` folder above the checkout that holds it."""
+    for root in (CACHE, *(d / "cache" for d in Path(__file__).resolve().parents)):
+        if (root / name).exists():
+            return root / name
+    raise SystemExit(f"{name} not found in {CACHE} or a cache/ folder above it: build it first (ingest_flickr.py)")
+
+
+ANCHORS_NPZ = CACHE / "flickr_anchors.npz"
+OPTIONS = ("exact", "int8", "turbo4", "turbo2")
+
+
+def memory_mb() -> dict[str, float]:
+    """RSS and PSS of this process in MB (Linux /proc; empty elsewhere)."""
+    out: dict[str, float] = {}
+    try:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss"):
+                out[f"{key.lower()}_mb"] = int(rest.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+# -- data ----------------------------------------------------------------------------------------------
+def flickr_copy(scratch: Path, store: Path) -> Path:
+    """A private copy of the prebuilt store (Edge is one process at a time), with the label set ``cifar10``."""
+    from bench_quantization import copy_store
+
+    copy = scratch / "flickr-store"
+    copy_store(store, copy)
+    return copy
+
+
+def anchors_and_prompts(copy: Path) -> dict[str, np.ndarray]:
+    """Anchor ids/vectors and the label set's prompt vectors, read from the store once and cached as an npz."""
+    if ANCHORS_NPZ.exists():
+        z = np.load(ANCHORS_NPZ)
+        if "prompts" in z:
+            return {k: z[k] for k in z.files}
+    from asif_qdrant.sweeps import label_set_prompt_vectors
+
+    with Asif.open(copy) as a:
+        if "cifar10" not in {i.name for i in a.list_indexes(kind="labels")}:
+            a.define_labels("cifar10", CIFAR10, "photo")  # encodes the 80 prompts once
+        info = a.relindexes.require("cifar10", "_shared", "labels")
+        ids, img, txt = [], [], []
+        for r in a.engine.scroll(a.anchors.collection, with_payload=False, with_vectors=("image", "text")):
+            ids.append(r.id)
+            img.append(np.asarray(r.vectors["image"], np.float32))
+            txt.append(np.asarray(r.vectors["text"], np.float32))
+        order = np.argsort(ids)
+        data = {"ids": np.asarray(ids, np.int64)[order], "image": np.stack(img)[order], "text": np.stack(txt)[order],
+                "prompts": label_set_prompt_vectors(a, info), "classes": np.asarray(info.classes),
+                "n_templates": np.asarray(len(info.templates))}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(ANCHORS_NPZ, **data)
+    return data
+
+
+def cifar_sample(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A class-balanced sample: the first n / 10 test images of each class (vectors, class indices)."""
+    z = np.load(cached("cifar10_lite0.npz"), allow_pickle=True)
+    vecs, labels = z["vectors"].astype(np.float32), np.asarray(z["labels"])
+    names = [str(x) for x in labels] if labels.dtype.kind in "US" else [CIFAR10[int(x)] for x in labels]
+    y = np.array([CIFAR10.index(s) for s in names])
+    per = n // len(CIFAR10)
+    pick = np.concatenate([np.flatnonzero(y == c)[:per] for c in range(len(CIFAR10))])
+    return vecs[pick], y[pick]
+
+
+def option_store(scratch: Path, option: str, data: dict[str, np.ndarray], k: int, p: float) -> Path:
+    """A store of the same anchors created with quantization ``option`` (optimized, with the label set); reused."""
+    path = scratch / f"bulk-{option}"
+    n = len(data["ids"])
+    enc = {"image_encoder": f"precomputed:img:{data['image'].shape[1]}",
+           "text_encoder": f"precomputed:txt:{data['text'].shape[1]}"}
+    if path.exists():
+        with Asif.open(path, quantization=option, **enc) as a:
+            if a.count() == n and a.list_indexes(kind="labels"):
+                return path
+        shutil.rmtree(path)
+    t = time.perf_counter()
+    with Asif.open(path, quantization=option, **enc) as a:
+        for s in range(0, n, 5000):
+            sl = slice(s, s + 5000)
+            a.add_vectors(data["image"][sl], data["text"][sl], ids=[int(i) for i in data["ids"][sl]])
+        a.optimize()
+        a.define_labels("cifar10", list(data["classes"]), "photo", prompt_vectors=data["prompts"], k=k, p=p)
+    print(f"built {path} in {time.perf_counter() - t:.0f} s", flush=True)
+    return path
+
+
+# -- the dense reference ----------------------------------------------------------------------------------
+def relative_dense(sims: np.ndarray, k: int, p: float) -> np.ndarray:
+    """Official-ASIF relative reps, dense: keep each row's top-k similarities, clamp >= 0, ^p, L2-normalise."""
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    vals = np.maximum(np.take_along_axis(sims, idx, axis=1), 0.0) ** p
+    vals /= np.maximum(np.linalg.norm(vals, axis=1, keepdims=True), 1e-30)
+    out = np.zeros_like(sims)
+    np.put_along_axis(out, idx, vals, axis=1)
+    return out
+
+
+def dense_numpy(x: np.ndarray, anchors: np.ndarray, prompt_reps: np.ndarray, k: int, p: float, n_t: int,
+                batch: int) -> np.ndarray:
+    """Top-1 class of each row, computed densely (numpy / BLAS)."""
+    top = []
+    for s in range(0, len(x), batch):
+        r = relative_dense(x[s : s + batch] @ anchors.T, k, p)
+        scores = r @ prompt_reps.T
+        top.append(scores.reshape(len(r), -1, n_t).max(axis=2).argmax(axis=1))
+    return np.concatenate(top)
+
+
+def dense_torch(x: np.ndarray, anchors: np.ndarray, prompt_reps: np.ndarray, k: int, p: float, n_t: int,
+                batch: int) -> np.ndarray:
+    """The same as the official code does it: torch matmul, torch.topk, 2 threads."""
+    import torch
+
+    torch.set_num_threads(2)
+    a = torch.from_numpy(anchors)
+    pr = torch.from_numpy(prompt_reps.astype(np.float32))
+    top = []
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            sims = torch.from_numpy(x[s : s + batch]) @ a.T
+            v, i = torch.topk(sims, k, dim=1)
+            v = v.clamp(min=0) ** p
+            v = v / v.norm(dim=1, keepdim=True).clamp(min=1e-30)
+            r = torch.zeros_like(sims).scatter_(1, i, v)
+            scores = r @ pr.T
+            top.append(scores.reshape(len(r), -1, n_t).amax(dim=2).argmax(dim=1).numpy())
+    return np.concatenate(top)
+
+
+def classify_top1(a: Asif, x: np.ndarray, classes: list[str], batch: int) -> np.ndarray:
+    out = []
+    for s in range(0, len(x), batch):
+        for pr in a.classify(vectors=x[s : s + batch], labels="cifar10", top=1):
+            out.append(classes.index(pr.label) if pr.label is not None else -1)
+    return np.asarray(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", type=Path, default=None, help="the Flickr8k store (default: cache/flickr-store)")
+    ap.add_argument("--scratch", type=Path, default=Path("/tmp/asif-bulk"))
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--options", default=",".join(OPTIONS), help="search options: exact,int8,turbo4,turbo2")
+    ap.add_argument("--no-torch", action="store_true", help="skip the torch row")
+    ap.add_argument("--k", type=int, default=800)
+    ap.add_argument("--p", type=float, default=8.0)
+    ap.add_argument("--single", type=int, default=32, help="images classified one at a time (single-image row)")
+    args = ap.parse_args()
+    k, p = args.k, args.p
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    copy = flickr_copy(args.scratch, args.store or cached("flickr-store"))
+    data = anchors_and_prompts(copy)
+    classes = [str(c) for c in data["classes"]]
+    n_t = int(data["n_templates"])
+    x, y = cifar_sample(args.images)
+    anchors_img, anchors_txt = data["image"], data["text"]
+    prompt_reps = relative_dense(data["prompts"] @ anchors_txt.T, k, p)  # the label set, built once
+    print(f"{len(anchors_img)} anchors, {len(x)} CIFAR-10 images, {len(data['prompts'])} prompts, k={k} p={p:g}, "
+          f"batches of {args.batch}, {os.cpu_count()} CPUs", flush=True)
+
+    runners: dict[str, Callable[[], np.ndarray]] = {
+        "dense numpy (reference)": lambda: dense_numpy(x, anchors_img, prompt_reps, k, p, n_t, args.batch)}
+    if not args.no_torch and importlib.util.find_spec("torch") is not None:
+        runners["dense torch (official code's ops, 2 threads)"] = lambda: dense_torch(
+            x, anchors_img, prompt_reps, k, p, n_t, args.batch)
+    stores: dict[str, Asif] = {}
+    mem: dict[str, dict[str, float]] = {}
+    for opt in args.options.split(","):
+        if opt == "exact":
+            stores[opt] = Asif.open(copy)
+        else:
+            stores[opt] = Asif.open(option_store(args.scratch, opt, data, k, p), quantization=opt,
+                                    image_encoder=f"precomputed:img:{anchors_img.shape[1]}",
+                                    text_encoder=f"precomputed:txt:{anchors_txt.shape[1]}")
+        label = f"Asif.classify, {stores[opt].search_config.describe()}"
+        runners[label] = lambda a=stores[opt]: classify_top1(a, x, classes, args.batch)
+    try:
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        preds: dict[str, np.ndarray] = {}
+        for a in stores.values():  # warm-up on one batch (page cache, shard loads)
+            a.classify(vectors=x[: args.batch], labels="cifar10", top=1)
+        for _ in range(args.repeat):  # interleaved: every row sees the same load from other processes
+            for name, fn in runners.items():
+                t = time.perf_counter()
+                preds[name] = fn()
+                times[name].append((time.perf_counter() - t) * 1000 / len(x))
+                mem.setdefault(name, memory_mb())
+        ref_name = next(iter(runners))
+        ref_ms = float(np.median(times[ref_name]))
+        exact_name = next((n for n in runners if n.endswith("exact")), ref_name)
+        rows: list[dict[str, Any]] = []
+        for name in runners:
+            ms = float(np.median(times[name]))
+            rows.append({"path": name, "ms_per_image": ms, "x_reference": ms / ref_ms,
+                         "top1": float((preds[name] == y).mean()),
+                         "agree_exact": float((preds[name] == preds[exact_name]).mean()),
+                         "runs_ms": [round(t, 3) for t in times[name]], **mem.get(name, {})})
+        single = []
+        for a in stores.values():  # single-image classify: one call per image
+            a.classify(vectors=x[:1], labels="cifar10")
+            t = time.perf_counter()
+            for v in x[: args.single]:
+                a.classify(vectors=v[None, :], labels="cifar10", top=1)
+            single.append({"path": f"Asif.classify one image, {a.search_config.describe()}",
+                           "ms_per_image": (time.perf_counter() - t) * 1000 / args.single})
+    finally:
+        for a in stores.values():
+            a.close()
+    cols = ["path", "ms_per_image", "x_reference", "top1", "agree_exact", "rss_mb", "pss_mb"]
+    print(table(rows, cols))
+    print(table(single, ["path", "ms_per_image"]))
+    print("wrote", write_results("bulk", rows, single=single, anchors=len(anchors_img), images=len(x),
+                                 prompts=len(data["prompts"]), k=k, p=p, batch=args.batch, repeat=args.repeat,
+                                 cpus=os.cpu_count(), loadavg=os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()
