@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 from pydantic import ValidationError
@@ -16,11 +18,14 @@ from .anchors import AddResult, AnchorStore, as_matrix, l2_normalise
 from .engines import create_engine
 from .engines.base import Engine, Filter, PointBatch, optimize_collection
 from .errors import ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
+from .locking import RWLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .relindex import IndexInfo, Kind, RelIndexes, check_k_p
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from .calibrate import CalibrationReport, Split
@@ -57,14 +62,44 @@ def _fingerprint_from_settings(settings: AsifSettings) -> Fingerprint:
     return Fingerprint(settings.image_encoder, dims[0], settings.text_encoder, dims[1])
 
 
+def _reads(fn: F) -> F:
+    """A read of the store: runs under the facade's shared lock, in parallel with other reads."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Asif, *args: Any, **kwargs: Any) -> Any:
+        return self._lock.read(fn, self, *args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def _writes(fn: F) -> F:
+    """An edit of the store: runs under the facade's exclusive lock, whole (readers see before or after)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Asif, *args: Any, **kwargs: Any) -> Any:
+        return self._lock.write(fn, self, *args, **kwargs)
+
+    return cast(F, wrapper)
+
+
 class Asif:
     """A zero-shot multimodal model made of two frozen encoders and a store of image-caption anchor pairs.
 
     >>> asif = Asif.open("./asif-data")            # embedded Qdrant Edge
     >>> asif = Asif.open(url="http://localhost:6333")  # a Qdrant server or cluster
+
+    Threads: one ``Asif`` may be shared by any number of threads. Reads (classify, search, explain, the
+    listings and counts) run in parallel; each edit (add, delete, replace, define a label set or gallery, refresh,
+    delete a tenant, optimize, migrate) runs alone and whole, so every answer is that of the store before or
+    after each concurrent edit, never of a half-applied one. A read never deletes or recreates a collection:
+    when it finds an index to repair (an edit made behind the plugin's back) or to copy for a tenant, it waits for
+    the exclusive lock, checks again and repairs it once. Encoding (images, captions, prompts) happens outside the
+    lock. Across processes (several servers on one Qdrant), the revisions in the meta collection decide.
     """
 
     def __init__(self, engine: Engine, settings: AsifSettings, *, migrate: bool = True) -> None:
+        self._lock = RWLock()
+        self._cache_lock = threading.Lock()  # guards the encoder and staleness caches shared by readers
         self.engine = engine
         self.settings = settings
         self.meta = Meta(engine, settings.prefix)
@@ -107,7 +142,8 @@ class Asif:
             raise
 
     def close(self) -> None:
-        self.engine.close()
+        """Close the store, after the reads and edits in flight (it takes the exclusive lock)."""
+        self._lock.write(self.engine.close)
 
     def __enter__(self) -> Asif:
         return self
@@ -135,6 +171,7 @@ class Asif:
     def _context(self) -> _migrate.MigrationContext:
         return _migrate.MigrationContext(self.engine, self.settings, self.meta, self._fingerprint)
 
+    @_writes
     def migrate(self) -> list[str]:
         """Apply pending migrations; return the names of the steps applied."""
         pending = [s for s in self.migration_status() if s.applied_at is None]
@@ -144,6 +181,7 @@ class Asif:
         ctx.fingerprint = self.fingerprint
         return [f"{s.version:04d}_{s.name}" for s in _migrate.migrate(ctx)]
 
+    @_reads
     def migration_status(self) -> list[_migrate.StepState]:
         """Applied and pending migration steps; changes nothing."""
         return _migrate.status(self._context())
@@ -172,6 +210,7 @@ class Asif:
             image_refs=image_refs, image_encoder=image_encoder, text_encoder=text_encoder,
         ).ids
 
+    @_writes
     def add_vectors_result(
         self,
         image_vectors: Any,
@@ -274,6 +313,7 @@ class Asif:
         """Delete anchors of ``tenant`` by ids or filter (or every one with ``all=True``); return how many."""
         return len(self.delete_result(ids, tenant=tenant, filter=filter, all=all).deleted)
 
+    @_writes
     def delete_result(
         self, ids: Sequence[int] | None = None, *, tenant: str | None = None, filter: Filter | None = None,
         all: bool = False,
@@ -286,6 +326,7 @@ class Asif:
         touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
         return DeleteResult(gone, touched)
 
+    @_writes
     def replace(
         self,
         ids: Sequence[int],
@@ -309,6 +350,7 @@ class Asif:
             )
         return self.add_vectors_result(image_vectors, text_vectors, captions, payloads, tenant, ids)
 
+    @_writes
     def optimize(self, relayout: bool = True) -> bool:
         """Build the anchors collection's HNSW graph / quantized vectors, where it was created with them (search
         settings at creation). Qdrant Edge has no background optimizer: call this after bulk loads; a server is
@@ -325,10 +367,12 @@ class Asif:
             changed = optimize_collection(self.engine, self.anchors.collection) or changed
         return changed
 
+    @_reads
     def tenants(self) -> list[str]:
         """Tenants with an anchor set (ever written through the plugin)."""
         return self.anchors.tenants()
 
+    @_writes
     def delete_tenant(self, tenant: str) -> dict[str, int]:
         """Delete a tenant: its anchors, its label sets and galleries, and its meta records."""
         tenant = validate_tenant(tenant)
@@ -348,16 +392,19 @@ class Asif:
         self.meta.delete_image_roots(tenant)
         return {"anchors": len(anchors), "indexes": len(own)}
 
+    @_reads
     def image_roots(self, tenant: str | None = None) -> list[Path]:
         """The folders that relative anchor ``image_ref``s of ``tenant``'s scope (its own and the shared anchors)
         are relative to, as recorded by ingest for each source."""
         t = validate_tenant(tenant)
         return [Path(r) for r in self.meta.image_roots((t, TENANT_SHARED) if t != TENANT_SHARED else (t,))]
 
+    @_reads
     def count(self, tenant: str | None = None, *, all_tenants: bool = False) -> int:
         """Anchors visible to ``tenant`` (its own; None = the shared set), or every anchor with all_tenants."""
         return self.anchors.count(tenant, all_tenants=all_tenants)
 
+    @_reads
     def stats(self) -> dict[str, dict[str, int]]:
         """Per tenant: anchor count and revision."""
         return self.anchors.stats()
@@ -365,12 +412,16 @@ class Asif:
     # -- encoders ------------------------------------------------------------------------------
     def encoder(self, modality: str) -> Encoder:
         """The store's image or text encoder, loaded once."""
-        if modality not in self._encoders:
-            from .encoders import create_encoder
+        enc = self._encoders.get(modality)
+        if enc is not None:
+            return enc
+        with self._cache_lock:  # loaded once, even when several threads ask first at the same time
+            if modality not in self._encoders:
+                from .encoders import create_encoder
 
-            name = self.fingerprint.image_encoder if modality == "image" else self.fingerprint.text_encoder
-            self._encoders[modality] = create_encoder(name, cache_dir=self.settings.resolved_cache_dir)
-        return self._encoders[modality]
+                name = self.fingerprint.image_encoder if modality == "image" else self.fingerprint.text_encoder
+                self._encoders[modality] = create_encoder(name, cache_dir=self.settings.resolved_cache_dir)
+            return self._encoders[modality]
 
     def encode_images(self, images: Sequence[Any]) -> Any:
         return self.encoder("image").encode(list(images))
@@ -457,7 +508,7 @@ class Asif:
         ]
         info = IndexInfo(name, tenant, "labels", kk, pp, len(prompts), {}, classes=cls, templates=tpl,
                          aggregation=aggregation)
-        return self.relindexes.build(info, vecs, payloads)
+        return self._build(info, vecs, payloads)
 
     def add_gallery(
         self,
@@ -486,13 +537,21 @@ class Asif:
             pl["item"] = i
             pls.append(pl)
         info = IndexInfo(name, tenant, "gallery", kk, pp, n, {})
-        return self.relindexes.build(info, vecs, pls)
+        return self._build(info, vecs, pls)
 
+    @_reads
+    @_writes
+    def _build(self, info: IndexInfo, vecs: Any, payloads: Sequence[Mapping[str, Any]]) -> IndexInfo:
+        """(Re)define an index from encoded items: the encoding happened before, outside the lock."""
+        return self.relindexes.build(info, vecs, payloads)
+
+    @_reads
     def list_indexes(self, tenant: str | None = None, kind: Kind | None = None) -> list[IndexInfo]:
         """Label sets and galleries visible to ``tenant`` (its own and the shared ones)."""
         tenant = validate_tenant(tenant)
         return [i for i in self.relindexes.infos(tenant) if kind is None or i.kind == kind]
 
+    @_reads
     def _index(self, name: str, tenant: str, kind: Kind) -> IndexInfo:
         """The index that answers for ``tenant``, up to date with its anchors.
 
@@ -504,15 +563,22 @@ class Asif:
         info = ri.require(name, tenant, kind)
         if info.tenant != tenant and self.meta.revision(tenant) > 0:
             own = ri.info(name, tenant)
-            info = own if own is not None else ri.materialise(info, tenant)
+            if own is None:
+                self._lock.need_write()  # a reader never writes: it comes back here under the exclusive lock
+                own = ri.materialise(info, tenant)
+            info = own
         now = time.monotonic()
-        check_count = now - self._count_checked.get(info.key, -1e9) >= self.settings.staleness_check_s
+        with self._cache_lock:
+            check_count = now - self._count_checked.get(info.key, -1e9) >= self.settings.staleness_check_s
         if not ri.is_current(info, check_count):
+            self._lock.need_write()
             info = ri.rebuild(info)
         if check_count:
-            self._count_checked[info.key] = now
+            with self._cache_lock:
+                self._count_checked[info.key] = now
         return info
 
+    @_writes
     def refresh(self, name: str | None = None, *, tenant: str | None = None) -> list[IndexInfo]:
         """Rebuild one label set or gallery (or every one visible to ``tenant``) from the current anchors."""
         tenant = validate_tenant(tenant)
@@ -538,6 +604,7 @@ class Asif:
             )
 
     # -- zero-shot -----------------------------------------------------------------------------
+    @_reads
     def classify(
         self,
         images: Sequence[Any] | None = None,
@@ -563,6 +630,7 @@ class Asif:
         t = tau if tau is not None else info.tau
         return [aggregate(h, max(1, len(info.templates)), agg, top, t) for h in hits]
 
+    @_reads
     def search(
         self,
         text: str | Sequence[str] | None = None,
@@ -584,6 +652,7 @@ class Asif:
 
 
     # -- explanations and abstention -----------------------------------------------------------
+    @_reads
     def explain(
         self,
         image: Any = None,
@@ -601,6 +670,7 @@ class Asif:
 
         return explain(self, image, vector, labels, label, top, tenant, n_labels=n_labels)
 
+    @_writes
     def calibrate(
         self,
         folder: str | Path,
