@@ -59,6 +59,13 @@ def test_arrays_equal_query_batch(kind: str, tmp_path: Path) -> None:
         assert ids.tolist() == [h.id for h in hs]
         np.testing.assert_allclose(scores, [h.score for h in hs], rtol=0, atol=1e-6)  # local mode: last bits vary
     assert all(i % 3 for i in arrays[0][0])  # the tenant filter held
+    # two filters in one batch: each query keeps its own (the engine translates a shared filter once)
+    acme = Filter(must=(MatchAny("tenant", ("acme",)),))
+    mixed = [DenseQuery("image", v, 30, f) for v, f in zip(rng.standard_normal((4, DIM)), [scope, acme] * 2,
+                                                              strict=True)]
+    got = query_batch_arrays(e, "a", mixed)
+    assert [bool(all(i % 3 for i in ids)) for ids, _ in got] == [True, False, True, False]
+    assert all(i % 3 == 0 for ids, _ in got[1::2] for i in ids)
     assert arrays[-1][0].size == N
     assert query_batch_arrays(e, "a", []) == []
     e.close()

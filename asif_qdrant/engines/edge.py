@@ -315,7 +315,8 @@ class EdgeEngine:
         if not queries:
             return []
         shard = self._shard(name)
-        reqs = [_edge_query(q) for q in queries]
+        filters: dict[int, qe.Filter] = {}
+        reqs = [_edge_query(q, filters) for q in queries]
         res = self._call(
             f"query {name!r}", lambda: shard.query_batch(qe.QueryBatchRequest(reqs))
         )
@@ -327,7 +328,8 @@ class EdgeEngine:
         if not queries:
             return []
         shard = self._shard(name)
-        reqs = [_edge_query(replace(q, with_payload=False)) for q in queries]
+        filters: dict[int, qe.Filter] = {}
+        reqs = [_edge_query(replace(q, with_payload=False), filters) for q in queries]
         res = self._call(f"query {name!r}", lambda: shard.query_batch(qe.QueryBatchRequest(reqs)))
         return [hits_to_arrays(hits) for hits in res]
 
@@ -439,8 +441,16 @@ def _edge_filter(f: Filter) -> qe.Filter:
     )
 
 
-def _edge_query(q: Query) -> qe.QueryRequest:
-    flt = _edge_filter(q.filter) if q.filter is not None else None
+def _edge_query(q: Query, filters: dict[int, qe.Filter] | None = None) -> qe.QueryRequest:
+    """The Edge request of a query; ``filters`` caches translated filters by identity within one batch (the
+    queries of a batch share one Filter object, whose translation is a tenth of the request's cost)."""
+    flt = None
+    if q.filter is not None:
+        flt = filters.get(id(q.filter)) if filters is not None else None
+        if flt is None:
+            flt = _edge_filter(q.filter)
+            if filters is not None:
+                filters[id(q.filter)] = flt
     wp: Any = q.with_payload if isinstance(q.with_payload, bool) else qe.PayloadSelector.Include(list(q.with_payload))
     if isinstance(q, DenseQuery):
         o = q.options
