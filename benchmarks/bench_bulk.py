@@ -195,6 +195,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=800)
     ap.add_argument("--p", type=float, default=8.0)
     ap.add_argument("--single", type=int, default=32, help="images classified one at a time (single-image row)")
+    ap.add_argument("--name", default="bulk", help="results file name (benchmarks/results/NAME.json)")
     args = ap.parse_args()
     k, p = args.k, args.p
     args.scratch.mkdir(parents=True, exist_ok=True)
@@ -259,7 +260,7 @@ def main() -> None:
     cols = ["path", "ms_per_image", "x_reference", "top1", "agree_exact", "rss_mb", "pss_mb"]
     print(table(rows, cols))
     print(table(single, ["path", "ms_per_image"]))
-    print("wrote", write_results("bulk", rows, single=single, anchors=len(anchors_img), images=len(x),
+    print("wrote", write_results(args.name, rows, single=single, anchors=len(anchors_img), images=len(x),
                                  prompts=len(data["prompts"]), k=k, p=p, batch=args.batch, repeat=args.repeat,
                                  cpus=os.cpu_count(), loadavg=os.getloadavg()))
 
