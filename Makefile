@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test lint mpnet bench
+.PHONY: install demo test test-quick lint mpnet bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/asif demo
 
+# All of tests/ (unit, engines, evaluation, e2e); test-quick: unit + engines without the slow ones (under a minute).
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-quick: $(STAMP)
+	$(PY) -m pytest -q tests/unit tests/engines -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check asif_qdrant tests migrations benchmarks

@@ -16,7 +16,8 @@ import numpy as np
 
 from .engines.base import MAX_POINT_ID, Engine, Filter, HasId, Match, PointBatch
 from .errors import FingerprintMismatchError, InvalidInputError
-from .meta import Fingerprint, Meta, anchors_collection, validate_tenant
+from .meta import Fingerprint, Meta, validate_tenant
+from .names import anchors_collection
 
 RESERVED_PAYLOAD_KEYS = frozenset({"tenant", "caption", "image_ref", "content_hash"})
 

@@ -26,9 +26,9 @@ from .settings import AsifSettings
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from .calibrate import CalibrationReport, Split
     from .encoders import Encoder
     from .explain import Explanation
 
@@ -97,7 +97,11 @@ class Asif:
     lock. Across processes (several servers on one Qdrant), the revisions in the meta collection decide.
     """
 
-    def __init__(self, engine: Engine, settings: AsifSettings, *, migrate: bool = True) -> None:
+    def __init__(
+        self, engine: Engine, settings: AsifSettings, *, migrate: bool = True, fingerprint: Fingerprint | None = None
+    ) -> None:
+        """``fingerprint``: the encoders' names and dimensions for a new store, when no encoder is loaded to
+        learn them (a store that has one keeps its own)."""
         self._lock = RWLock()
         self._cache_lock = threading.Lock()  # guards the encoder and staleness caches shared by readers
         self.engine = engine
@@ -110,7 +114,7 @@ class Asif:
             self._check_settings_encoders(stored)
             self._fingerprint: Fingerprint | None = stored
         else:
-            self._fingerprint = None
+            self._fingerprint = fingerprint
         self._encoders: dict[str, Encoder] = {}
         self._count_checked: dict[str, float] = {}
         self._thresholds: dict[str, Any] = {}
@@ -272,29 +276,6 @@ class Asif:
                                                             payloads=[dict(r.payload) for r in before]))
             self.relindexes.apply_added(tenant, old, img, txt)
 
-    def add_pairs(
-        self,
-        images: Sequence[Any],
-        captions: Sequence[str],
-        tenant: str | None = None,
-        payloads: Sequence[Mapping[str, Any]] | None = None,
-    ) -> list[int]:
-        """Encode images (paths or PIL images) and their captions and add them as anchor pairs; return the ids.
-        Ids come from the content: adding the same pairs again writes nothing new."""
-        return self.add_pairs_result(images, captions, tenant, payloads).ids
-
-    def add_pairs_result(
-        self,
-        images: Sequence[Any],
-        captions: Sequence[str],
-        tenant: str | None = None,
-        payloads: Sequence[Mapping[str, Any]] | None = None,
-    ) -> AddResult:
-        """Like :meth:`add_pairs`, with the counts and the relative-index items each index had updated."""
-        from .ingest import add_pairs_result
-
-        return add_pairs_result(self, images, captions, tenant, payloads)
-
     def set_encoder(self, modality: str, encoder: Encoder) -> None:
         """Use an already loaded encoder (it must match the store's fingerprint)."""
         fp = self.fingerprint
@@ -429,7 +410,7 @@ class Asif:
     def encode_texts(self, texts: Sequence[str]) -> Any:
         return self.encoder("text").encode(list(texts))
 
-    def _inputs(self, modality: str, raw: Sequence[Any] | None, vectors: Any, what: str) -> Any:
+    def input_vectors(self, modality: str, raw: Sequence[Any] | None, vectors: Any, what: str) -> Any:
         if (raw is None) == (vectors is None):
             raise ConfigError(f"pass either {what}=... or vectors=..., not both and not neither")
         if raw is not None:
@@ -495,7 +476,7 @@ class Asif:
         if prompt_vectors is None:
             vecs = self.encode_texts(prompts)
         else:
-            vecs = self._inputs("text", None, prompt_vectors, "prompts")
+            vecs = self.input_vectors("text", None, prompt_vectors, "prompts")
             if vecs.shape[0] != len(prompts):
                 raise InvalidInputError(
                     f"got {vecs.shape[0]} prompt vectors for {len(prompts)} prompts ({len(cls)} classes x "
@@ -525,7 +506,7 @@ class Asif:
         _check_name(name)
         tenant = validate_tenant(tenant)
         kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
-        vecs = self._inputs("image", images, vectors, "images")
+        vecs = self.input_vectors("image", images, vectors, "images")
         n = vecs.shape[0]
         if payloads is not None and len(payloads) != n:
             raise InvalidInputError(f"got {len(payloads)} payloads for {n} images: pass one per image, or none")
@@ -552,7 +533,7 @@ class Asif:
         return [i for i in self.relindexes.infos(tenant) if kind is None or i.kind == kind]
 
     @_reads
-    def _index(self, name: str, tenant: str, kind: Kind) -> IndexInfo:
+    def index_info(self, name: str, tenant: str, kind: Kind) -> IndexInfo:
         """The index that answers for ``tenant``, up to date with its anchors.
 
         A label set defined for all tenants gets a tenant copy once the tenant has anchors of its own. An index
@@ -619,8 +600,8 @@ class Asif:
         """Zero-shot classification: the top labels of each image, each with its score and best prompt."""
         tenant = validate_tenant(tenant)
         top = self._check_top(top, "label")
-        info = self._index(labels, tenant, "labels")
-        vecs = self._inputs("image", images, vectors, "images")
+        info = self.index_info(labels, tenant, "labels")
+        vecs = self.input_vectors("image", images, vectors, "images")
         reps = self.relindexes.reps(vecs, "image", tenant, info.k, info.p)
         hits = self.relindexes.query(info, reps, limit=info.n_items, with_payload=False)
         for hs in hits:
@@ -642,8 +623,8 @@ class Asif:
         """Text-to-image search in a gallery: per query, the best items with their scores."""
         tenant = validate_tenant(tenant)
         top = self._check_top(top, "result")
-        info = self._index(gallery, tenant, "gallery")
-        vecs = self._inputs("text", text, vector, "text")
+        info = self.index_info(gallery, tenant, "gallery")
+        vecs = self.input_vectors("text", text, vector, "text")
         reps = self.relindexes.reps(vecs, "text", tenant, info.k, info.p)
         out = []
         for hits in self.relindexes.query(info, reps, limit=min(top, max(1, info.n_items))):
@@ -670,25 +651,10 @@ class Asif:
 
         return explain(self, image, vector, labels, label, top, tenant, n_labels=n_labels)
 
-    @_writes
-    def calibrate(
-        self,
-        folder: str | Path,
-        labels: str,
-        *,
-        target_precision: float | None = None,
-        target_coverage: float | None = None,
-        tenant: str | None = None,
-        limit: int | None = None,
-        split: Split | None = None,
-        plot: str | Path | None = None,
-    ) -> CalibrationReport:
-        """Choose the abstention threshold tau of a label set on a labelled folder (one sub-folder per class)
-        for a target precision or coverage, store it with the label set, and report accuracy/unknown/wrong."""
-        from .calibrate import calibrate
-
-        return calibrate(self, folder, labels, target_precision=target_precision, target_coverage=target_coverage,
-                         tenant=tenant, limit=limit, split=split, plot=plot)
+    def exclusive(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` under the facade's exclusive lock, whole, like an edit (for a tool that
+        reads and then writes the store, such as evaluation.calibrate)."""
+        return self._lock.write(fn, *args, **kwargs)
 
 
 @dataclass

@@ -179,8 +179,10 @@ def add(ctx: click.Context, pairs: tuple[str, ...], tenant: str | None, as_json:
     """
     if len(pairs) % 2:
         raise click.UsageError("give pairs: IMAGE CAPTION [IMAGE CAPTION ...] (an odd number of arguments was given)")
+    from .ingest import add_pairs_result
+
     asif = _open(ctx)
-    res = asif.add_pairs_result(list(pairs[0::2]), list(pairs[1::2]), tenant=tenant)
+    res = add_pairs_result(asif, list(pairs[0::2]), list(pairs[1::2]), tenant=tenant)
     _emit(as_json, {"ids": res.ids, "added": res.added, "duplicates": res.duplicates,
                     "items_touched": res.items_touched},
           lambda: f"added {res.added} anchor(s) ({res.duplicates} already stored): ids {res.ids}; "
@@ -229,8 +231,8 @@ def prune(ctx: click.Context, labels_name: str, keep: int, into_tenant: str | No
       asif prune --labels cifar10 --keep 2000 --into-prefix cifar_
       asif --prefix cifar_ classify photo.jpg --labels cifar10
     """
-    from .prune import prune as prune_anchors
-    from .prune import sample_image_vectors
+    from .evaluation.prune import prune as prune_anchors
+    from .evaluation.prune import sample_image_vectors
 
     if (into_tenant is None) == (into_prefix is None):
         raise click.UsageError("give exactly one of --into TENANT and --into-prefix PREFIX")
@@ -465,7 +467,7 @@ def gallery_add(ctx: click.Context, name: str, source: Path, tenant: str | None,
     Example:
       asif gallery add holiday ~/Pictures/holiday
     """
-    from .evaluate import IMAGE_SUFFIXES
+    from .evaluation.evaluate import IMAGE_SUFFIXES
 
     if source.is_dir():
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -541,8 +543,8 @@ def eval_cmd(ctx: click.Context, source: Path, labels_name: str, limit: int | No
       asif eval ../shared/data/cifar10-test --labels cifar10 --sweep k=200,800,3000 --sweep p=1,4,8 \\
           --templates photo,plain --aggregation max,mean --out sweep.json
     """
-    from .evaluate import evaluate
-    from .sweeps import parse_sweep, run_sweep
+    from .evaluation.evaluate import evaluate
+    from .evaluation.sweeps import parse_sweep, run_sweep
 
     specs = list(sweep_specs)
     specs += [f"templates={templates}"] if templates else []
@@ -587,7 +589,7 @@ def curve_cmd(ctx: click.Context, source: Path, labels_name: str, sizes: str, se
       asif curve ../shared/data/cifar10-test --labels cifar10 --anchors 500,1000,2000,5000,10000,all \\
           --seeds 3 --limit 2000 --plot curve.png
     """
-    from .sweeps import anchor_curve, parse_sizes
+    from .evaluation.sweeps import anchor_curve, parse_sizes
 
     parsed = parse_sizes(sizes)
     asif = _open(ctx)
@@ -624,8 +626,8 @@ def tune_cmd(ctx: click.Context, source: Path, labels_name: str, val_fraction: f
       asif tune ../shared/data/cifar10-test --labels cifar10 --val-fraction 0.5 --seed 0
       asif tune ../shared/data/cifar10-test --labels cifar10 --sweep k=400,800 --dry-run
     """
-    from .sweeps import parse_sweep
-    from .tune import tune
+    from .evaluation.sweeps import parse_sweep
+    from .evaluation.tune import tune
 
     axes = parse_sweep(sweep_specs)
     asif = _open(ctx)
@@ -656,7 +658,7 @@ def eval_retrieval_cmd(ctx: click.Context, captions_file: Path, holdout: int, se
     Example:
       asif eval-retrieval ../shared/data/flickr8k/captions.tsv --holdout 1000 --seed 0
     """
-    from .retrieval import recall_table, retrieval_recall
+    from .evaluation.retrieval import recall_table, retrieval_recall
 
     asif = _open(ctx)
     res = retrieval_recall(asif, captions_file, holdout, seed, k, p, tenant=tenant)
@@ -690,7 +692,7 @@ def explain_cmd(ctx: click.Context, image: Path, labels_name: str, label: str | 
 
     The report finds anchor pictures through the folders that `asif ingest` recorded, and --image-root.
     """
-    from .report import missing_pictures_message, write_report
+    from .evaluation.report import missing_pictures_message, write_report
 
     asif = _open(ctx)
     n = n_labels if n_labels is not None else (3 if html_path else 1)
@@ -734,7 +736,7 @@ def calibrate_cmd(ctx: click.Context, folder: Path, labels_name: str, target_pre
       asif calibrate ../shared/data/cifar10-test --labels cifar10 --target-precision 0.9 --plot risk.png
       asif calibrate ../shared/data/cifar10-test --labels cifar10 --target-coverage 0.7 --split heldout
     """
-    from .calibrate import calibrate
+    from .evaluation.calibrate import calibrate
 
     if target_precision is None and target_coverage is None and tau is None:
         raise click.UsageError("give --target-precision P or --target-coverage C (or --tau T to evaluate a tau)")
@@ -757,7 +759,7 @@ def demo(ctx: click.Context, data: Path, eval_limit: int) -> None:
     Example:
       asif demo --data ../shared/data --eval-limit 500
     """
-    from .demo import run_demo
+    from .evaluation.demo import run_demo
 
     run_demo(_open(ctx), data, eval_limit)
 

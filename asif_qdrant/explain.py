@@ -264,11 +264,11 @@ def explain(
         raise ConfigError(f"n_labels={n_labels!r} is invalid: explain at least 1 label")
     if image is not None and isinstance(image, (list, tuple)):
         raise InvalidInputError(f"explain takes one image; got {len(image)}: call it once per image")
-    info = asif._index(labels, tenant, "labels")
+    info = asif.index_info(labels, tenant, "labels")
     if label is not None and label not in info.classes:
         shown = ", ".join(info.classes[:10]) + (", ..." if len(info.classes) > 10 else "")
         raise ConfigError(f"label {label!r} is not a class of label set {labels!r} ({shown}): pick one of them")
-    vecs = asif._inputs("image", None if image is None else [image], vector, "image")
+    vecs = asif.input_vectors("image", None if image is None else [image], vector, "image")
     if vecs.shape[0] != 1:
         raise InvalidInputError(f"explain takes one image vector; got {vecs.shape[0]} rows: pass a single row")
     ri = asif.relindexes

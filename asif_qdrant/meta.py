@@ -15,6 +15,7 @@ from typing import Any
 
 from .engines.base import CollectionSpec, Engine, Match, PointBatch
 from .errors import ConfigError
+from .names import meta_collection
 
 TENANT_SHARED = "_shared"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -30,18 +31,6 @@ def validate_tenant(tenant: str | None) -> str:
             f"letter or digit (for example 'acme-eu'), or {TENANT_SHARED!r} for the shared anchors"
         )
     return tenant
-
-
-def anchors_collection(prefix: str) -> str:
-    return f"{prefix}anchors"
-
-
-def meta_collection(prefix: str) -> str:
-    return f"{prefix}meta"
-
-
-def relindex_collection(prefix: str, tenant: str, name: str) -> str:
-    return f"{prefix}rel__{tenant}__{name}"
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,10 @@ from .engines.base import (
     SparseVec,
 )
 from .errors import ConfigError, InvalidInputError, NotFoundError
-from .meta import TENANT_SHARED, Fingerprint, Meta, anchors_collection, relindex_collection
+from .meta import TENANT_SHARED, Fingerprint, Meta
+from .names import anchors_collection, relindex_collection
 from .search_options import QUERY_CHUNK, TIE_MARGIN, SearchConfig, dense_topk
+from .topk import TopK
 
 Kind = Literal["labels", "gallery"]
 Modality = Literal["image", "text"]
@@ -88,24 +90,6 @@ def tenant_scope(tenant: str) -> Filter:
 def scope_revisions(meta: Meta, tenant: str) -> dict[str, int]:
     tenants = [TENANT_SHARED] if tenant == TENANT_SHARED else [TENANT_SHARED, tenant]
     return {t: meta.revision(t) for t in tenants}
-
-
-@dataclass
-class TopK:
-    """Per input row: its top-k anchor ids (-1 padded) and similarities, in tie-rule order."""
-
-    ids: np.ndarray  # (B, k) int64, -1 where fewer than k anchors exist
-    sims: np.ndarray  # (B, k) float64
-
-    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        keep = self.ids[i] >= 0
-        return self.ids[i][keep], self.sims[i][keep]
-
-    def reps(self, p: float) -> list[relrep.SparseRep]:
-        return relrep.relative_reps_batch(self.ids, self.sims, p)
-
-    def cut(self, k: int) -> TopK:
-        return TopK(self.ids[:, :k], self.sims[:, :k])
 
 
 def encode_topk(ids: np.ndarray, sims: np.ndarray) -> str:

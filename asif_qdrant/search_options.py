@@ -37,10 +37,11 @@ has no background optimizer; until then a segment is searched exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from . import relrep
 from .engines.base import (
     CollectionSpec,
     DenseQuery,
@@ -52,9 +53,7 @@ from .engines.base import (
     query_batch_arrays,
 )
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .relindex import TopK
+from .topk import TopK
 
 Quantization = Literal["none", "int8", "binary", "turbo4", "turbo2"]
 QUANTIZATIONS: tuple[str, ...] = ("none", "int8", "binary", "turbo4", "turbo2")
@@ -180,8 +179,6 @@ def dense_topk(
 
     This is step (1) of a query (``RelIndexes.anchor_topk``) with an explicit filter and SearchOptions: a
     restriction to some anchor ids (``HasId``) evaluates a pruned anchor set without copying it."""
-    from . import relrep
-    from .relindex import TopK
 
     vecs = np.asarray(vectors, dtype=np.float32)
     if vecs.ndim == 1:

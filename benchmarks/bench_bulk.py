@@ -35,7 +35,7 @@ import numpy as np
 from common import CACHE, table, write_results
 
 from asif_qdrant import Asif
-from asif_qdrant.demo import CIFAR10
+from asif_qdrant.evaluation.demo import CIFAR10
 
 
 def cached(name: str) -> Path:
@@ -79,7 +79,7 @@ def anchors_and_prompts(copy: Path) -> dict[str, np.ndarray]:
         z = np.load(ANCHORS_NPZ)
         if "prompts" in z:
             return {k: z[k] for k in z.files}
-    from asif_qdrant.sweeps import label_set_prompt_vectors
+    from asif_qdrant.evaluation.sweeps import label_set_prompt_vectors
 
     with Asif.open(copy) as a:
         if "cifar10" not in {i.name for i in a.list_indexes(kind="labels")}:

@@ -118,7 +118,7 @@ def copy_store(src: Path, dst: Path, wait_s: float = 1800) -> None:
 
 def option_collection(asif: Any, cfg: SearchConfig) -> tuple[str, dict[str, float]]:
     """A copy of the anchors collection built with ``cfg`` (same ids and payloads), optimized; reused if present."""
-    from asif_qdrant.prune import copy_points
+    from asif_qdrant.evaluation.prune import copy_points
 
     if cfg.exact:
         return asif.anchors.collection, {}
@@ -146,9 +146,9 @@ def option_collection(asif: Any, cfg: SearchConfig) -> tuple[str, dict[str, floa
 
 def real_part(store: Path, scratch: Path, data: Path, limit: int, only: set[str] | None) -> list[dict[str, Any]]:
     from asif_qdrant import Asif
-    from asif_qdrant.evaluate import labelled_vectors, read_folder_per_class
+    from asif_qdrant.evaluation.evaluate import labelled_vectors, read_folder_per_class
+    from asif_qdrant.evaluation.sweeps import check_image_vectors, label_set_prompt_vectors, rank_labels, sparse_scores
     from asif_qdrant.relindex import tenant_scope
-    from asif_qdrant.sweeps import check_image_vectors, label_set_prompt_vectors, rank_labels, sparse_scores
 
     copy = scratch / "flickr-store"
     copy_store(store, copy)

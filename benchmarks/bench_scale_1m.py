@@ -51,8 +51,8 @@ UPSERT = 1024
 def real_setup(store: Path, scratch: Path, limit: int) -> dict[str, Any]:
     """The Flickr anchors' vectors, CIFAR-10 image vectors and the cifar10 label set, from a copy of the store."""
     from asif_qdrant import Asif
-    from asif_qdrant.evaluate import labelled_vectors, read_folder_per_class
-    from asif_qdrant.sweeps import check_image_vectors, label_set_prompt_vectors
+    from asif_qdrant.evaluation.evaluate import labelled_vectors, read_folder_per_class
+    from asif_qdrant.evaluation.sweeps import check_image_vectors, label_set_prompt_vectors
 
     copy = scratch / "flickr-store"
     copy_store(store, copy)
@@ -132,7 +132,7 @@ def build(path: Path, setup: dict[str, Any], n: int, cfg: SearchConfig, vectors:
 def ranked_top1(img: TopK, prompts: list[Any], setup: dict[str, Any]) -> np.ndarray:
     """Top-1 class per image from its top-k and the prompts' relative reps (built once, as a label set stores
     them)."""
-    from asif_qdrant.sweeps import rank_labels, sparse_scores
+    from asif_qdrant.evaluation.sweeps import rank_labels, sparse_scores
 
     ranked = rank_labels(sparse_scores(img.reps(setup["p"]), prompts), setup["classes"], setup["templates"],
                          setup["aggregation"])

@@ -15,8 +15,9 @@ from pathlib import Path
 from common import CACHE, DATA, table, write_results
 
 from asif_qdrant import Asif
-from asif_qdrant.demo import CIFAR10
-from asif_qdrant.evaluate import cached_image_vectors, evaluate, read_folder_per_class, sweep_vectors
+from asif_qdrant.evaluation.demo import CIFAR10
+from asif_qdrant.evaluation.evaluate import cached_image_vectors, evaluate, read_folder_per_class
+from asif_qdrant.evaluation.sweeps import sweep_vectors
 
 
 def main() -> None:

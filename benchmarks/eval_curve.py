@@ -16,8 +16,8 @@ from pathlib import Path
 from common import CACHE, DATA, RESULTS, table, write_results
 
 from asif_qdrant import Asif
-from asif_qdrant.demo import CIFAR10
-from asif_qdrant.sweeps import anchor_curve
+from asif_qdrant.evaluation.demo import CIFAR10
+from asif_qdrant.evaluation.sweeps import anchor_curve
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from common import CACHE, DATA, table, write_results
 
 from asif_qdrant import Asif
-from asif_qdrant.retrieval import recall_table, retrieval_recall
+from asif_qdrant.evaluation.retrieval import recall_table, retrieval_recall
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 from common import CACHE, DATA, table, write_results
 
 from asif_qdrant import Asif
-from asif_qdrant.demo import CIFAR10
-from asif_qdrant.tune import tune
+from asif_qdrant.evaluation.demo import CIFAR10
+from asif_qdrant.evaluation.tune import tune
 
 
 def main() -> None:

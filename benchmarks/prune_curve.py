@@ -19,8 +19,8 @@ from bench_quantization import copy_store
 from common import CACHE, DATA, write_results
 
 from asif_qdrant import Asif
-from asif_qdrant.evaluate import labelled_vectors, read_folder_per_class
-from asif_qdrant.prune import open_prefix, prune, prune_curve_vectors
+from asif_qdrant.evaluation.evaluate import labelled_vectors, read_folder_per_class
+from asif_qdrant.evaluation.prune import open_prefix, prune, prune_curve_vectors
 
 
 def main() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from asif_qdrant.engines.base import CollectionSpec
 from asif_qdrant.errors import SchemaError
-from asif_qdrant.meta import anchors_collection
 from asif_qdrant.migrate import MigrationContext
+from asif_qdrant.names import anchors_collection
 from asif_qdrant.search_options import SearchConfig
 
 DESCRIPTION = "anchors collection: dense 'image' and 'text' vectors (cosine), keyword index on 'tenant' (is_tenant)"

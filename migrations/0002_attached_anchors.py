@@ -8,8 +8,9 @@ sparse-vector indices are refused with the fix.
 from __future__ import annotations
 
 from asif_qdrant.errors import SchemaError
-from asif_qdrant.meta import TENANT_SHARED, anchors_collection
+from asif_qdrant.meta import TENANT_SHARED
 from asif_qdrant.migrate import MigrationContext
+from asif_qdrant.names import anchors_collection
 
 DESCRIPTION = "attached anchors: integer ids < 2**32, a tenant on every point (default shared), tenant index"
 

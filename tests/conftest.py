@@ -34,6 +34,16 @@ def _docker_reason() -> str | None:
         return f"no Docker engine answers ({type(e).__name__}: {str(e)[:120]}); the server variant needs one"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The server variant of an engine-parametrised test (or one that asks for the server) is marked ``server``."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if "qdrant_server_url" in getattr(item, "fixturenames", ()) or (
+            params is not None and "server" in params.params.values()
+        ):
+            item.add_marker(pytest.mark.server)
+
+
 @pytest.fixture(scope="session")
 def qdrant_server_url() -> Iterator[str]:
     reason = _docker_reason()

@@ -47,7 +47,7 @@ def create_engine(settings: AsifSettings, client: Any = None) -> Engine:
     wrapped in a MappedEngine when the anchors live in an existing collection with names of its own."""
     engine = _base_engine(settings, client)
     if settings.anchors_collection or settings.vector_names or settings.payload_names:
-        from ..meta import anchors_collection
+        from ..names import anchors_collection
         from .mapped import MappedEngine
 
         logical = anchors_collection(settings.prefix)

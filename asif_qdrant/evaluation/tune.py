@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ConfigError, InvalidInputError
+from ..errors import ConfigError, InvalidInputError
+from ..meta import validate_tenant
+from ..relindex import IndexInfo
 from .evaluate import SweepRow, labelled_vectors, read_labelled
-from .meta import validate_tenant
-from .relindex import IndexInfo
 from .sweeps import (
     Setting,
     check_sweeps,
@@ -32,7 +32,7 @@ from .sweeps import (
 )
 
 if TYPE_CHECKING:
-    from .asif import Asif
+    from ..asif import Asif
 
 DEFAULT_GRID: dict[str, list[Any]] = {
     "k": [200, 400, 800, 1600, 3000],

@@ -108,6 +108,7 @@ def test_ties_k_larger_than_n_and_all_negative(store: Asif) -> None:
                                    sorted(ref[b][ref[b] > 0], reverse=True), atol=1e-5)
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     n=st.integers(1, 25),

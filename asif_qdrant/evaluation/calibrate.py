@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .errors import ConfigError, InvalidInputError
+from ..errors import ConfigError, InvalidInputError
+from ..meta import validate_tenant
 from .evaluate import cached_image_vectors, read_folder_per_class
-from .meta import validate_tenant
 
 if TYPE_CHECKING:
-    from .asif import Asif
-    from .relindex import IndexInfo
+    from ..asif import Asif
+    from ..relindex import IndexInfo
 
 Split = Literal["calibration", "heldout"]
 SPLITS = ("calibration", "heldout")
@@ -280,7 +280,7 @@ def best_scores(
 def store_tau(asif: Asif, labels: str, tenant: str, tau: float, record: dict[str, Any]) -> IndexInfo:
     """Set the tau of the label set that answers for ``tenant``. A label set defined for all tenants gets a
     tenant copy first, so that one tenant's calibration never changes another tenant's answers."""
-    info = asif._index(labels, tenant, "labels")
+    info = asif.index_info(labels, tenant, "labels")
     if info.tenant != tenant:
         info = asif.relindexes.materialise(info, tenant)
     info.tau = float(tau)
@@ -315,7 +315,7 @@ def calibrate_vectors(
         raise ConfigError(f"split={split!r} is invalid: use 'calibration' or 'heldout' (or leave it out)")
     tenant = validate_tenant(tenant)
     truth = [str(t) for t in truth]
-    info = asif._index(labels, tenant, "labels")
+    info = asif.index_info(labels, tenant, "labels")
     _check_classes(info, truth, labels)
     n_vec = int(np.asarray(vectors).shape[0]) if np.ndim(vectors) == 2 else -1
     if n_vec != len(truth):
@@ -402,9 +402,9 @@ def calibrate(
     data = read_folder_per_class(Path(folder), limit)
     _check_classes(asif.relindexes.require(labels, validate_tenant(tenant), "labels"), data.labels, labels)
     vecs = cached_image_vectors(asif, data.paths, progress=progress)
-    return calibrate_vectors(
-        asif, vecs, data.labels, labels, target_precision=target_precision, target_coverage=target_coverage,
-        tau=tau, tenant=tenant, split=split, seed=seed, plot=plot, save=save,
+    return asif.exclusive(  # chosen and stored whole, like an edit (readers see the old tau or the new one)
+        calibrate_vectors, asif, vecs, data.labels, labels, target_precision=target_precision,
+        target_coverage=target_coverage, tau=tau, tenant=tenant, split=split, seed=seed, plot=plot, save=save,
     )
 
 

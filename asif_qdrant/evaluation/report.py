@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInputError
-from .explain import AnchorContribution, Explanation, LabelExplanation, explain
+from ..errors import InvalidInputError
+from ..explain import AnchorContribution, Explanation, LabelExplanation, explain
 
 if TYPE_CHECKING:
-    from .asif import Asif
+    from ..asif import Asif
 
 QUERY_THUMB = 320
 ANCHOR_THUMB = 128

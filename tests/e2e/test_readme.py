@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 ASIF = str(Path(sys.executable).parent / "asif")
 
@@ -33,6 +33,8 @@ def test_readme_has_exactly_two_setup_commands() -> None:
 
 
 @needs_data
+@pytest.mark.data
+@pytest.mark.slow
 def test_python_example_runs(tmp_path: Path) -> None:
     code = _blocks("python")[0].replace('Path("../shared/data")', f"Path({str(SHARED_DATA)!r})")
     script = tmp_path / "example.py"
@@ -47,6 +49,8 @@ def test_python_example_runs(tmp_path: Path) -> None:
 
 
 @needs_data
+@pytest.mark.data
+@pytest.mark.slow
 def test_cli_examples_run(tmp_path: Path) -> None:
     lines = [ln.strip() for ln in _blocks("bash")[0].splitlines() if ln.strip().startswith("asif ")]
     assert len(lines) >= 10

@@ -26,17 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import relrep
-from .anchors import as_matrix, l2_normalise
-from .engines.base import Filter, HasId
-from .errors import ConfigError, InvalidInputError
+from .. import relrep
+from ..anchors import as_matrix, l2_normalise
+from ..engines.base import Filter, HasId
+from ..errors import ConfigError, InvalidInputError
+from ..meta import validate_tenant
+from ..relindex import IndexInfo, Modality, TopK, tenant_scope
+from ..zeroshot import AGGREGATIONS, TEMPLATE_SETS, resolve_templates
 from .evaluate import SweepRow, labelled_vectors, read_labelled
-from .meta import validate_tenant
-from .relindex import IndexInfo, Modality, TopK, tenant_scope
-from .zeroshot import AGGREGATIONS, TEMPLATE_SETS, resolve_templates
 
 if TYPE_CHECKING:
-    from .asif import Asif
+    from ..asif import Asif
 
 SWEEP_KEYS = ("k", "p", "templates", "aggregation")
 OWN_TEMPLATES = "labelset"  # the label set's own templates, when they are not a built-in set
@@ -679,4 +679,32 @@ __all__ = [
     "CurveReport", "GridScorer", "Ranked", "Setting", "SweepReport", "anchor_curve", "anchor_ids",
     "anchor_topk_within", "check_sweeps", "curve_vectors", "grid", "nested_subsets", "parse_sizes", "parse_sweep",
     "plot_curve", "prompt_sets", "rank_labels", "run_sweep", "sparse_scores", "sweep_settings",
+    "sweep_vectors",
 ]
+
+
+def sweep_vectors(
+    asif: Asif,
+    vectors: np.ndarray,
+    truth: Sequence[str],
+    classes: Sequence[str],
+    ks: Sequence[int],
+    ps: Sequence[float],
+    *,
+    template_sets: Sequence[str] = ("photo",),
+    aggregations: Sequence[str] = ("max",),
+    tenant: str | None = None,
+    prompt_cache: dict[str, np.ndarray] | None = None,
+) -> list[SweepRow]:
+    """Top-1/top-5 for every (k, p, templates, aggregation): the anchors' top-k is queried once, at the
+    largest k, and cut for the smaller ones; prompts are encoded once per template set (``prompt_cache``: template
+    set name -> class-major prompt vectors, filled in when empty). See sweep_settings."""
+    axes: dict[str, list[Any]] = {"k": list(ks), "p": list(ps), "templates": list(template_sets),
+                                  "aggregation": list(aggregations)}
+    settings = grid(axes)
+    given = {name: prompt_cache[name] for name in template_sets if prompt_cache is not None and name in prompt_cache}
+    prompts = prompt_sets(asif, classes, template_sets, given)
+    if prompt_cache is not None:
+        prompt_cache.update({name: v for name, (_, v) in prompts.items()})
+    return sweep_settings(asif, vectors, truth, classes, settings, prompt_vectors={n: v for n, (_, v) in
+                                                                                    prompts.items()}, tenant=tenant)

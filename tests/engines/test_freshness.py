@@ -63,6 +63,7 @@ ops = st.lists(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["edge", "local"])
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=ops)
@@ -187,6 +188,7 @@ def test_buffer_and_requery_paths_stay_exact(kind: str, tmp_path: Path, monkeypa
         a.close()
 
 
+@pytest.mark.slow
 def test_add_with_existing_ids_is_a_replacement_kept_incrementally(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

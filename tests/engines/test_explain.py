@@ -16,7 +16,7 @@ from conftest import IMG_DIM, TXT_DIM, random_pairs
 from PIL import Image
 
 from asif_qdrant import Asif, ConfigError, InvalidInputError
-from asif_qdrant.calibrate import calibrate, calibrate_vectors, risk_coverage, split_halves
+from asif_qdrant.evaluation.calibrate import calibrate, calibrate_vectors, risk_coverage, split_halves
 from asif_qdrant.explain import explain
 from asif_qdrant.relrep import relative_rep, top_k
 
@@ -236,6 +236,7 @@ def figures(scores: np.ndarray, labels: list[str | None], truth: list[str], tau:
             "coverage": ans.sum() / n, "precision": ok.sum() / ans.sum() if ans.sum() else 0.0}
 
 
+@pytest.mark.slow
 def test_target_precision_is_reached_stored_and_used(cal_setup, tmp_path: Path) -> None:
     s, q, truth, scores, labels = cal_setup
     plot = tmp_path / "risk.png"
@@ -352,7 +353,7 @@ def test_folder_wrapper(cal_setup, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         seen.append(list(paths))
         return q[[int(p.stem) for p in paths]]
 
-    monkeypatch.setattr("asif_qdrant.calibrate.cached_image_vectors", fake_vectors)
+    monkeypatch.setattr("asif_qdrant.evaluation.calibrate.cached_image_vectors", fake_vectors)
     rep = calibrate(s, root, "L", target_precision=0.9, progress=False)
     direct = calibrate_vectors(s, q[order], [truth[i] for i in order], "L", target_precision=0.9, save=False)
     assert len(seen[0]) == len(truth) and rep.tau == direct.tau and rep.accuracy == pytest.approx(direct.accuracy)

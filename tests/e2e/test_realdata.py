@@ -10,11 +10,15 @@ import pytest
 from conftest import SHARED_DATA
 
 from asif_qdrant import Asif
-from asif_qdrant.demo import CIFAR10
-from asif_qdrant.ingest import ingest
+from asif_qdrant.evaluation.demo import CIFAR10
+from asif_qdrant.ingest import add_pairs, ingest
 
 FLICKR, CIFAR = SHARED_DATA / "flickr8k", SHARED_DATA / "cifar10-test"
-pytestmark = pytest.mark.skipif(not FLICKR.is_dir() or not CIFAR.is_dir(), reason=f"shared data not at {SHARED_DATA}")
+pytestmark = [
+    pytest.mark.skipif(not FLICKR.is_dir() or not CIFAR.is_dir(), reason=f"shared data not at {SHARED_DATA}"),
+    pytest.mark.data,
+    pytest.mark.slow,
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,7 @@ def test_tenant_edit_flips_only_that_tenant_and_delete_restores(store: Asif) -> 
     true_class, image, before = wrong[0]
     # a handful of correct pairs for its class, in tenant acme only (other images of that class)
     extra = [CIFAR / true_class / f"{i:04d}.jpg" for i in range(100, 110)]
-    added = store.add_pairs(extra, [f"a photo of a {true_class}."] * len(extra), tenant="acme")
+    added = add_pairs(store, extra, [f"a photo of a {true_class}."] * len(extra), tenant="acme")
     assert len(added) == 10 and store.count("acme") == 10
 
     acme = store.classify(images=[str(image)], labels="cifar10", top=10, tenant="acme")[0]

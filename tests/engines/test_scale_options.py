@@ -115,6 +115,7 @@ def test_spec_round_trip(kind: str, quant: str, tmp_path: Path) -> None:
         e.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", LOCAL_ENGINES)
 @pytest.mark.parametrize(
     "cfg",
@@ -162,6 +163,7 @@ def test_approximate_topk_overlaps_exact(kind: str, cfg: SearchConfig, tmp_path:
         e.close()
 
 
+@pytest.mark.slow
 def test_exact_collection_is_sealed_into_segments_searched_exactly(
     tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -202,6 +204,7 @@ def test_exact_collection_is_sealed_into_segments_searched_exactly(
         e.close()
 
 
+@pytest.mark.slow
 def test_hnsw_and_sparse_collections_get_no_segment_layout(tmp_path: Path, rng: np.random.Generator) -> None:
     from asif_qdrant.engines import edge
 
@@ -215,6 +218,7 @@ def test_hnsw_and_sparse_collections_get_no_segment_layout(tmp_path: Path, rng: 
         e.close()
 
 
+@pytest.mark.slow
 def test_binary_rescore_runs_and_ranks_by_exact_scores(tmp_path: Path, rng: np.random.Generator) -> None:
     e = _engine("edge", tmp_path)
     try:
@@ -292,6 +296,7 @@ def test_query_batch_is_one_call(tmp_path: Path, rng: np.random.Generator) -> No
 
 
 # -- through the facade (needs the settings patch) ------------------------------------------------------
+@pytest.mark.slow
 @needs_settings
 @pytest.mark.parametrize("kind", LOCAL_ENGINES)
 def test_store_applies_settings(kind: str, tmp_path: Path, request: pytest.FixtureRequest,
@@ -360,6 +365,7 @@ def _assert_same(got: list[Any], want: list[Any]) -> None:
     np.testing.assert_array_equal(np.stack([v for *_, v in got]), np.stack([v for *_, v in want]))
 
 
+@pytest.mark.slow
 def test_relayout_rewrites_an_old_collection_into_segments(
     tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -390,6 +396,7 @@ def test_relayout_rewrites_an_old_collection_into_segments(
         e.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crash", ["during-copy", "between-swaps"])
 def test_relayout_interrupted_leaves_the_collection_whole(
     crash: str, tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
@@ -418,6 +425,7 @@ def test_relayout_interrupted_leaves_the_collection_whole(
         e.close()
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_optimize_relayouts_an_old_store_and_keeps_its_answers(
     tmp_path: Path, request: pytest.FixtureRequest, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
@@ -454,6 +462,7 @@ def test_client_engine_creates_turboquant(kind: str, bits: str) -> None:
     assert fake.created["c"]["metadata"][SPEC_METADATA_KEY]["quantization"]["kind"] == kind
 
 
+@pytest.mark.slow
 def test_relayout_that_fails_while_copying_removes_its_copy_and_keeps_the_original(
     tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidInputError, NotFoundError
+from ..errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
-    from .asif import Asif
+    from ..asif import Asif
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 LABELLED_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -403,32 +403,3 @@ class SweepRow:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
-
-
-def sweep_vectors(
-    asif: Asif,
-    vectors: np.ndarray,
-    truth: Sequence[str],
-    classes: Sequence[str],
-    ks: Sequence[int],
-    ps: Sequence[float],
-    *,
-    template_sets: Sequence[str] = ("photo",),
-    aggregations: Sequence[str] = ("max",),
-    tenant: str | None = None,
-    prompt_cache: dict[str, np.ndarray] | None = None,
-) -> list[SweepRow]:
-    """Top-1/top-5 for every (k, p, templates, aggregation): the anchors' top-k is queried once, at the
-    largest k, and cut for the smaller ones; prompts are encoded once per template set (``prompt_cache``: template
-    set name -> class-major prompt vectors, filled in when empty). See sweeps.sweep_settings."""
-    from .sweeps import grid, prompt_sets, sweep_settings
-
-    axes: dict[str, list[Any]] = {"k": list(ks), "p": list(ps), "templates": list(template_sets),
-                                  "aggregation": list(aggregations)}
-    settings = grid(axes)
-    given = {name: prompt_cache[name] for name in template_sets if prompt_cache is not None and name in prompt_cache}
-    prompts = prompt_sets(asif, classes, template_sets, given)
-    if prompt_cache is not None:
-        prompt_cache.update({name: v for name, (_, v) in prompts.items()})
-    return sweep_settings(asif, vectors, truth, classes, settings, prompt_vectors={n: v for n, (_, v) in
-                                                                                    prompts.items()}, tenant=tenant)

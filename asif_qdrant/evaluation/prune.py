@@ -32,15 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import relrep
-from .engines.base import Engine, Filter, HasId, PointBatch, SparseVec, optimize_collection
-from .errors import ConfigError, InvalidInputError, NotFoundError
-from .meta import TENANT_SHARED, validate_tenant
-from .relindex import IndexInfo, tenant_scope
-from .search_options import builds_index
+from .. import relrep
+from ..engines.base import Engine, Filter, HasId, PointBatch, SparseVec, optimize_collection
+from ..errors import ConfigError, InvalidInputError, NotFoundError
+from ..meta import TENANT_SHARED, validate_tenant
+from ..relindex import IndexInfo, tenant_scope
+from ..search_options import builds_index
 
 if TYPE_CHECKING:
-    from .asif import Asif
+    from ..asif import Asif
 
 CRITERIA = ("label_weight", "image_contribution")
 COPY_BATCH = 1000
@@ -90,7 +90,7 @@ def scope_ids(asif: Asif, tenant: str | None = None) -> np.ndarray:
 
 def current_label_set(asif: Asif, labels: str, tenant: str | None = None) -> IndexInfo:
     """The label set that answers for ``tenant``, up to date with its anchors (as classify would use it)."""
-    return asif._index(labels, validate_tenant(tenant), "labels")
+    return asif.index_info(labels, validate_tenant(tenant), "labels")
 
 
 def prompt_reps(asif: Asif, info: IndexInfo) -> list[relrep.SparseRep]:
@@ -181,7 +181,7 @@ def open_prefix(asif: Asif, prefix: str, **overrides: Any) -> Asif:
     """A store under another collection prefix on the same engine, migrated, with ``asif``'s encoder fingerprint.
 
     It shares ``asif``'s engine: close one of the two, never both (closing either closes the engine)."""
-    from .asif import Asif, make_settings
+    from ..asif import Asif, make_settings
 
     fp = asif.fingerprint
     if prefix == asif.settings.prefix:
@@ -189,14 +189,13 @@ def open_prefix(asif: Asif, prefix: str, **overrides: Any) -> Asif:
     settings = make_settings(
         asif.settings, prefix=prefix, image_encoder=fp.image_encoder, text_encoder=fp.text_encoder, **overrides
     )
-    target = Asif(asif.engine, settings, migrate=False)
+    target = Asif(asif.engine, settings, migrate=False, fingerprint=fp)  # no encoder is loaded to learn the dims
     stored = target.meta.fingerprint()
     if stored is not None and stored != fp:
         raise ConfigError(
             f"prefix {prefix!r} already holds a store with encoders {stored.image_encoder}/{stored.text_encoder}, "
             f"not {fp.image_encoder}/{fp.text_encoder}: choose a new prefix"
         )
-    target._fingerprint = fp  # no encoder is loaded to learn the dimensions
     target.migrate()
     return target
 

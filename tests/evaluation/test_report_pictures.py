@@ -19,10 +19,10 @@ from test_report_browser import parse, run_chromium
 
 from asif_qdrant import Asif
 from asif_qdrant.cli import main
-from asif_qdrant.report import missing_pictures, render_html
+from asif_qdrant.evaluation.report import missing_pictures, render_html
 
-FLICKR = Path(__file__).resolve().parents[2] / "shared" / "data" / "flickr8k"
-CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-test"
+FLICKR = Path(__file__).resolve().parents[3] / "shared" / "data" / "flickr8k"
+CIFAR = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-test"
 N_IMAGES, CAPS = 6, 3
 
 pytestmark = pytest.mark.data

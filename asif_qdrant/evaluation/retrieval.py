@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .anchors import as_matrix, l2_normalise
-from .embcache import EmbeddingCache
-from .engines.base import Filter, HasId, MatchAny
-from .errors import ConfigError, InvalidInputError
-from .meta import validate_tenant
-from .relindex import check_k_p, tenant_scope
+from ..anchors import as_matrix, l2_normalise
+from ..embcache import EmbeddingCache
+from ..engines.base import Filter, HasId, MatchAny
+from ..errors import ConfigError, InvalidInputError
+from ..meta import validate_tenant
+from ..relindex import check_k_p, tenant_scope
 from .sweeps import anchor_topk_within, check_image_vectors, sparse_scores
 
 if TYPE_CHECKING:
-    from .asif import Asif
+    from ..asif import Asif
 
 RANKS = (1, 5, 10)
 
@@ -142,7 +142,7 @@ def retrieval_recall(
 ) -> dict[str, Any]:
     """Image->caption and caption->image recall@1/5/10 on ``holdout`` images of a captions file (seeded choice),
     whose pairs are excluded from the anchors (matched on the anchors' ``image_ref``), against the rest."""
-    from .ingest import file_digest, read_source, text_digest
+    from ..ingest import file_digest, read_source, text_digest
 
     t0 = time.perf_counter()
     t = validate_tenant(tenant)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import IMG_DIM, TXT_DIM, open_store, random_pairs
 
-from asif_qdrant import Asif, ConfigError, InvalidInputError, NotFoundError, sweeps, tune
-from asif_qdrant import evaluate as ev
-from asif_qdrant.relrep import dense_reference_scores, relative_rep, sparse_dot
-from asif_qdrant.retrieval import recall_table, retrieval_recall, retrieval_recall_vectors
-from asif_qdrant.sweeps import (
+from asif_qdrant import Asif, ConfigError, InvalidInputError, NotFoundError
+from asif_qdrant.evaluation import evaluate as ev
+from asif_qdrant.evaluation import sweeps, tune
+from asif_qdrant.evaluation.retrieval import recall_table, retrieval_recall, retrieval_recall_vectors
+from asif_qdrant.evaluation.sweeps import (
     GridScorer,
     Setting,
     anchor_ids,
@@ -28,7 +28,8 @@ from asif_qdrant.sweeps import (
     sparse_scores,
     sweep_settings,
 )
-from asif_qdrant.tune import LabelledVectors, split_per_class, tune_split
+from asif_qdrant.evaluation.tune import LabelledVectors, split_per_class, tune_split
+from asif_qdrant.relrep import dense_reference_scores, relative_rep, sparse_dot
 
 CLASSES = ["cat", "dog", "sea lion"]
 N_PHOTO = 8
@@ -101,7 +102,7 @@ def test_sweep_vectors_keeps_its_signature(local: Asif, rng: np.random.Generator
     d = _data(rng)
     local.add_vectors(d["img"], d["txt"])
     cache = {"plain": d["plain"]}
-    rows = ev.sweep_vectors(local, d["q"], d["truth"], CLASSES, [5, 20], [1, 4], template_sets=("plain",),
+    rows = sweeps.sweep_vectors(local, d["q"], d["truth"], CLASSES, [5, 20], [1, 4], template_sets=("plain",),
                             aggregations=("max", "mean"), prompt_cache=cache)
     assert [(r.k, r.p, r.aggregation) for r in rows] == [(k, p, g) for k in (5, 20) for p in (1.0, 4.0)
                                                          for g in ("max", "mean")]
@@ -125,7 +126,7 @@ def _fake_vectors(monkeypatch: pytest.MonkeyPatch, q: np.ndarray, calls: list[in
             calls.append(len(data))
         return q[[int(p.stem) for p in data.paths]]
 
-    for mod in ("asif_qdrant.sweeps", "asif_qdrant.tune"):
+    for mod in ("asif_qdrant.evaluation.sweeps", "asif_qdrant.evaluation.tune"):
         monkeypatch.setattr(f"{mod}.labelled_vectors", fake)
 
 
@@ -419,7 +420,7 @@ def test_retrieval_recall_from_a_captions_file(local: Asif, tmp_path: Path, monk
     def fake(asif: Asif, modality: str, items: list[Any], keys: list[bytes]) -> np.ndarray:
         return np.stack([img_of[Path(i).stem] if modality == "image" else txt_of[i] for i in items])
 
-    monkeypatch.setattr("asif_qdrant.retrieval._cached_encode", fake)
+    monkeypatch.setattr("asif_qdrant.evaluation.retrieval._cached_encode", fake)
     local.add_vectors(c["anchors_img"], c["anchors_txt"], ids=list(range(6)))
     local.add_vectors(c["images"][2:3], c["captions"][3:4], ids=[100], image_refs=["C.jpg"])  # C's own pair
     r = retrieval_recall(local, tmp_path / "captions.tsv", holdout=3, seed=0, k=2, p=1)

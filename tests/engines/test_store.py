@@ -138,6 +138,7 @@ def test_reopen_edge_same_count_and_topk(tmp_path: Path, rng: np.random.Generato
     np.testing.assert_allclose([h.score for h in after], [h.score for h in before], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_locked_path_in_second_process(tmp_path: Path, rng: np.random.Generator) -> None:
     path = tmp_path / "s"
     with Asif.open(path, **small_settings()) as a:

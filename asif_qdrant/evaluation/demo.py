@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .errors import NotFoundError
+from ..errors import NotFoundError
 
 if TYPE_CHECKING:
-    from .asif import Asif
+    from ..asif import Asif
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def run_demo(asif: Asif, data: Path, eval_limit: int = 1000) -> None:
+    from ..ingest import ingest
     from .evaluate import evaluate, read_folder_per_class
-    from .ingest import ingest
 
     flickr, cifar = data / "flickr8k", data / "cifar10-test"
     if not flickr.is_dir() or not cifar.is_dir():

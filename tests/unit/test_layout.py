@@ -1,0 +1,155 @@
+"""The package's import graph, read with ast: imports point one way (no cycle, function-level imports included),
+no module imports another module's underscore name, and the runtime core never imports the evaluation tools."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import asif_qdrant
+
+PACKAGE = Path(asif_qdrant.__file__).parent
+CORE_EXEMPT = ("asif_qdrant.evaluation", "asif_qdrant.cli")  # the tools themselves and the CLI sit above them
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+class _Imports(ast.NodeVisitor):
+    """Every run-time import of one module (module level and inside functions; ``if TYPE_CHECKING:`` is skipped)."""
+
+    def __init__(self, module: str, is_package: bool) -> None:
+        self.module, self.is_package = module, is_package
+        self.found: list[tuple[str, str | None, int]] = []  # (imported module, imported name or None, line)
+
+    def _base(self, level: int, module: str | None) -> str:
+        parts = self.module.split(".")
+        if level:
+            parts = parts if self.is_package else parts[:-1]
+            parts = parts[: len(parts) - (level - 1)]
+        else:
+            parts = []
+        return ".".join(parts + ([module] if module else []))
+
+    def visit_If(self, node: ast.If) -> None:
+        if _is_type_checking(node.test):
+            for child in node.orelse:
+                self.visit(child)
+            return
+        self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.found.append((alias.name, None, node.lineno))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        base = self._base(node.level, node.module)
+        for alias in node.names:
+            self.found.append((base, alias.name, node.lineno))
+
+
+def _graph() -> tuple[dict[str, set[str]], list[str]]:
+    """Edges between the package's modules; a submodule import also depends on its parent packages (Python runs
+    their ``__init__`` first). Returns the edges and the underscore-name imports found."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    private: list[str] = []
+    for mod, path in modules.items():
+        visitor = _Imports(mod, path.name == "__init__.py")
+        visitor.visit(ast.parse(path.read_text(), str(path)))
+        for target, name, line in visitor.found:
+            if not target.startswith("asif_qdrant"):
+                continue
+            full = f"{target}.{name}" if name and f"{target}.{name}" in modules else target
+            if full not in modules:
+                private.append(f"{mod}:{line} imports {full}, which is not a module of the package")
+                continue
+            if name and full == target and name.startswith("_") and not name.startswith("__"):
+                private.append(f"{mod}:{line} imports {target}.{name}")
+            if full.rsplit(".", 1)[-1].startswith("_") and not full.endswith("__init__"):
+                private.append(f"{mod}:{line} imports the private module {full}")
+            parts = full.split(".")
+            for i in range(2, len(parts) + 1):  # asif_qdrant itself is the root everybody may sit under
+                dep = ".".join(parts[:i])
+                if dep != mod and not mod.startswith(dep + "."):
+                    edges[mod].add(dep)
+    return edges, private
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_graph_sees_the_package() -> None:
+    edges, _ = _graph()
+    assert {"asif_qdrant.asif", "asif_qdrant.relrep", "asif_qdrant.evaluation.evaluate"} <= set(edges)
+    assert "asif_qdrant.relindex" in edges["asif_qdrant.asif"]  # a module-level import
+    assert "asif_qdrant.evaluation.sweeps" in edges["asif_qdrant.evaluation.prune"]  # a function-level import
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle() -> None:
+    edges, _ = _graph()
+    assert _cycles(edges) == []
+
+
+def test_no_module_imports_another_modules_underscore_name() -> None:
+    _, private = _graph()
+    assert private == []
+
+
+def test_the_core_never_imports_the_evaluation_tools() -> None:
+    edges, _ = _graph()
+    bad = [
+        f"{mod} -> {dep}"
+        for mod, deps in edges.items()
+        if not mod.startswith(CORE_EXEMPT)
+        for dep in deps
+        if dep.startswith("asif_qdrant.evaluation")
+    ]
+    assert bad == []
