@@ -10,7 +10,6 @@ from .errors import (
     InvalidInputError,
     NotFoundError,
     SchemaError,
-    StaleIndexError,
     StoreLockedError,
 )
 from .settings import AsifSettings
@@ -26,6 +25,5 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "SchemaError",
-    "StaleIndexError",
     "StoreLockedError",
 ]

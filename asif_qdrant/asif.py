@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, l2_normalise
 from .engines import create_engine
-from .engines.base import Engine, Filter, PointBatch, optimize_collection
+from .engines.base import Engine, Filter, PointBatch
 from .errors import ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
 from .locking import RWLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
@@ -345,7 +345,7 @@ class Asif:
         if relayout and rewrite is not None:
             changed = bool(rewrite(self.anchors.collection))
         if builds_index(self.engine.collection_spec(self.anchors.collection)):
-            changed = optimize_collection(self.engine, self.anchors.collection) or changed
+            changed = self.engine.optimize(self.anchors.collection) or changed
         return changed
 
     @_reads

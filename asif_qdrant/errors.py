@@ -40,7 +40,3 @@ class EngineError(AsifError):
 
 class EncoderError(AsifError):
     """An encoder could not be created or its weights could not be found."""
-
-
-class StaleIndexError(AsifError):
-    """A relative index no longer reflects the anchors it was built on."""

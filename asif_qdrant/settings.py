@@ -9,7 +9,6 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-TENANT_SHARED = "_shared"
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 

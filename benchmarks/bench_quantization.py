@@ -27,7 +27,7 @@ import numpy as np
 from bench_topk import SCOPE, blas_info, queries, random_collection
 from common import CACHE, DATA, IMG_DIM, table, write_results
 
-from asif_qdrant.engines.base import CollectionSpec, DenseQuery, Engine, SearchOptions, optimize_collection
+from asif_qdrant.engines.base import CollectionSpec, DenseQuery, Engine, SearchOptions
 from asif_qdrant.search_options import EXACT, SearchConfig, dense_topk, topk_overlap
 
 
@@ -139,7 +139,7 @@ def option_collection(asif: Any, cfg: SearchConfig) -> tuple[str, dict[str, floa
     copy_points(e, src, coll)
     timings["copy_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    optimize_collection(e, coll)
+    e.optimize(coll)
     timings["optimize_s"] = time.perf_counter() - t
     return coll, timings
 

@@ -39,7 +39,7 @@ from bench_quantization import copy_store
 from bench_topk import blas_info
 from common import CACHE, DATA, table, write_results
 
-from asif_qdrant.engines.base import CollectionSpec, PointBatch, SearchOptions, optimize_collection
+from asif_qdrant.engines.base import CollectionSpec, PointBatch, SearchOptions
 from asif_qdrant.engines.edge import EdgeEngine
 from asif_qdrant.relindex import TopK, tenant_scope
 from asif_qdrant.search_options import EXACT, SearchConfig, dense_topk, topk_overlap
@@ -121,7 +121,7 @@ def build(path: Path, setup: dict[str, Any], n: int, cfg: SearchConfig, vectors:
     engine.flush()
     timings = {"upsert_s": time.perf_counter() - t}
     t = time.perf_counter()
-    optimize_collection(engine, "anchors")
+    engine.optimize("anchors")
     timings["optimize_s"] = time.perf_counter() - t
     timings["segments"] = float(engine._shard("anchors").info().segments_count)
     engine.close()

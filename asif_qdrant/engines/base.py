@@ -247,9 +247,3 @@ def hits_to_arrays(hits: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """(ids int64, scores float64) of hits (anything with ``id`` and ``score``)."""
     n = len(hits)
     return (np.fromiter((h.id for h in hits), np.int64, n), np.fromiter((h.score for h in hits), np.float64, n))
-
-
-def optimize_collection(engine: Any, name: str) -> bool:
-    """``engine.optimize(name)``, tolerating an engine written before ``Engine.optimize`` existed (no-op)."""
-    fn = getattr(engine, "optimize", None)
-    return bool(fn(name)) if callable(fn) else False

@@ -26,7 +26,6 @@ from .base import (
     PointBatch,
     Query,
     Record,
-    optimize_collection,
     query_batch_arrays,
 )
 
@@ -192,7 +191,7 @@ class MappedEngine:
         return self.inner.count(phys, self._filter(filter, on))
 
     def optimize(self, name: str) -> bool:
-        return optimize_collection(self.inner, self._name(name)[0])
+        return self.inner.optimize(self._name(name)[0])
 
     def relayout(self, name: str) -> bool:
         """The inner engine's relayout of the physical collection (Qdrant Edge); False where there is none."""

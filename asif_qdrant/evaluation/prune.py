@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import relrep
-from ..engines.base import Engine, Filter, HasId, PointBatch, SparseVec, optimize_collection
+from ..engines.base import Engine, Filter, HasId, PointBatch, SparseVec
 from ..errors import ConfigError, InvalidInputError, NotFoundError
 from ..meta import TENANT_SHARED, validate_tenant
 from ..relindex import IndexInfo, tenant_scope
@@ -243,7 +243,7 @@ def _copy_into_prefix(asif: Asif, ids: np.ndarray, prefix: str, tenant: str) -> 
     for t in sorted(tenants):
         target.meta.bump_revision(t)
     if builds_index(target.engine.collection_spec(target.anchors.collection)):  # Edge builds them only here
-        optimize_collection(target.engine, target.anchors.collection)
+        target.engine.optimize(target.anchors.collection)
     return target, [int(i) for i in ids]
 
 

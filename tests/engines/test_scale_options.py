@@ -22,16 +22,13 @@ from asif_qdrant.engines.base import (
     PointBatch,
     QuantizationSpec,
     SearchOptions,
-    optimize_collection,
 )
 from asif_qdrant.engines.client import SPEC_METADATA_KEY, ClientEngine
 from asif_qdrant.search_options import SearchConfig, dense_topk, topk_overlap
 
 LOCAL_ENGINES = ["edge", "local"]
 N, DIM, K = 3000, 32, 50
-HAS_SETTINGS = "quantization" in AsifSettings.model_fields
 pytestmark = pytest.mark.filterwarnings("ignore:Failed to obtain server version")  # no server at 127.0.0.1:1
-needs_settings = pytest.mark.skipif(not HAS_SETTINGS, reason="needs the search settings in AsifSettings (patch)")
 
 
 def _engine(kind: str, tmp_path: Path) -> Engine:
@@ -135,12 +132,12 @@ def test_approximate_topk_overlaps_exact(kind: str, cfg: SearchConfig, tmp_path:
         _load(e, cfg, rng)
         if kind == "edge" and cfg.hnsw:
             assert e.indexed_vectors("a") == 0  # type: ignore[attr-defined]  # Edge: no graph until optimize
-            assert optimize_collection(e, "a") is True
+            assert e.optimize("a") is True
             assert e.indexed_vectors("a") == N  # type: ignore[attr-defined]
         elif kind == "edge":
             # no graph: segments are sealed (and quantized) while writing, past the indexing threshold
             assert 0 < e.indexed_vectors("a") <= N  # type: ignore[attr-defined]
-            optimize_collection(e, "a")
+            e.optimize("a")
         if kind == "edge":
             assert e.indexed_vectors("a") == N  # type: ignore[attr-defined]
             files = {p.name for p in (tmp_path / "store" / "collections" / "a" / "shard").rglob("*")}
@@ -297,7 +294,6 @@ def test_query_batch_is_one_call(tmp_path: Path, rng: np.random.Generator) -> No
 
 # -- through the facade (needs the settings patch) ------------------------------------------------------
 @pytest.mark.slow
-@needs_settings
 @pytest.mark.parametrize("kind", LOCAL_ENGINES)
 def test_store_applies_settings(kind: str, tmp_path: Path, request: pytest.FixtureRequest,
                                 rng: np.random.Generator) -> None:

@@ -221,13 +221,6 @@ def test_prune_errors(store: Asif, rng: np.random.Generator) -> None:
     assert rep.kept == 12 and rep.keep == 100
 
 
-def _cli_has(name: str) -> bool:
-    from asif_qdrant.cli import main
-
-    return name in main.commands
-
-
-@pytest.mark.skipif(not _cli_has("prune"), reason="needs the `asif prune` command (cli patch)")
 def test_cli_prune(tmp_path: Path, rng: np.random.Generator) -> None:
     import json
 

@@ -191,4 +191,10 @@ def test_edits_are_visible_on_next_query(store: Asif, rng: np.random.Generator) 
 
 def test_open_store_helper_smoke(engine_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     a = open_store(engine_kind, tmp_path, request)
-    a.close()
+    try:
+        assert a.count() == 0 and a.tenants() == []
+        fp = a.fingerprint
+        assert (fp.image_encoder, fp.image_dim, fp.text_encoder, fp.text_dim) == (
+            f"precomputed:img:{IMG_DIM}", IMG_DIM, f"precomputed:txt:{TXT_DIM}", TXT_DIM)
+    finally:
+        a.close()
