@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, l2_normalise
 from .engines import create_engine
-from .engines.base import Engine, Filter, PointBatch
+from .engines.base import Engine, Filter, PointBatch, Relayout
 from .errors import ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
 from .locking import RWLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
@@ -341,9 +341,8 @@ class Asif:
         searched by one core) is first rewritten into sealed segments searched in parallel (a copy, then a swap;
         ids, vectors and payloads unchanged, so label sets stay valid)."""
         changed = False
-        rewrite = getattr(self.engine, "relayout", None)
-        if relayout and rewrite is not None:
-            changed = bool(rewrite(self.anchors.collection))
+        if relayout and isinstance(self.engine, Relayout):
+            changed = bool(self.engine.relayout(self.anchors.collection))
         if builds_index(self.engine.collection_spec(self.anchors.collection)):
             changed = self.engine.optimize(self.anchors.collection) or changed
         return changed

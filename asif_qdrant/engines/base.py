@@ -231,6 +231,14 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class Relayout(Protocol):
+    """An optional engine capability, checked with ``isinstance``: rewrite a collection made before segment
+    layouts existed into sealed segments (Qdrant Edge). True if it was rewritten."""
+
+    def relayout(self, name: str) -> bool: ...
+
+
 def query_batch_arrays(engine: Any, name: str, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per query, its hits as two arrays (ids int64, scores float64), in the engine's order, without payloads.
 

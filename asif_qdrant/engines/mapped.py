@@ -26,6 +26,7 @@ from .base import (
     PointBatch,
     Query,
     Record,
+    Relayout,
     query_batch_arrays,
 )
 
@@ -48,9 +49,6 @@ class MappedEngine:
         self.pl = dict(payload or {})
         self.pl_back = {v: k for k, v in self.pl.items()}
         self.description = f"{inner.description}, anchors in {physical!r}"
-
-    def __getattr__(self, attr: str) -> Any:  # optimize(), flush(), client, path, ...
-        return getattr(self.inner, attr)
 
     # -- names ---------------------------------------------------------------------------------
     def _name(self, name: str) -> tuple[str, bool]:
@@ -195,8 +193,7 @@ class MappedEngine:
 
     def relayout(self, name: str) -> bool:
         """The inner engine's relayout of the physical collection (Qdrant Edge); False where there is none."""
-        rewrite = getattr(self.inner, "relayout", None)
-        return bool(rewrite(self._name(name)[0])) if rewrite is not None else False
+        return isinstance(self.inner, Relayout) and bool(self.inner.relayout(self._name(name)[0]))
 
     def flush(self) -> None:
         self.inner.flush()

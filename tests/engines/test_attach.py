@@ -97,3 +97,21 @@ def test_optimize_relayouts_an_attached_edge_collection_in_its_own_names(tmp_pat
         np.testing.assert_allclose(rec.vectors["img"], img[0] / np.linalg.norm(img[0]), atol=1e-6)
     finally:
         a.close()
+
+
+def test_capabilities_are_declared_and_the_mapped_engine_forwards_nothing_implicitly(tmp_path: Path) -> None:
+    from asif_qdrant.engines.base import Relayout
+    from asif_qdrant.engines.client import ClientEngine
+    from asif_qdrant.engines.edge import EdgeEngine
+    from asif_qdrant.engines.mapped import MappedEngine
+
+    edge, local = EdgeEngine(tmp_path / "store"), ClientEngine(location=":memory:")
+    try:
+        assert isinstance(edge, Relayout) and not isinstance(local, Relayout)
+        mapped = MappedEngine(local, "asif_anchors", "products")
+        assert mapped.relayout("asif_anchors") is False  # the inner engine has no relayout
+        assert not hasattr(mapped, "client") and not hasattr(mapped, "is_local")  # no __getattr__ forwarding
+        assert mapped.inner is local
+    finally:
+        edge.close()
+        local.close()
