@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from .engines.base import MAX_POINT_ID, Engine, Filter, HasId, Match, PointBatch
+from .engines.base import Engine, Filter, HasId, Match, PointBatch
 from .errors import FingerprintMismatchError, InvalidInputError
 from .meta import Fingerprint, Meta, validate_tenant
 from .names import anchors_collection
+from .relrep import MAX_ANCHOR_ID
 
 RESERVED_PAYLOAD_KEYS = frozenset({"tenant", "caption", "image_ref", "content_hash"})
 
@@ -181,7 +182,7 @@ class AnchorStore:
             for i, v in enumerate(ids):
                 if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                     raise InvalidInputError(f"id {v!r} (row {i}) is not an integer: ids are integers in [0, 2**32)")
-                if not 0 <= int(v) <= MAX_POINT_ID:
+                if not 0 <= int(v) <= MAX_ANCHOR_ID:
                     raise InvalidInputError(
                         f"id {int(v)} (row {i}) is outside [0, 2**32): anchor ids double as sparse-vector indices, "
                         "which are 32-bit; pick smaller ids or let the store assign them (ids=None)"
@@ -226,7 +227,7 @@ class AnchorStore:
                 if pid in stored and stored[pid] == hashes[i]:
                     dup[i], resolved[i] = True, True
                 elif pid in stored or (pid in taken and taken[pid] != hashes[i]):
-                    ids[i] = (pid + 1) % (MAX_POINT_ID + 1)  # linear probing
+                    ids[i] = (pid + 1) % (MAX_ANCHOR_ID + 1)  # linear probing
                 else:
                     taken[pid] = hashes[i]
                     resolved[i] = True
@@ -319,7 +320,7 @@ class AnchorStore:
         if ids is not None:
             id_list = [int(i) for i in ids]
             for v in id_list:
-                if not 0 <= v <= MAX_POINT_ID:
+                if not 0 <= v <= MAX_ANCHOR_ID:
                     raise InvalidInputError(f"id {v} is outside [0, 2**32): anchor ids are 32-bit")
             if not id_list:
                 fp = self.fingerprint

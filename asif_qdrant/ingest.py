@@ -29,9 +29,9 @@ from PIL import Image
 from .anchors import AddResult, AnchorStore, content_hash
 from .embcache import EmbeddingCache
 from .encoders import load_image
-from .engines.base import MAX_POINT_ID
 from .errors import AsifError, ConfigError, InvalidInputError, NotFoundError
 from .meta import validate_tenant
+from .relrep import MAX_ANCHOR_ID
 
 if TYPE_CHECKING:
     from .asif import Asif
@@ -347,7 +347,7 @@ def stored_mask(store: AnchorStore, hashes: Sequence[str]) -> list[bool]:
             if owner[ids[i]] == hashes[i]:
                 found[i] = True
             else:
-                ids[i] = (ids[i] + 1) % (MAX_POINT_ID + 1)
+                ids[i] = (ids[i] + 1) % (MAX_ANCHOR_ID + 1)
                 nxt.append(i)
         pending = nxt
     return found

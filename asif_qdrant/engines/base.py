@@ -12,8 +12,6 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
-MAX_POINT_ID = 2**32 - 1
-
 
 @dataclass(frozen=True)
 class Match:
