@@ -20,7 +20,7 @@ from .engines.base import Engine, Filter, PointBatch, Relayout
 from .errors import ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
 from .locking import RWLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
-from .relindex import IndexInfo, Kind, RelIndexes, check_k_p
+from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes, check_k_p
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
@@ -363,14 +363,11 @@ class Asif:
             )
         if tenant not in self.tenants():
             raise NotFoundError(f"tenant {tenant!r} does not exist: see `asif tenants list`")
-        ri = self.relindexes
-        own = [i for i in ri.infos() if i.tenant == tenant]
-        for info in own:
-            ri.delete(info)
+        n_indexes = self.relindexes.delete_tenant(tenant)
         anchors = self.anchors.delete(tenant=tenant)
         self.meta.delete(f"revision:{tenant}")
         self.meta.delete_image_roots(tenant)
-        return {"anchors": len(anchors), "indexes": len(own)}
+        return {"anchors": len(anchors), "indexes": n_indexes}
 
     @_reads
     def image_roots(self, tenant: str | None = None) -> list[Path]:
@@ -512,6 +509,12 @@ class Asif:
         pls: list[dict[str, Any]] = []
         for i in range(n):
             pl = dict(payloads[i]) if payloads is not None else {}
+            bad = sorted(RESERVED_FIELDS.intersection(pl))
+            if bad:
+                raise InvalidInputError(
+                    f"gallery payload {i} has the field {bad[0]!r}, which the plugin sets on every item "
+                    f"({', '.join(sorted(RESERVED_FIELDS))}): rename it"
+                )
             if images is not None and isinstance(images[i], (str, Path)):
                 pl.setdefault("image_ref", str(images[i]))
             pl["item"] = i
@@ -519,11 +522,30 @@ class Asif:
         info = IndexInfo(name, tenant, "gallery", kk, pp, n, {})
         return self._build(info, vecs, pls)
 
+    @_writes
+    def delete_index(self, name: str, kind: Kind = "labels", tenant: str | None = None) -> int:
+        """Delete a label set (``kind='labels'``) or gallery of ``tenant``; deleting one defined for all tenants
+        (tenant None) deletes every tenant's copy of it too. Returns how many indexes were deleted."""
+        tenant = validate_tenant(tenant)
+        if kind not in ("labels", "gallery"):
+            raise ConfigError(f"kind {kind!r} is invalid: use 'labels' or 'gallery'")
+        ri = self.relindexes
+        info = ri.info(name, tenant, kind)
+        if info is None:
+            what = "label set" if kind == "labels" else "gallery"
+            have = sorted(i.name for i in ri.infos(tenant, own=True) if i.kind == kind)
+            raise NotFoundError(f"{what} {name!r} does not exist for tenant {tenant!r}; existing: {have or 'none'}")
+        copies = ri.copies_of(info) if tenant == TENANT_SHARED else []
+        for c in copies:  # the copies first: an interrupted delete leaves no copy without its shared definition
+            ri.delete(c)
+        ri.delete(info)
+        return 1 + len(copies)
+
     @_reads
     @_writes
     def _build(self, info: IndexInfo, vecs: Any, payloads: Sequence[Mapping[str, Any]]) -> IndexInfo:
         """(Re)define an index from encoded items: the encoding happened before, outside the lock."""
-        return self.relindexes.build(info, vecs, payloads)
+        return self.relindexes.define(info, vecs, payloads)
 
     @_reads
     def list_indexes(self, tenant: str | None = None, kind: Kind | None = None) -> list[IndexInfo]:
@@ -541,12 +563,18 @@ class Asif:
         """
         ri = self.relindexes
         info = ri.require(name, tenant, kind)
-        if info.tenant != tenant and self.meta.revision(tenant) > 0:
-            own = ri.info(name, tenant)
-            if own is None:
+        if info.tenant == tenant and info.copied_from is not None and tenant != TENANT_SHARED:
+            shared = ri.info(name, TENANT_SHARED, kind)
+            if shared is None:  # the shared definition was deleted (an interrupted delete_index): so is the copy
                 self._lock.need_write()  # a reader never writes: it comes back here under the exclusive lock
-                own = ri.materialise(info, tenant)
-            info = own
+                ri.delete(info)
+                info = ri.require(name, tenant, kind)
+            elif shared.definition != info.copied_from:  # redefined since the copy was made
+                self._lock.need_write()
+                info = ri.materialise(shared, tenant)
+        elif info.tenant != tenant and self.meta.revision(tenant) > 0:
+            self._lock.need_write()
+            info = ri.materialise(info, tenant)
         now = time.monotonic()
         with self._cache_lock:
             check_count = now - self._count_checked.get(info.key, -1e9) >= self.settings.staleness_check_s
@@ -559,11 +587,14 @@ class Asif:
         return info
 
     @_writes
-    def refresh(self, name: str | None = None, *, tenant: str | None = None) -> list[IndexInfo]:
-        """Rebuild one label set or gallery (or every one visible to ``tenant``) from the current anchors."""
+    def refresh(
+        self, name: str | None = None, *, tenant: str | None = None, kind: Kind | None = None
+    ) -> list[IndexInfo]:
+        """Rebuild one label set or gallery (or every one of ``tenant``) from the current anchors."""
         tenant = validate_tenant(tenant)
         ri = self.relindexes
-        infos = [ri.require(name, tenant)] if name is not None else [i for i in ri.infos() if i.tenant == tenant]
+        infos = ([ri.require(name, tenant, kind)] if name is not None
+                 else [i for i in ri.infos(tenant, own=True) if kind is None or i.kind == kind])
         return [ri.rebuild(i) for i in infos]
 
     def _check_top(self, top: Any, what: str) -> int:

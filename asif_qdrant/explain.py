@@ -203,7 +203,7 @@ def _explain_label(
     else:
         used, weight, index_score = [best], 1.0, best.score
     ri = asif.relindexes
-    recs = {r.id: r for r in asif.engine.retrieve(ri.collection(info), [h.id for h in used], with_payload=True)}
+    recs = ri.retrieve_items(info, [h.id for h in used])
     totals: dict[int, float] = {}
     for h in used:
         pl = recs[h.id].payload

@@ -7,13 +7,14 @@ Collection names live here too, so that one module owns them.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .engines.base import CollectionSpec, Engine, Match, PointBatch
+from .engines.base import CollectionSpec, Engine, Filter, Match, MatchAny, PointBatch
 from .errors import ConfigError
 from .names import meta_collection
 
@@ -31,6 +32,11 @@ def validate_tenant(tenant: str | None) -> str:
             f"letter or digit (for example 'acme-eu'), or {TENANT_SHARED!r} for the shared anchors"
         )
     return tenant
+
+
+def index_key(tenant: str, kind: str, name: str) -> str:
+    """The meta key of one relative index: structured (a JSON list), so no two (tenant, kind, name) share it."""
+    return "index:" + json.dumps([tenant, kind, name], separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -77,13 +83,17 @@ class Meta:
     def delete(self, *keys: str) -> None:
         self.engine.delete(self.collection, ids=[_key_id(k) for k in keys])
 
-    def items(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every record whose key starts with ``kind:``, in key order."""
+    def items(
+        self, kind: str, where: Mapping[str, str | Sequence[str]] | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every record whose key starts with ``kind:``, in key order; ``where``: fields of the value that must
+        equal the given value (or one of the given values), filtered inside the engine."""
         if not self.exists():
             return iter(())
-        from .engines.base import Filter
-
-        recs = self.engine.scroll(self.collection, filter=Filter(must=(Match("kind", kind),)))
+        conds: list[Match | MatchAny] = [Match("kind", kind)]
+        for f, v in (where or {}).items():
+            conds.append(Match(f"value.{f}", v) if isinstance(v, str) else MatchAny(f"value.{f}", tuple(v)))
+        recs = self.engine.scroll(self.collection, filter=Filter(must=tuple(conds)))
         return iter(sorted((r.payload["key"], dict(r.payload.get("value", {}))) for r in recs))
 
     # -- typed helpers -------------------------------------------------------------------------

@@ -11,5 +11,12 @@ def meta_collection(prefix: str) -> str:
     return f"{prefix}meta"
 
 
-def relindex_collection(prefix: str, tenant: str, name: str) -> str:
+def relindex_collection(prefix: str, modality: str) -> str:
+    """The collection holding the items of every relative index whose items are of ``modality`` ('text' for label
+    sets, 'image' for galleries), of every tenant: a fixed set of collections, partitioned by payload."""
+    return f"{prefix}relindex_{modality}"
+
+
+def legacy_relindex_collection(prefix: str, tenant: str, name: str) -> str:
+    """The collection-per-index layout before migration 0003 (names could collide: kept only to migrate)."""
     return f"{prefix}rel__{tenant}__{name}"

@@ -1,5 +1,12 @@
 """Relative indexes: collections of items (label prompts, gallery images) stored as sparse relative reps.
 
+Layout (see DESIGN.md): the items of every tenant's label sets share one collection (``{prefix}relindex_text``, the
+prompts' text vectors) and the items of every gallery another (``{prefix}relindex_image``); an item carries the payload
+``tenant`` (keyword index, is_tenant), ``index`` (the name), ``kind`` and ``item`` (its number in the index), and every
+read or write of items carries the filter on all three partition fields. Point ids are unique within a collection:
+``slot << ITEM_BITS | item``, where the slot is allocated per index (a hash of its identity, probed until free) and
+kept in its meta record.
+
 Data flow of a query (see DESIGN.md): (1) one batch of dense top-k queries on the anchors, with the tenant
 filter; (2) relative reps in numpy (relrep.py); (3) one batch of sparse dot-product queries on a relative
 index. Each item also keeps its own dense vector (``item``) and its current top-k (ids and similarities)
@@ -9,6 +16,8 @@ so that later anchor edits can be applied to it incrementally.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,6 +33,7 @@ from .engines.base import (
     Filter,
     HasId,
     Hit,
+    Match,
     MatchAny,
     PointBatch,
     SearchOptions,
@@ -31,7 +41,7 @@ from .engines.base import (
     SparseVec,
 )
 from .errors import ConfigError, InvalidInputError, NotFoundError
-from .meta import TENANT_SHARED, Fingerprint, Meta
+from .meta import TENANT_SHARED, Fingerprint, Meta, index_key
 from .names import anchors_collection, relindex_collection
 from .search_options import QUERY_CHUNK, TIE_MARGIN, SearchConfig, dense_topk
 from .topk import TopK
@@ -41,6 +51,11 @@ Modality = Literal["image", "text"]
 SCORE_SLACK = 1e-5
 TOPK_FIELDS = frozenset({"topk", "complete", "thr"})
 PAYLOAD_FIELDS = ["label", "prompt", "class_index", "template_index", "caption", "image_ref", "item"]
+PARTITION_FIELDS = ("tenant", "index", "kind")
+RESERVED_FIELDS = frozenset(PARTITION_FIELDS) | TOPK_FIELDS  # set by the plugin on every item
+ITEM_BITS = 24
+MAX_ITEMS = 1 << ITEM_BITS  # items per index
+SLOT_BITS = 39  # slot << ITEM_BITS stays below 2**63
 
 
 def item_modality(kind: Kind) -> Modality:
@@ -65,10 +80,13 @@ class IndexInfo:
     aggregation: str = "max"
     tau: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    slot: int = -1  # point ids of the items: slot << ITEM_BITS | item
+    definition: int = 0  # revision of the definition (classes, templates, items): +1 on every redefinition
+    copied_from: int | None = None  # a tenant copy of a shared index: the shared definition it was made from
 
     @property
     def key(self) -> str:
-        return f"relindex:{self.tenant}:{self.name}"
+        return index_key(self.tenant, self.kind, self.name)
 
     @property
     def modality(self) -> Modality:
@@ -79,6 +97,27 @@ class IndexInfo:
         ci, ti = divmod(int(item_id), len(self.templates))
         label = self.classes[ci]
         return {"label": label, "prompt": self.templates[ti].format(label), "class_index": ci, "template_index": ti}
+
+
+def index_filter(info: IndexInfo) -> Filter:
+    """The items of one index: its tenant, name and kind (never a name alone)."""
+    return Filter(must=(Match("tenant", info.tenant), Match("index", info.name), Match("kind", info.kind)))
+
+
+def relindex_spec(dim: int) -> CollectionSpec:
+    """An item collection: the item's own dense vector, its sparse relative rep, the partition indexes."""
+    return CollectionSpec(
+        dense={"item": dim}, sparse=("rel",), keyword_indexes={"tenant": True, "index": False, "kind": False}
+    )
+
+
+def slot_candidate(tenant: str, kind: str, name: str, salt: int) -> int:
+    raw = json.dumps([tenant, kind, name, salt], separators=(",", ":")).encode()
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") >> (64 - SLOT_BITS)
+
+
+def item_of(point_id: int) -> int:
+    return int(point_id) & (MAX_ITEMS - 1)
 
 
 def tenant_scope(tenant: str) -> Filter:
@@ -190,15 +229,25 @@ class RelIndexes:
         return self.anchor_topk(vectors, modality, tenant, k).reps(p)
 
     # -- build ---------------------------------------------------------------------------------
-    def info(self, name: str, tenant: str) -> IndexInfo | None:
-        v = self.meta.get(f"relindex:{tenant}:{name}")
+    def info(self, name: str, tenant: str, kind: Kind | None = None) -> IndexInfo | None:
+        """The meta record of ``tenant``'s own index (not the shared one); ``kind`` None: the label set, else the
+        gallery of that name, refused when both exist."""
+        if kind is None:
+            found = [i for i in (self.info(name, tenant, "labels"), self.info(name, tenant, "gallery")) if i]
+            if len(found) > 1:
+                raise ConfigError(
+                    f"tenant {tenant!r} has both a label set and a gallery named {name!r}: say which one "
+                    "(kind='labels' or kind='gallery')"
+                )
+            return found[0] if found else None
+        v = self.meta.get(index_key(tenant, kind, name))
         return IndexInfo(**v) if v else None
 
     def require(self, name: str, tenant: str, kind: Kind | None = None) -> IndexInfo:
-        info = self.info(name, tenant)
+        info = self.info(name, tenant, kind)
         if info is None and tenant != TENANT_SHARED:
-            info = self.info(name, TENANT_SHARED)
-        if info is None or (kind is not None and info.kind != kind):
+            info = self.info(name, TENANT_SHARED, kind)
+        if info is None:
             what = {"labels": "label set", "gallery": "gallery", None: "relative index"}[kind]
             have = sorted(i.name for i in self.infos(tenant) if kind is None or i.kind == kind)
             raise NotFoundError(
@@ -207,14 +256,49 @@ class RelIndexes:
             )
         return info
 
-    def infos(self, tenant: str | None = None) -> list[IndexInfo]:
-        infos = [IndexInfo(**v) for _, v in self.meta.items("relindex")]
+    def infos(self, tenant: str | None = None, *, own: bool = False) -> list[IndexInfo]:
+        """Every index record; with ``tenant``: that tenant's and the shared ones (only its own with ``own``)."""
         if tenant is None:
-            return infos
-        return [i for i in infos if i.tenant in (tenant, TENANT_SHARED)]
+            return [IndexInfo(**v) for _, v in self.meta.items("index")]
+        scope = [tenant] if own or tenant == TENANT_SHARED else [tenant, TENANT_SHARED]
+        return [IndexInfo(**v) for _, v in self.meta.items("index", {"tenant": scope})]
 
     def collection(self, info: IndexInfo) -> str:
-        return relindex_collection(self.prefix, info.tenant, info.name)
+        """The collection that holds the items of ``info`` (and of every index of its kind)."""
+        return relindex_collection(self.prefix, info.modality)
+
+    def ensure_collections(self) -> None:
+        """The item collections (one per item modality); a no-op when they exist."""
+        for modality, dim in (("text", self.fingerprint.text_dim), ("image", self.fingerprint.image_dim)):
+            name = relindex_collection(self.prefix, modality)
+            if not self.engine.collection_exists(name):
+                self.engine.create_collection(name, relindex_spec(dim))
+
+    def point_ids(self, info: IndexInfo, items: Sequence[int] | np.ndarray) -> list[int]:
+        if info.slot < 0:
+            raise InvalidInputError(f"{info.kind} {info.name!r} of tenant {info.tenant!r} has no slot: rebuild it")
+        base = int(info.slot) << ITEM_BITS
+        return [base | int(i) for i in items]
+
+    def allocate_slot(self, info: IndexInfo) -> int:
+        """A slot for a new index: its identity's hash, probed until no other index's items use it."""
+        coll = self.collection(info)
+        for salt in range(64):
+            slot = slot_candidate(info.tenant, info.kind, info.name, salt)
+            recs = self.engine.retrieve(coll, [slot << ITEM_BITS], with_payload=True)
+            if not recs or all(recs[0].payload.get(f) == getattr(info, n) for f, n in
+                               (("tenant", "tenant"), ("index", "name"), ("kind", "kind"))):
+                return slot
+        raise ConfigError(f"no free slot for {info.kind} {info.name!r} of tenant {info.tenant!r}")  # 2**-39 per try
+
+    def define(self, info: IndexInfo, item_vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]]) -> IndexInfo:
+        """Define or redefine an index: a new definition revision (tenant copies of a shared index compare it)."""
+        old = self.info(info.name, info.tenant, info.kind)
+        info.definition = (old.definition if old is not None else 0) + 1
+        info.copied_from = None
+        if old is not None:
+            info.slot = old.slot
+        return self.build(info, item_vectors, payloads)
 
     def build(
         self,
@@ -234,16 +318,25 @@ class RelIndexes:
             )
         if vecs.shape[0] == 0:
             raise InvalidInputError(f"{info.kind} {info.name!r} has no items: give at least one")
-        coll = self.collection(info)
-        if replace and self.engine.collection_exists(coll):
-            self.engine.delete_collection(coll)
-        self.engine.create_collection(
-            coll, CollectionSpec(dense={"item": dim}, sparse=("rel",))
-        )
+        if vecs.shape[0] > MAX_ITEMS:
+            raise InvalidInputError(
+                f"{info.kind} {info.name!r} has {vecs.shape[0]} items; at most {MAX_ITEMS} fit one index: split it"
+            )
+        self.ensure_collections()
+        if info.slot < 0:
+            old = self.info(info.name, info.tenant, info.kind)
+            info.slot = old.slot if old is not None and old.slot >= 0 else self.allocate_slot(info)
         info.revisions = scope_revisions(self.meta, info.tenant)
         topk = self.anchor_topk(vecs, info.modality, info.tenant, depth_of(info.k))
         complete = (topk.ids >= 0).sum(axis=1) < depth_of(info.k)
-        self._write_items(coll, list(range(len(payloads))), vecs, topk, complete, info.k, info.p, payloads)
+        # the new items overwrite the old ones in place (same ids), then the old ones past the new end go: a reader
+        # never finds the index empty, and no collection is deleted
+        self._write_items(info, list(range(len(payloads))), vecs, topk, complete, payloads)
+        if replace:
+            extra = [r.id for r in self.engine.scroll(self.collection(info), filter=index_filter(info),
+                                                       with_payload=False) if item_of(r.id) >= len(payloads)]
+            if extra:
+                self.engine.delete(self.collection(info), ids=extra)
         info.n_items = len(payloads)
         info.extra = {**info.extra, "anchors": self.scope_count(info.tenant)}
         self.meta.put(info.key, asdict(info))
@@ -253,32 +346,44 @@ class RelIndexes:
 
     def _write_items(
         self,
-        coll: str,
+        info: IndexInfo,
         item_ids: Sequence[int],
         vecs: np.ndarray | None,
         topk: TopK,
         complete: np.ndarray,
-        k: int,
-        p: float,
         payloads: Sequence[Mapping[str, Any]],
     ) -> None:
-        reps = topk.cut(k).reps(p)
+        reps = topk.cut(info.k).reps(info.p)
+        part = {"tenant": info.tenant, "index": info.name, "kind": info.kind}
+        coll = self.collection(info)
         for start in range(0, len(item_ids), 256):
             sl = slice(start, start + 256)
             pls = []
-            for j, pl in enumerate(payloads[sl], start):
+            for j, (item, pl) in enumerate(zip(item_ids[sl], payloads[sl], strict=True), start):
                 ids_j, sims_j = topk.row(j)
-                pls.append({**pl, **topk_payload(ids_j, sims_j, bool(complete[j]))})
+                pls.append({**pl, **topk_payload(ids_j, sims_j, bool(complete[j])), **part, "item": int(item)})
             dense = {"item": vecs[sl]} if vecs is not None else {}
             self.engine.upsert(
                 coll,
-                PointBatch(list(item_ids[sl]), dense, {"rel": [to_sparse_vec(r) for r in reps[sl]]}, pls),
+                PointBatch(self.point_ids(info, item_ids[sl]), dense,
+                           {"rel": [to_sparse_vec(r) for r in reps[sl]]}, pls),
             )
+
+    def retrieve_items(
+        self, info: IndexInfo, items: Sequence[int], with_vectors: Sequence[str] = ()
+    ) -> dict[int, Any]:
+        """Items of ``info`` by number: item -> Record (its ``id`` is the item number)."""
+        recs = self.engine.retrieve(self.collection(info), self.point_ids(info, items), with_vectors=with_vectors)
+        out = {}
+        for r in recs:
+            r.id = item_of(r.id)
+            out[r.id] = r
+        return out
 
     # -- freshness: incremental updates after anchor edits ---------------------------------------
     def affected(self, tenant: str) -> list[IndexInfo]:
         """Indexes whose model includes ``tenant``'s anchors: its own, or every index for the shared set."""
-        return [i for i in self.infos() if tenant == TENANT_SHARED or i.tenant == tenant]
+        return self.infos() if tenant == TENANT_SHARED else self.infos(tenant, own=True)
 
     def apply_added(
         self, tenant: str, ids: Sequence[int], image: np.ndarray, text: np.ndarray
@@ -306,11 +411,14 @@ class RelIndexes:
     def _item_sims(self, info: IndexInfo, vectors: np.ndarray) -> np.ndarray:
         """(n_vectors, n_items) similarities of anchor vectors to every item: one dense query per vector."""
         vecs = np.asarray(vectors, np.float32)
-        hits = self.engine.query_batch(self.collection(info), [DenseQuery("item", v, info.n_items) for v in vecs])
+        flt = index_filter(info)
+        hits = self.engine.query_batch(
+            self.collection(info), [DenseQuery("item", v, info.n_items, flt) for v in vecs]
+        )
         sims = np.full((vecs.shape[0], info.n_items), -np.inf)
         for a, hs in enumerate(hits):
             for h in hs:
-                sims[a, h.id] = h.score
+                sims[a, item_of(h.id)] = h.score
         return sims
 
     def _thresholds(self, info: IndexInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -320,10 +428,11 @@ class RelIndexes:
             return cached[1].copy(), cached[2].copy()
         thr = np.full(info.n_items, -np.inf)
         complete = np.zeros(info.n_items, bool)
-        for r in self.engine.scroll(self.collection(info), with_payload=["thr", "complete"]):
-            complete[r.id] = bool(r.payload.get("complete"))
+        for r in self.engine.scroll(self.collection(info), filter=index_filter(info), with_payload=["thr", "complete"]):
+            it = item_of(r.id)
+            complete[it] = bool(r.payload.get("complete"))
             if r.payload.get("thr") is not None:
-                thr[r.id] = float(r.payload["thr"])
+                thr[it] = float(r.payload["thr"])
         return thr, complete
 
     def _merge_items(
@@ -334,8 +443,7 @@ class RelIndexes:
         The new anchors' similarities are recomputed item->anchor, restricted to the new ids: the same
         computation as a from-scratch query, so ties are decided exactly as a rebuild would decide them.
         """
-        coll = self.collection(info)
-        recs = {r.id: r for r in self.engine.retrieve(coll, items.tolist(), with_vectors=("item",))}
+        recs = self.retrieve_items(info, items.tolist(), with_vectors=("item",))
         scope = tenant_scope(info.tenant).and_(HasId(tuple(int(i) for i in new_ids)))
         queries = [
             DenseQuery(info.modality, np.asarray(recs[it].vectors["item"], np.float32), len(new_ids), scope)
@@ -375,7 +483,7 @@ class RelIndexes:
     ) -> None:
         vecs = np.stack([np.asarray(recs[i].vectors["item"], np.float32) for i in items])
         pls = [{k: v for k, v in recs[i].payload.items() if k not in TOPK_FIELDS} for i in items]
-        self._write_items(self.collection(info), items, vecs, topk, complete, info.k, info.p, pls)
+        self._write_items(info, items, vecs, topk, complete, pls)
 
     def apply_deleted(
         self, tenant: str, ids: Sequence[int], image: np.ndarray, text: np.ndarray
@@ -395,11 +503,10 @@ class RelIndexes:
         for info in self.affected(tenant):
             if not self._in_step(info, tenant, -len(ids)):
                 continue
-            coll = self.collection(info)
             thr, complete = self._thresholds(info)
             sims = self._item_sims(info, text if info.modality == "text" else image)
             cand = np.flatnonzero(complete | ((sims + SCORE_SLACK) >= thr[None, :]).any(axis=0))
-            recs = self.engine.retrieve(coll, cand.tolist(), with_vectors=("item",)) if cand.size else []
+            recs = list(self.retrieve_items(info, cand.tolist(), with_vectors=("item",)).values()) if cand.size else []
             depth = depth_of(info.k)
             kept: list[tuple[Any, np.ndarray, np.ndarray]] = []
             requery: list[Any] = []
@@ -458,16 +565,20 @@ class RelIndexes:
         return self.build(info, *self.definition(info))
 
     def materialise(self, shared: IndexInfo, tenant: str) -> IndexInfo:
-        """A tenant's own copy of a label set or gallery defined once for all tenants."""
-        info = IndexInfo(**{**asdict(shared), "tenant": tenant, "revisions": {}})
-        info.extra = {**shared.extra, "from_shared": True}
+        """A tenant's own copy of a label set or gallery defined once for all tenants (made again, in place, when
+        the shared definition has changed since: ``copied_from`` records the definition it was made from)."""
+        own = self.info(shared.name, tenant, shared.kind)
+        info = IndexInfo(**{**asdict(shared), "tenant": tenant, "revisions": {},
+                            "slot": own.slot if own is not None else -1, "copied_from": shared.definition})
+        info.extra = {k: v for k, v in shared.extra.items() if k != "anchors"}
         return self.build(info, *self.definition(shared))
 
     def definition(self, info: IndexInfo) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """What an index was built from: its items' vectors and payloads (without the stored top-k state)."""
+        """What an index was built from: its items' vectors and payloads (without the stored top-k state and the
+        partition fields, which the index that is built from them sets)."""
         items = self.items(info, with_vectors=True)
         vecs = np.stack([r.vectors["item"] for r in items])
-        return vecs, [{k: v for k, v in r.payload.items() if k not in TOPK_FIELDS} for r in items]
+        return vecs, [{k: v for k, v in r.payload.items() if k not in RESERVED_FIELDS} for r in items]
 
     def _mark_current(self, info: IndexInfo, thr: np.ndarray, complete: np.ndarray) -> None:
         info.revisions = scope_revisions(self.meta, info.tenant)
@@ -478,16 +589,43 @@ class RelIndexes:
     def scope_count(self, tenant: str) -> int:
         return self.engine.count(self.anchors, tenant_scope(tenant))
 
-    def items(self, info: IndexInfo, with_vectors: bool = False) -> list[Any]:
-        recs = self.engine.scroll(self.collection(info), with_vectors=("item",) if with_vectors else ())
+    def items(
+        self, info: IndexInfo, with_vectors: bool | Sequence[str] = False, with_payload: bool = True
+    ) -> list[Any]:
+        """The items of one index in item order (``id`` = item number); ``with_vectors`` True means ``item``."""
+        vecs = ("item",) if with_vectors is True else (tuple(with_vectors) if with_vectors else ())
+        recs = list(self.engine.scroll(self.collection(info), filter=index_filter(info), with_payload=with_payload,
+                                       with_vectors=vecs))
+        for r in recs:
+            r.id = item_of(r.id)
         return sorted(recs, key=lambda r: r.id)
 
     def delete(self, info: IndexInfo) -> None:
+        """Delete one index: its items (by filter) and its record. The collections stay."""
         self._thr.pop(info.key, None)
         coll = self.collection(info)
         if self.engine.collection_exists(coll):
-            self.engine.delete_collection(coll)
+            self.engine.delete(coll, filter=index_filter(info))
         self.meta.delete(info.key)
+
+    def copies_of(self, shared: IndexInfo) -> list[IndexInfo]:
+        """The tenant copies of a shared index."""
+        recs = self.meta.items("index", {"name": shared.name, "kind": shared.kind})
+        return [i for i in (IndexInfo(**v) for _, v in recs)
+                if i.tenant != TENANT_SHARED and i.copied_from is not None]
+
+    def delete_tenant(self, tenant: str) -> int:
+        """Delete every index of ``tenant`` (its items by the tenant filter, its records); return how many."""
+        own = self.infos(tenant, own=True)
+        for modality in ("text", "image"):
+            coll = relindex_collection(self.prefix, modality)
+            if self.engine.collection_exists(coll):
+                self.engine.delete(coll, filter=Filter(must=(Match("tenant", tenant),)))
+        for info in own:
+            self._thr.pop(info.key, None)
+        if own:
+            self.meta.delete(*[i.key for i in own])
+        return len(own)
 
     # -- step (3): sparse queries on a relative index ------------------------------------------
     def query(
@@ -503,9 +641,10 @@ class RelIndexes:
         for start in range(0, len(todo), QUERY_CHUNK):
             idx = todo[start : start + QUERY_CHUNK]
             wp: bool | list[str] = PAYLOAD_FIELDS if with_payload else False
-            qs = [SparseQuery("rel", to_sparse_vec(reps[i]), limit, with_payload=wp) for i in idx]
+            flt = index_filter(info)
+            qs = [SparseQuery("rel", to_sparse_vec(reps[i]), limit, flt, with_payload=wp) for i in idx]
             for i, hits in zip(idx, self.engine.query_batch(coll, qs), strict=True):
-                out[i] = [h for h in hits if h.score > 0]
+                out[i] = [Hit(item_of(h.id), h.score, h.payload) for h in hits if h.score > 0]
         return out
 
 

@@ -95,10 +95,7 @@ def current_label_set(asif: Asif, labels: str, tenant: str | None = None) -> Ind
 
 def prompt_reps(asif: Asif, info: IndexInfo) -> list[relrep.SparseRep]:
     """The label set's stored relative representations (sparse ``rel`` vectors), in item-id (class-major) order."""
-    recs = sorted(
-        asif.engine.scroll(asif.relindexes.collection(info), with_payload=False, with_vectors=("rel",)),
-        key=lambda r: r.id,
-    )
+    recs = asif.relindexes.items(info, with_vectors=("rel",), with_payload=False)
     out = []
     for r in recs:
         sv = r.vectors.get("rel")
