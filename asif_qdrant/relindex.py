@@ -571,7 +571,49 @@ class RelIndexes:
         info = IndexInfo(**{**asdict(shared), "tenant": tenant, "revisions": {},
                             "slot": own.slot if own is not None else -1, "copied_from": shared.definition})
         info.extra = {k: v for k, v in shared.extra.items() if k != "anchors"}
-        return self.build(info, *self.definition(shared))
+        if not self.is_current(shared):  # the copy starts from the shared items' lists: only exact ones will do
+            return self.build(info, *self.definition(shared))
+        return self._copy_and_merge(shared, info)
+
+    def _copy_and_merge(self, shared: IndexInfo, info: IndexInfo) -> IndexInfo:
+        """A tenant copy made without a query per item: the shared index's items (exact over the shared anchors)
+        are copied, then the tenant's own anchors enter them as an edit would (entrants by threshold, merged with
+        the same tie rule): the result is what a build from scratch gives, at the cost of a few own anchors."""
+        self.ensure_collections()
+        if info.slot < 0:
+            info.slot = self.allocate_slot(info)
+        revisions = scope_revisions(self.meta, info.tenant)  # before reading: an edit in between shows as behind
+        recs = self.items(shared, with_vectors=("item", "rel"))
+        part = {"tenant": info.tenant, "index": info.name, "kind": info.kind}
+        coll = self.collection(info)
+        empty = SparseVec(np.zeros(0, np.uint32), np.zeros(0, np.float32))
+        for start in range(0, len(recs), 256):
+            chunk = recs[start : start + 256]
+            self.engine.upsert(coll, PointBatch(
+                self.point_ids(info, [r.id for r in chunk]),
+                {"item": np.stack([np.asarray(r.vectors["item"], np.float32) for r in chunk])},
+                {"rel": [r.vectors.get("rel") or empty for r in chunk]},
+                [{**r.payload, **part} for r in chunk],
+            ))
+        extra = [r.id for r in self.engine.scroll(coll, filter=index_filter(info), with_payload=False)
+                 if item_of(r.id) >= len(recs)]
+        if extra:
+            self.engine.delete(coll, ids=extra)
+        info.n_items = len(recs)
+        thr, complete = self._thresholds(shared)
+        own = sorted(self.engine.scroll(self.anchors, filter=Filter(must=(Match("tenant", info.tenant),)),
+                                        with_payload=False, with_vectors=(info.modality,)), key=lambda r: r.id)
+        if own:
+            vecs = np.stack([np.asarray(r.vectors[info.modality], np.float32) for r in own])
+            sims = self._item_sims(info, vecs)
+            items = np.flatnonzero(complete | ((sims + SCORE_SLACK) >= thr[None, :]).any(axis=0))
+            if items.size:
+                self._merge_items(info, items, np.asarray([r.id for r in own], np.int64), thr, complete)
+        info.revisions = revisions
+        info.extra = {**info.extra, "anchors": self.scope_count(info.tenant)}
+        self.meta.put(info.key, asdict(info))
+        self._thr[info.key] = (_stamp(info), thr, complete)
+        return info
 
     def definition(self, info: IndexInfo) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """What an index was built from: its items' vectors and payloads (without the stored top-k state and the

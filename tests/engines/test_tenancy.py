@@ -71,9 +71,6 @@ def _answers(a: Asif, model: Model, tenant: str, names: list[str], queries: np.n
     allowed = set(ids)
     out: dict[str, Any] = {"count": a.count(t_arg)}
     assert out["count"] == sum(1 for v in model.anchors.values() if v[0] == tenant)
-    listed = a.list_indexes(t_arg)
-    assert all(i.tenant in (tenant, SHARED) for i in listed), (tenant, [(i.tenant, i.name) for i in listed])
-    out["list"] = sorted((i.tenant, i.kind, i.name) for i in listed)
     for name in names:
         prompts = model.visible(model.labels, tenant, name)
         if prompts is None:
@@ -112,6 +109,9 @@ def _answers(a: Asif, model: Model, tenant: str, names: list[str], queries: np.n
                     assert abs(got.get(item, 0.0) - ref[b, item]) < 1e-5, (tenant, name, item, got, ref[b])
                 assert all(h.payload["image_ref"] == f"{owner}/{name}/{h.id}" for h in hits)
             out[f"gallery:{name}"] = [[(h.id, h.score) for h in hs] for hs in res]
+    listed = a.list_indexes(t_arg)  # after the queries, which make the tenant's copies of shared indexes
+    assert all(i.tenant in (tenant, SHARED) for i in listed), (tenant, [(i.tenant, i.name) for i in listed])
+    out["list"] = sorted((i.tenant, i.kind, i.name) for i in listed)
     return out
 
 
