@@ -17,6 +17,7 @@ from conftest import IMG_DIM, TXT_DIM, small_settings
 
 from asif_qdrant import Asif
 from asif_qdrant.locking import RWLock, WriteNeeded
+from asif_qdrant.meta import index_key
 
 TENANT = "t1"
 CLASSES = ["alpha", "beta", "gamma", "delta"]
@@ -194,7 +195,7 @@ def test_a_stale_index_is_repaired_once_under_the_write_lock(tmp_path: Path) -> 
     finally:
         ri_cls.rebuild = original  # type: ignore[method-assign]
     assert errors == []
-    assert fresh_rebuilds == [f"relindex:{TENANT}:L"]
+    assert fresh_rebuilds == [index_key(TENANT, "labels", "L")]
     assert len(results) == 4
     repaired = results[0]
     assert all(_same(r, repaired) for r in results)
