@@ -543,6 +543,27 @@ class Asif:
 
     @_reads
     @_writes
+    def delete_index(self, name: str, tenant: str | None = None, kind: Kind | None = None) -> IndexInfo:
+        """Delete the label set or gallery ``name`` of ``tenant`` (a shared one also loses its tenant copies)."""
+        tenant = validate_tenant(tenant)
+        ri = self.relindexes
+        info = ri.info(name, tenant)
+        what = {"labels": "label set", "gallery": "gallery", None: "relative index"}[kind]
+        if info is None or (kind is not None and info.kind != kind):
+            raise NotFoundError(f"{what} {name!r} does not exist for tenant {tenant!r}: see list_indexes()")
+        if info.extra.get("from_shared"):
+            raise NotFoundError(
+                f"{what} {name!r} does not exist for tenant {tenant!r} as its own: it is defined for all tenants "
+                "(delete it without a tenant)"
+            )
+        if tenant == TENANT_SHARED:
+            for copy in ri.infos():
+                if copy.name == name and copy.tenant != TENANT_SHARED and copy.extra.get("from_shared"):
+                    ri.delete(copy)
+        ri.delete(info)
+        return info
+
+    @_writes
     def _build(self, info: IndexInfo, vecs: Any, payloads: Sequence[Mapping[str, Any]]) -> IndexInfo:
         """(Re)define an index from encoded items: the encoding happened before, outside the lock."""
         return self.relindexes.define(info, vecs, payloads)

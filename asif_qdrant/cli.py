@@ -764,5 +764,23 @@ def demo(ctx: click.Context, data: Path, eval_limit: int) -> None:
     run_demo(_open(ctx), data, eval_limit)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the HTTP JSON API (docs at /docs): one process owns the store and the warm encoders.
+
+    \b
+    API keys map to tenants: ASIF_API_KEYS="k-acme-123456=acme,k-admin-123456=@admin" (or ASIF_API_KEYS_FILE).
+    Example:
+      ASIF_API_KEYS=... asif serve --host 0.0.0.0 --port 8000
+    """
+    from .asif import make_settings
+    from .serve import serve as run
+
+    run(host, port, make_settings(None, **ctx.find_root().obj["opts"]))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -55,6 +55,17 @@ class AsifSettings(BaseSettings):
         1_000_000, ge=1, description="Largest number of items (classes x templates, gallery images) in one call."
     )
     max_top: int = Field(10_000, ge=1, description="Largest `top` (results per query) one call may ask for.")
+    # `asif serve` (asif_qdrant/serve.py)
+    api_keys: str | None = Field(
+        None, description='Server API keys as KEY=TENANT pairs, comma-separated ("k1=acme,k2=globex,k0=@admin"); '
+        "@admin manages shared anchors and tenants. Unset (and no keys file): the server is open to anyone."
+    )
+    api_keys_file: Path | None = Field(None, description="A file of KEY=TENANT lines (# comments), read at start.")
+    serve_root: Path | None = Field(
+        None, description="Folder under which the server may read images by path (classify/explain); unset: none."
+    )
+    max_request_bytes: int = Field(16 * 2**20, ge=1024, description="Largest request body the server accepts.")
+    max_batch: int = Field(256, ge=1, description="Most vectors, images or anchors in one server request.")
     # search: exact by default; the rest is opt-in (see asif_qdrant/search_options.py). Quantization and HNSW are
     # applied when the anchors collection is created; Qdrant Edge builds them in `asif optimize`.
     quantization: Literal["none", "int8", "binary", "turbo4", "turbo2"] = Field(

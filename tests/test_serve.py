@@ -1,0 +1,348 @@
+"""`asif serve` against a real uvicorn server on 127.0.0.1: every endpoint, every error status, tenant keys.
+
+Tiny encoders: the store's fingerprint is precomputed:img:8 / precomputed:txt:6; for the upload endpoints the
+test gives it deterministic pixel / character encoders under those names (Asif.set_encoder).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from conftest import IMG_DIM, TXT_DIM, small_settings
+from PIL import Image
+
+from asif_qdrant import Asif
+from asif_qdrant.serve import create_app, parse_keys
+
+pytestmark = pytest.mark.server
+
+ADMIN, KEY_A, KEY_B = "admin-key-0001", "tenant-a-key-0001", "tenant-b-key-0001"
+CLASSES = ["red", "green", "blue"]
+
+
+class PixelEncoder:
+    """8-d image features from the mean colour and its spread (deterministic, no model)."""
+
+    name, dim, modality = f"precomputed:img:{IMG_DIM}", IMG_DIM, "image"
+
+    def encode(self, items: Any, batch_size: int = 64) -> np.ndarray:
+        out = []
+        for im in items:
+            a = np.asarray((im if isinstance(im, Image.Image) else Image.open(im)).convert("RGB").resize((8, 8)),
+                           np.float32) / 255.0
+            m, sd = a.mean(axis=(0, 1)), a.std(axis=(0, 1))
+            v = np.concatenate([m, sd, [m.sum(), 1.0]]) + 1e-3
+            out.append(v / np.linalg.norm(v))
+        return np.asarray(out, np.float32)
+
+
+class CharEncoder:
+    """6-d text features from character counts."""
+
+    name, dim, modality = f"precomputed:txt:{TXT_DIM}", TXT_DIM, "text"
+
+    def encode(self, items: Any, batch_size: int = 64) -> np.ndarray:
+        out = []
+        for t in items:
+            v = np.array([t.count(c) for c in "redgbl"], np.float32) + 0.1
+            out.append(v / np.linalg.norm(v))
+        return np.asarray(out, np.float32)
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, asif: Asif) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(create_app(asif), host="127.0.0.1", port=self.port, log_level="warning",
+                                access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+rng = np.random.default_rng(5)
+BASE_IMG, BASE_TXT = rng.standard_normal((30, IMG_DIM)), rng.standard_normal((30, TXT_DIM))
+A_IMG, A_TXT = rng.standard_normal((6, IMG_DIM)), rng.standard_normal((6, TXT_DIM))
+B_IMG, B_TXT = rng.standard_normal((6, IMG_DIM)), rng.standard_normal((6, TXT_DIM))
+PROMPTS = rng.standard_normal((3, TXT_DIM))
+GALLERY = rng.standard_normal((5, IMG_DIM))
+QUERY = rng.standard_normal((2, IMG_DIM))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Asif, Path]]:
+    tmp = tmp_path_factory.mktemp("serve")
+    root = tmp / "images"
+    root.mkdir()
+    (root / "red.png").write_bytes(png((250, 10, 10)))
+    (tmp / "secret.png").write_bytes(png((10, 250, 10)))
+    keys = f"{ADMIN}=@admin,{KEY_A}=acme,{KEY_B}=globex"
+    a = Asif.open(tmp / "store", **small_settings(api_keys=keys, serve_root=root, max_batch=50,
+                                                   max_request_bytes=200_000, max_top=100))
+    a.set_encoder("image", PixelEncoder())  # type: ignore[arg-type]
+    a.set_encoder("text", CharEncoder())  # type: ignore[arg-type]
+    a.add_vectors(BASE_IMG, BASE_TXT, captions=[f"shared {i}" for i in range(30)])
+    a.define_labels("colours", CLASSES, templates="plain", prompt_vectors=PROMPTS, k=8)
+    a.add_gallery("pics", vectors=GALLERY, payloads=[{"image_ref": f"g{i}.jpg"} for i in range(5)], k=8)
+    srv = Server(a)
+    yield srv, a, root
+    srv.stop()
+    a.close()
+
+
+def client(srv: Server, key: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(base_url=srv.url, headers=headers, timeout=30)
+
+
+def err(r: httpx.Response, status: int) -> str:
+    assert r.status_code == status, (r.status_code, r.text)
+    body = r.json()
+    assert set(body) == {"error"} and "Traceback" not in body["error"]
+    return str(body["error"])
+
+
+def test_health_docs_and_openapi(served: Any) -> None:
+    srv, _, _ = served
+    with client(srv, None) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        doc = c.get("/openapi.json").json()
+        for path in ["/v1/classify", "/v1/classify/image", "/v1/search", "/v1/explain", "/v1/explain/image",
+                     "/v1/anchors", "/v1/anchors/image", "/v1/anchors/delete", "/v1/labels/{name}",
+                     "/v1/galleries/{name}", "/v1/tenants", "/v1/tenants/stats", "/v1/tenants/{tenant}"]:
+            assert path in doc["paths"], path
+        assert "swagger" in c.get("/docs").text.lower()
+
+
+def test_keys_401_and_parse() -> None:
+    assert parse_keys("abcdefgh1=acme, k-admin-12=@admin # c", "x") == {"abcdefgh1": "acme", "k-admin-12": "@admin"}
+    from asif_qdrant.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="entry 1 is not KEY=TENANT"):
+        parse_keys("justakey", "ASIF_API_KEYS")
+
+
+def test_no_key_or_bad_key_is_401(served: Any) -> None:
+    srv, _, _ = served
+    body = {"labels": "colours", "vectors": QUERY.tolist()}
+    with client(srv, None) as c:
+        assert "missing API key" in err(c.post("/v1/classify", json=body), 401)
+    with client(srv, "wrong-key-000000") as c:
+        assert err(c.post("/v1/classify", json=body), 401) == "invalid API key"
+
+
+def test_classify_search_explain_equal_the_library(served: Any) -> None:
+    srv, a, _ = served
+    with client(srv, ADMIN) as c:
+        r = c.post("/v1/classify", json={"labels": "colours", "vectors": QUERY.tolist(), "top": 3})
+        assert r.status_code == 200
+        want = [p.as_dict() for p in a.classify(vectors=QUERY, labels="colours", top=3)]
+        assert r.json()["predictions"] == json.loads(json.dumps(want))
+        r = c.post("/v1/search", json={"gallery": "pics", "vectors": rng.standard_normal((1, TXT_DIM)).tolist()})
+        assert r.status_code == 200 and len(r.json()["results"][0]) >= 1
+        assert r.json()["results"][0][0]["payload"]["image_ref"].startswith("g")
+        r = c.post("/v1/search", json={"gallery": "pics", "texts": ["red red"], "top": 2})
+        hits = a.search(text="red red", gallery="pics", top=2)[0]
+        assert [h["id"] for h in r.json()["results"][0]] == [h.id for h in hits]
+        r = c.post("/v1/explain", json={"labels": "colours", "vector": QUERY[0].tolist(), "top": 4})
+        ex = a.explain(vector=QUERY[0], labels="colours", top=4)
+        got = r.json()["explained"][0]
+        assert got["label"] == ex.label
+        assert [c_["id"] for c_ in got["contributions"]] == [x.id for x in ex.contributions]
+        assert abs(got["score"] - ex.score) < 1e-9
+        html = c.post("/v1/explain?format=html", json={"labels": "colours", "vector": QUERY[0].tolist()})
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        assert "<!DOCTYPE html>" in html.text and "colours" in html.text
+
+
+def test_uploads_and_server_paths(served: Any) -> None:
+    srv, a, root = served
+    with client(srv, ADMIN) as c:
+        up = c.post("/v1/classify/image", files=[("images", ("r.png", png((250, 10, 10)), "image/png"))],
+                    data={"labels": "colours", "top": "2"})
+        assert up.status_code == 200, up.text
+        by_path = c.post("/v1/classify", json={"labels": "colours", "paths": ["red.png"], "top": 2})
+        assert by_path.json() == up.json()  # the same pixels, by upload or by path under the root
+        lib = a.classify(images=[root / "red.png"], labels="colours", top=2)
+        assert up.json()["predictions"][0]["label"] == lib[0].label
+        assert "outside the serve root" in err(c.post("/v1/classify", json={"labels": "colours",
+                                                                              "paths": ["../secret.png"]}), 403)
+        assert "does not exist" in err(c.post("/v1/classify", json={"labels": "colours", "paths": ["no.png"]}), 404)
+        bad = c.post("/v1/classify/image", files=[("images", ("x.png", b"not an image", "image/png"))],
+                     data={"labels": "colours"})
+        assert "not an image" in err(bad, 422)
+        ex = c.post("/v1/explain/image", files={"image": ("r.png", png((250, 10, 10)), "image/png")},
+                    data={"labels": "colours"})
+        assert ex.status_code == 200 and ex.json()["labels"] == "colours"
+        exh = c.post("/v1/explain/image?format=html", files={"image": ("r.png", png((250, 10, 10)), "image/png")},
+                     data={"labels": "colours"})
+        assert exh.headers["content-type"].startswith("text/html")
+        ep = c.post("/v1/explain", json={"labels": "colours", "path": "red.png"})
+        assert ep.json()["explained"][0]["score"] == pytest.approx(ex.json()["explained"][0]["score"])
+
+
+def test_errors_have_codes_and_one_line_messages(served: Any) -> None:
+    srv, _, _ = served
+    with client(srv, ADMIN) as c:
+        assert "label set 'nope' does not exist" in err(c.post("/v1/classify", json={"labels": "nope",
+                                                                                     "vectors": QUERY.tolist()}), 404)
+        assert "vectors" in err(c.post("/v1/classify", json={"labels": "colours",
+                                                              "vectors": [[1.0, 2.0]]}), 422)
+        assert "top=500" in err(c.post("/v1/classify", json={"labels": "colours", "vectors": QUERY.tolist(),
+                                                               "top": 500}), 400)
+        assert "either vectors or paths" in err(c.post("/v1/classify", json={"labels": "colours"}), 400)
+        assert "labels" in err(c.post("/v1/classify", json={"vectors": QUERY.tolist()}), 422)
+        assert "max_batch=50" in err(c.post("/v1/classify", json={"labels": "colours",
+                                                                   "vectors": [[0.1] * IMG_DIM] * 51}), 413)
+        big = c.post("/v1/anchors", content=b"x" * 250_000, headers={"content-type": "application/json"})
+        assert "exceeds 200000 bytes" in err(big, 413)
+        assert "delete needs ids" in err(c.post("/v1/anchors/delete", json={}), 400)
+        assert err(c.get("/v1/nowhere"), 404) == "Not Found"
+        assert "does not exist" in err(c.delete("/v1/tenants/nobody"), 404)
+        assert "replace only existing" in err(c.put("/v1/anchors", json={
+            "ids": [123456], "image_vectors": [[0.1] * IMG_DIM], "text_vectors": [[0.1] * TXT_DIM]}), 422)
+        assert "name" in err(c.put("/v1/labels/bad name!", json={"classes": ["a"], "templates": "plain",
+                                                                   "prompt_vectors": [[0.1] * TXT_DIM]}), 400)
+
+
+def test_status_codes_of_library_errors() -> None:
+    from asif_qdrant.errors import EngineError, SchemaError, StaleIndexError, StoreLockedError
+    from asif_qdrant.serve import status_of
+
+    assert [status_of(e("x")) for e in (SchemaError, StaleIndexError, StoreLockedError, EngineError)] == \
+        [409, 409, 503, 503]
+
+
+def test_tenant_keys_isolate_models(served: Any) -> None:
+    srv, a, _ = served
+    ca, cb, cadm = client(srv, KEY_A), client(srv, KEY_B), client(srv, ADMIN)
+    try:
+        ra = ca.post("/v1/anchors", json={"image_vectors": A_IMG.tolist(), "text_vectors": A_TXT.tolist(),
+                                          "captions": [f"acme secret {i}" for i in range(6)],
+                                          "image_refs": [f"acme/{i}.jpg" for i in range(6)]})
+        assert ra.status_code == 200 and ra.json()["added"] == 6
+        a_ids = set(ra.json()["ids"])
+        rb = cb.post("/v1/anchors", json={"image_vectors": B_IMG.tolist(), "text_vectors": B_TXT.tolist(),
+                                          "captions": [f"globex secret {i}" for i in range(6)],
+                                          "image_refs": [f"globex/{i}.jpg" for i in range(6)]})
+        b_ids = set(rb.json()["ids"])
+        assert a.count("acme") == 6 and a.count("globex") == 6 and a.count(None) == 30
+        # naming another tenant: 403 whether it exists or not, with the same message
+        m1 = err(ca.post("/v1/classify", json={"labels": "colours", "vectors": QUERY.tolist(), "tenant": "globex"}),
+                 403)
+        m2 = err(ca.post("/v1/classify", json={"labels": "colours", "vectors": QUERY.tolist(), "tenant": "nobody"}),
+                 403)
+        assert m1 == m2
+        assert err(ca.delete("/v1/tenants/globex"), 403) == "deleting a tenant needs an admin key"
+        assert ca.get("/v1/tenants").json() == ["acme"]
+        assert set(ca.get("/v1/tenants/stats").json()) == {"acme", "_shared"}
+        assert set(cadm.get("/v1/tenants").json()) >= {"acme", "globex"}
+        # A's answers are A's model: equal to the library's for tenant acme, and never name B's anchors
+        for _ in range(2):
+            ex = ca.post("/v1/explain", json={"labels": "colours", "vector": B_IMG[0].tolist(), "top": 50,
+                                              "n_labels": 3})
+            text = ex.text
+            assert "globex" not in text
+            for e in ex.json()["explained"]:
+                assert not {c_["id"] for c_ in e["contributions"]} & b_ids
+            want = a.explain(vector=B_IMG[0], labels="colours", top=50, tenant="acme", n_labels=3)
+            assert [c_["id"] for c_ in ex.json()["explained"][0]["contributions"]] == \
+                [x.id for x in want.contributions]
+        got = ca.post("/v1/classify", json={"labels": "colours", "vectors": QUERY.tolist()}).json()
+        assert got["predictions"] == json.loads(json.dumps(
+            [p.as_dict() for p in a.classify(vectors=QUERY, labels="colours", tenant="acme")]))
+        assert "globex" not in ca.post("/v1/search", json={"gallery": "pics", "texts": ["blue"]}).text
+        # A cannot delete or replace B's anchors: its scope has no such ids
+        d = ca.post("/v1/anchors/delete", json={"ids": sorted(b_ids)})
+        assert d.status_code == 200 and d.json()["deleted"] == []
+        assert a.count("globex") == 6
+        assert "does not exist for tenant 'acme'" in err(ca.put("/v1/anchors", json={
+            "ids": [min(b_ids)], "image_vectors": [A_IMG[0].tolist()], "text_vectors": [A_TXT[0].tolist()]}), 422)
+        # a tenant label set: visible to its tenant only
+        r = ca.put("/v1/labels/mine", json={"classes": ["x", "y"], "templates": "plain",
+                                             "prompt_vectors": PROMPTS[:2].tolist(), "k": 8})
+        assert r.status_code == 200 and r.json()["tenant"] == "acme"
+        assert "mine" in {i["name"] for i in ca.get("/v1/labels").json()}
+        assert "mine" not in {i["name"] for i in cb.get("/v1/labels").json()}
+        assert "does not exist" in err(cb.post("/v1/classify", json={"labels": "mine", "vectors": QUERY.tolist()}),
+                                       404)
+        assert "acme" not in cb.get("/v1/labels").text
+        assert ca.delete("/v1/labels/mine").status_code == 200
+        assert "does not exist" in err(ca.delete("/v1/labels/mine"), 404)
+        # a tenant key cannot touch the shared label set (its delete looks in its own tenant only)
+        assert "does not exist" in err(ca.delete("/v1/labels/colours"), 404)
+        assert a_ids and not a_ids & b_ids
+    finally:
+        for c in (ca, cb, cadm):
+            c.close()
+
+
+def test_anchor_and_index_lifecycle(served: Any) -> None:
+    srv, a, _ = served
+    with client(srv, ADMIN) as c:
+        r = c.post("/v1/anchors/image", files=[("images", ("g.png", png((10, 240, 10)), "image/png")),
+                                                ("images", ("b.png", png((10, 10, 240)), "image/png"))],
+                   data={"captions": ["a green square", "a blue square"], "tenant": "pixels"})
+        assert r.status_code == 200, r.text
+        ids = r.json()["ids"]
+        assert a.count("pixels") == 2
+        again = c.post("/v1/anchors/image", files=[("images", ("g.png", png((10, 240, 10)), "image/png"))],
+                       data={"captions": ["a green square"], "tenant": "pixels"})
+        assert again.json()["duplicates"] == 1 and again.json()["ids"] == ids[:1]
+        rep = c.put("/v1/anchors", json={"ids": ids[:1], "image_vectors": [[0.3] * IMG_DIM],
+                                         "text_vectors": [[0.2] * TXT_DIM], "captions": ["replaced"],
+                                         "tenant": "pixels"})
+        assert rep.status_code == 200 and rep.json()["ids"] == ids[:1]
+        rec = a.engine.retrieve(a.anchors.collection, ids[:1], with_payload=True)[0]
+        assert rec.payload["caption"] == "replaced"
+        g = c.put("/v1/galleries/tmp", json={"vectors": GALLERY[:3].tolist(), "k": 8, "tenant": "pixels"})
+        assert g.status_code == 200 and g.json()["n_items"] == 3
+        assert "tmp" in {i["name"] for i in c.get("/v1/galleries", params={"tenant": "pixels"}).json()}
+        assert c.delete("/v1/galleries/tmp", params={"tenant": "pixels"}).status_code == 200
+        assert "tmp" not in {i["name"] for i in c.get("/v1/galleries", params={"tenant": "pixels"}).json()}
+        lab = c.put("/v1/labels/tmp", json={"classes": ["p", "q"], "templates": "plain",
+                                            "prompt_vectors": PROMPTS[:2].tolist(), "k": 8})
+        assert lab.status_code == 200 and lab.json()["tenant"] == "_shared"
+        # the shared label set answers for the tenant (it gets a tenant copy), and deleting it removes both
+        assert c.post("/v1/classify", json={"labels": "tmp", "vectors": QUERY.tolist(),
+                                            "tenant": "pixels"}).status_code == 200
+        assert c.delete("/v1/labels/tmp").status_code == 200
+        assert "does not exist" in err(c.post("/v1/classify", json={"labels": "tmp", "vectors": QUERY.tolist(),
+                                                                     "tenant": "pixels"}), 404)
+        d = c.post("/v1/anchors/delete", json={"ids": ids[1:], "tenant": "pixels"})
+        assert d.json()["deleted"] == ids[1:]
+        res = c.delete("/v1/tenants/pixels")
+        assert res.status_code == 200 and res.json()["anchors"] == 1
+        assert "pixels" not in c.get("/v1/tenants").json()
