@@ -14,7 +14,16 @@ from .errors import (
 )
 from .settings import AsifSettings
 
+try:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _version
+
+    __version__ = _version("asif-qdrant")
+except PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "__version__",
     "Asif",
     "AsifError",
     "AsifSettings",

@@ -116,6 +116,7 @@ class Asif:
         else:
             self._fingerprint = fingerprint
         self._encoders: dict[str, Encoder] = {}
+        self.encoder_load_seconds = 0.0  # time spent loading models, kept out of throughput figures
         self._count_checked: dict[str, float] = {}
         self._thresholds: dict[str, Any] = {}
         self._search: SearchConfig | None = None
@@ -133,11 +134,19 @@ class Asif:
         client: Any = None,
         settings: AsifSettings | None = None,
         migrate: bool = True,
+        create: bool = True,
         **overrides: Any,
     ) -> Asif:
         """Open (or create) a store: embedded Qdrant Edge at ``path`` by default, a server at ``url``,
-        or an existing ``QdrantClient``. Pending migrations are applied unless ``migrate=False``."""
+        or an existing ``QdrantClient``. Pending migrations are applied unless ``migrate=False``.
+        ``create=False``: an embedded store whose folder does not exist is refused (NotFoundError) instead of
+        created, so that a mistyped path does not look like an empty store."""
         s = make_settings(settings, path=path, url=url, api_key=api_key, **overrides)
+        if not create and s.url is None and client is None and not Path(s.path).exists():
+            raise NotFoundError(
+                f"store {str(s.path)!r} does not exist: check --path (ASIF_PATH), or create it with "
+                "`asif ingest FOLDER` (or Asif.open(path) with create=True)"
+            )
         engine = create_engine(s, client=client)
         try:
             return cls(engine, s, migrate=migrate)
@@ -396,8 +405,10 @@ class Asif:
             if modality not in self._encoders:
                 from .encoders import create_encoder
 
+                t = time.perf_counter()
                 name = self.fingerprint.image_encoder if modality == "image" else self.fingerprint.text_encoder
                 self._encoders[modality] = create_encoder(name, cache_dir=self.settings.resolved_cache_dir)
+                self.encoder_load_seconds += time.perf_counter() - t
             return self._encoders[modality]
 
     def encode_images(self, images: Sequence[Any]) -> Any:
@@ -454,14 +465,17 @@ class Asif:
         k: int | None = None,
         p: float | None = None,
         aggregation: str = "max",
+        replace: bool = False,
     ) -> IndexInfo:
-        """Define (or redefine) a label set: one prompt per class x template, as a relative index.
+        """Define a label set: one prompt per class x template, as a relative index. A name the tenant already
+        has is refused unless ``replace=True`` (then it is redefined).
 
         ``templates``: 'photo' (default, 8 CLIP templates), 'plain' ('{}'), a file, or a list.
         ``prompt_vectors``: your own text vectors, one per prompt, class-major order.
         """
         _check_name(name)
         tenant = validate_tenant(tenant)
+        self._check_new(name, tenant, "labels", replace)
         cls = resolve_classes(classes)
         tpl = resolve_templates(templates)
         kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
@@ -497,10 +511,13 @@ class Asif:
         *,
         k: int | None = None,
         p: float | None = None,
+        replace: bool = False,
     ) -> IndexInfo:
-        """Define (or redefine) a gallery of images for text-to-image search, as a relative index."""
+        """Define a gallery of images for text-to-image search, as a relative index. A name the tenant already
+        has is refused unless ``replace=True`` (then it is rebuilt from these images)."""
         _check_name(name)
         tenant = validate_tenant(tenant)
+        self._check_new(name, tenant, "gallery", replace)
         kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
         vecs = self.input_vectors("image", images, vectors, "images")
         n = vecs.shape[0]
@@ -567,6 +584,57 @@ class Asif:
     def _build(self, info: IndexInfo, vecs: Any, payloads: Sequence[Mapping[str, Any]]) -> IndexInfo:
         """(Re)define an index from encoded items: the encoding happened before, outside the lock."""
         return self.relindexes.define(info, vecs, payloads)
+
+    @_reads
+    def check_name_free(self, name: str, tenant: str | None = None, kind: Kind = "labels") -> None:
+        """ConfigError (naming --replace) when ``tenant`` already has a label set or gallery called ``name``."""
+        self._check_new(name, validate_tenant(tenant), kind, False)
+
+    def _check_new(self, name: str, tenant: str, kind: Kind, replace: bool) -> None:
+        old = self.relindexes.info(name, tenant)
+        if old is None or replace or old.extra.get("from_shared"):
+            return
+        what = {"labels": "label set", "gallery": "gallery"}
+        cmd = {"labels": "labels", "gallery": "gallery"}
+        raise ConfigError(
+            f"{what[old.kind]} {name!r} already exists for tenant {tenant!r} ({old.n_items} items): pass "
+            f"replace=True (--replace) to redefine it, pick another name, or delete it first "
+            f"(asif {cmd[old.kind]} delete {name})" + (f"; a {what[kind]} cannot reuse the name" if old.kind != kind
+                                                       else "")
+        )
+
+    @_writes
+    def delete_index(self, name: str, tenant: str | None = None, kind: Kind | None = None) -> IndexInfo:
+        """Delete the tenant's own label set or gallery ``name`` (NotFoundError if it has none of that name)."""
+        t = validate_tenant(tenant)
+        info = self.relindexes.info(name, t)
+        if info is None or (kind is not None and info.kind != kind):
+            what = {"labels": "label set", "gallery": "gallery", None: "label set or gallery"}[kind]
+            have = sorted(i.name for i in self.relindexes.infos() if i.tenant == t and kind in (None, i.kind))
+            raise NotFoundError(f"{what} {name!r} does not exist for tenant {t!r}; existing: {have or 'none'}")
+        ri = self.relindexes
+        if t == TENANT_SHARED:  # the tenant copies of an index defined for all tenants go with it
+            for copy in ri.infos():
+                if copy.name == name and copy.tenant != t and copy.extra.get("from_shared"):
+                    ri.delete(copy)
+        ri.delete(info)
+        return info
+
+    def delete_labels(self, name: str, tenant: str | None = None) -> IndexInfo:
+        """Delete a label set of ``tenant`` (its prompts and its record); anchors are not touched."""
+        return self.delete_index(name, tenant, "labels")
+
+    def delete_gallery(self, name: str, tenant: str | None = None) -> IndexInfo:
+        """Delete a gallery of ``tenant`` (its items and its record); anchors are not touched."""
+        return self.delete_index(name, tenant, "gallery")
+
+    def list_labels(self, tenant: str | None = None) -> list[IndexInfo]:
+        """The label sets visible to ``tenant``."""
+        return self.list_indexes(tenant, "labels")
+
+    def list_galleries(self, tenant: str | None = None) -> list[IndexInfo]:
+        """The galleries visible to ``tenant``."""
+        return self.list_indexes(tenant, "gallery")
 
     @_reads
     def list_indexes(self, tenant: str | None = None, kind: Kind | None = None) -> list[IndexInfo]:

@@ -23,13 +23,35 @@ class AsifGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AsifError as e:
-            raise click.ClickException(f"{type(e).__name__}: {e}") from None
+            raise click.ClickException(str(e)) from None
 
 
-def _open(ctx: click.Context, migrate: bool = True) -> Asif:
+def quiet_libraries() -> None:
+    """Silence the model libraries' own output (transformers' "Loading weights" bar, hub progress bars, their
+    warnings): asif prints its own progress. ``asif -v`` keeps them."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    warnings.filterwarnings("ignore", module=r"(transformers|timm|torch|sentence_transformers|huggingface_hub)")
+    for name in ("transformers", "sentence_transformers", "timm", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as tlog
+
+        tlog.disable_progress_bar()
+        tlog.set_verbosity_error()
+
+
+def _open(ctx: click.Context, migrate: bool = True, create: bool = False) -> Asif:
+    """The store of the command line. Only commands that write (ingest, add, teach, labels add, ...) pass
+    ``create=True``: the others refuse an embedded store path that does not exist."""
     obj = ctx.find_root().obj
     if obj.get("asif") is None:
-        asif = Asif.open(migrate=migrate, **obj["opts"])
+        asif = Asif.open(migrate=migrate, create=create, **obj["opts"])
         obj["asif"] = asif
         ctx.find_root().call_on_close(asif.close)
     return obj["asif"]
@@ -51,8 +73,11 @@ tenant_option = click.option("--tenant", default=None, help="Tenant (default: th
 @click.option("--url", default=None, help="Qdrant server URL (ASIF_URL); overrides --path.")
 @click.option("--api-key", default=None, help="Qdrant API key (ASIF_API_KEY).")
 @click.option("--prefix", default=None, help="Collection name prefix (ASIF_PREFIX).")
+@click.option("-v", "--verbose", is_flag=True, help="Show the libraries' progress bars and warnings (model loading).")
+@click.version_option(package_name="asif-qdrant", prog_name="asif")
 @click.pass_context
-def main(ctx: click.Context, path: Path | None, url: str | None, api_key: str | None, prefix: str | None) -> None:
+def main(ctx: click.Context, path: Path | None, url: str | None, api_key: str | None, prefix: str | None,
+         verbose: bool) -> None:
     """asif: zero-shot image classification and retrieval from two frozen encoders and image-caption pairs.
 
     \b
@@ -61,6 +86,8 @@ def main(ctx: click.Context, path: Path | None, url: str | None, api_key: str | 
       asif labels add cifar10 --classes airplane,automobile,bird,cat,deer,dog,frog,horse,ship,truck
       asif classify photo.jpg --labels cifar10
     """
+    if not verbose:
+        quiet_libraries()
     ctx.ensure_object(dict)
     ctx.obj["opts"] = {"path": path, "url": url, "api_key": api_key, "prefix": prefix}
     ctx.obj["asif"] = None
@@ -79,7 +106,7 @@ def migrate(ctx: click.Context, list_only: bool, as_json: bool) -> None:
       asif migrate --list
       asif migrate
     """
-    asif = _open(ctx, migrate=False)
+    asif = _open(ctx, migrate=False, create=not list_only)
     if not list_only:
         applied = asif.migrate()
         if not as_json:
@@ -130,7 +157,7 @@ def ingest(ctx: click.Context, source: Path, captions_file: Path | None, tenant:
     obj = ctx.find_root().obj
     if image_encoder or text_encoder:
         obj["opts"].update({"image_encoder": image_encoder, "text_encoder": text_encoder})
-    asif = _open(ctx)
+    asif = _open(ctx, create=True)
     if source.suffix.lower() in (".npz", ".parquet"):
         report = _ingest.ingest_vectors(asif, source, tenant=tenant)
     else:
@@ -155,8 +182,12 @@ def delete(ctx: click.Context, ids: tuple[int, ...], tenant: str | None, as_json
     """
     asif = _open(ctx)
     res = asif.delete_result(list(ids), tenant=tenant)
-    _emit(as_json, {"deleted": res.deleted, "items_touched": res.items_touched},
-          lambda: f"deleted {len(res.deleted)} anchor(s); " + _touched(res.items_touched))
+    missing = [i for i in dict.fromkeys(ids) if i not in set(res.deleted)]
+    who = f"tenant {tenant!r}" if tenant else "the shared anchors"
+    _emit(as_json, {"deleted": res.deleted, "not_found": missing, "items_touched": res.items_touched},
+          lambda: f"deleted {len(res.deleted)} anchor(s); " + _touched(res.items_touched)
+          + (f"\nnot found among {who}: {', '.join(map(str, missing))} (see the ids in `asif explain` or --json "
+             "output)" if missing else ""))
 
 
 def _touched(touched: dict[str, int]) -> str:
@@ -181,12 +212,37 @@ def add(ctx: click.Context, pairs: tuple[str, ...], tenant: str | None, as_json:
         raise click.UsageError("give pairs: IMAGE CAPTION [IMAGE CAPTION ...] (an odd number of arguments was given)")
     from .ingest import add_pairs_result
 
-    asif = _open(ctx)
+    asif = _open(ctx, create=True)
     res = add_pairs_result(asif, list(pairs[0::2]), list(pairs[1::2]), tenant=tenant)
     _emit(as_json, {"ids": res.ids, "added": res.added, "duplicates": res.duplicates,
                     "items_touched": res.items_touched},
           lambda: f"added {res.added} anchor(s) ({res.duplicates} already stored): ids {res.ids}; "
           + _touched(res.items_touched))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--tenant", required=True, help="The tenant that learns the examples (its own anchor pairs).")
+@click.option("--template", default="a photo of a {}.", show_default=True,
+              help="The caption of each example; {} is the class (its folder name).")
+@click.option("--per-class", type=click.IntRange(min=1), default=None, help="Teach only the first N images per class.")
+@json_option
+@click.pass_context
+def teach(ctx: click.Context, folder: Path, tenant: str, template: str, per_class: int | None, as_json: bool) -> None:
+    """Teach by example: each image of FOLDER/<class>/ becomes an anchor pair of the tenant, paired with the
+    template filled with its class. The model changes at once, without training; a few examples per class
+    lift zero-shot accuracy a lot (see the README). Teach every class of the label set.
+
+    \b
+    Example:
+      asif teach examples/ --tenant acme
+      asif teach examples/ --tenant acme --template "a photo of a {}, a type of pet." --per-class 5
+    """
+    from .ingest import teach as teach_examples
+
+    asif = _open(ctx, create=True)
+    rep = teach_examples(asif, folder, tenant=tenant, template=template, per_class=per_class)
+    _emit(as_json, rep.as_dict(), rep.summary)
 
 
 @main.command()
@@ -345,10 +401,12 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     """
     asif = _open(ctx)
     fp, per_tenant = asif.fingerprint, asif.stats()
-    data = {"store": asif.engine.description, "fingerprint": fp.as_dict(), "tenants": per_tenant}
+    data = {"store": asif.engine.description, "fingerprint": fp.as_dict(), "tenants": per_tenant,
+            "anchors": sum(v["anchors"] for v in per_tenant.values())}
     _emit(as_json, data, lambda: "\n".join(
         [f"store: {asif.engine.description}",
-         f"encoders: {fp.image_encoder} ({fp.image_dim}-d), {fp.text_encoder} ({fp.text_dim}-d)"]
+         f"encoders: {fp.image_encoder} ({fp.image_dim}-d), {fp.text_encoder} ({fp.text_dim}-d)",
+         f"anchors: {sum(v['anchors'] for v in per_tenant.values())} pair(s) in {len(per_tenant)} tenant(s)"]
         + [f"  {t:<20} {v['anchors']:>9} anchors  revision {v['revision']}" for t, v in per_tenant.items()]))
 
 
@@ -384,20 +442,22 @@ def labels() -> None:
 @click.option("--k", type=int, default=None, help="Anchors kept per representation (default ASIF_K=800).")
 @click.option("--p", type=float, default=None, help="Exponent (default ASIF_P=8).")
 @click.option("--aggregation", type=click.Choice(["max", "mean"]), default="max", show_default=True)
+@click.option("--replace", is_flag=True, help="Redefine the label set if the name exists (else refused).")
 @tenant_option
 @json_option
 @click.pass_context
 def labels_add(ctx: click.Context, name: str, classes: str, templates: str, k: int | None, p: float | None,
-               aggregation: str, tenant: str | None, as_json: bool) -> None:
-    """Define a label set.
+               aggregation: str, replace: bool, tenant: str | None, as_json: bool) -> None:
+    """Define a label set (an existing name is refused without --replace).
 
     \b
     Example:
       asif labels add cifar10 --classes airplane,automobile,bird,cat,deer,dog,frog,horse,ship,truck
-      asif labels add pets --classes pets.txt --templates plain
+      asif labels add pets --classes pets.txt --templates plain --replace
     """
-    asif = _open(ctx)
-    info = asif.define_labels(name, classes, templates, tenant=tenant, k=k, p=p, aggregation=aggregation)
+    asif = _open(ctx, create=True)
+    info = asif.define_labels(name, classes, templates, tenant=tenant, k=k, p=p, aggregation=aggregation,
+                              replace=replace)
     _emit(as_json, vars(info), lambda: f"label set {info.name!r}: {len(info.classes)} classes x "
           f"{len(info.templates)} templates = {info.n_items} prompts (k={info.k}, p={info.p:g})")
 
@@ -407,46 +467,149 @@ def labels_add(ctx: click.Context, name: str, classes: str, templates: str, k: i
 @json_option
 @click.pass_context
 def labels_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
-    """List label sets and galleries.
+    """List label sets (galleries: asif gallery list).
 
     \b
     Example:
       asif labels list --json
     """
     asif = _open(ctx)
-    infos = asif.list_indexes(tenant)
+    infos = asif.list_labels(tenant)
     _emit(as_json, [vars(i) for i in infos], lambda: "\n".join(
-        f"{i.kind:<8} {i.name:<20} tenant={i.tenant:<10} items={i.n_items:<6} k={i.k} p={i.p:g}"
-        + (f" tau={i.tau:g}" if i.tau is not None else "") for i in infos) or "no label sets or galleries")
+        f"{i.name:<20} tenant={i.tenant:<10} classes={len(i.classes):<4} prompts={i.n_items:<6} k={i.k} p={i.p:g}"
+        + (f" tau={i.tau:g}" if i.tau is not None else "") for i in infos) or "no label sets")
 
 
-@main.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--labels", "labels_name", required=True, help="Label set name.")
-@click.option("--top", type=int, default=5, show_default=True)
+@labels.command("delete")
+@click.argument("name")
 @tenant_option
 @json_option
 @click.pass_context
-def classify(ctx: click.Context, images: tuple[Path, ...], labels_name: str, top: int, tenant: str | None,
-             as_json: bool) -> None:
-    """Zero-shot classify images with a label set.
+def labels_delete(ctx: click.Context, name: str, tenant: str | None, as_json: bool) -> None:
+    """Delete a label set (anchors are not touched).
+
+    \b
+    Example:
+      asif labels delete pets
+    """
+    info = _open(ctx).delete_labels(name, tenant)
+    _emit(as_json, {"deleted": info.name, "tenant": info.tenant, "kind": info.kind},
+          lambda: f"deleted label set {info.name!r} (tenant {info.tenant})")
+
+
+def _progress_wanted(no_progress: bool, as_json: bool) -> bool:
+    return not (no_progress or as_json) and sys.stderr.isatty()
+
+
+def _image_files(specs: tuple[str, ...], on_error: str) -> list[Path]:
+    from .ingest import expand_images
+
+    paths, bad = expand_images(specs)
+    for spec, why in bad:
+        if on_error == "fail":
+            raise click.ClickException(f"{spec!r}: {why}; give image files, folders or globs such as 'photos/*.jpg'"
+                                       " (or --on-error skip)")
+        click.echo(f"warning: skipped {spec!r}: {why}", err=True)
+    if not paths:
+        raise click.ClickException("no images to read: give image files, folders or globs such as 'photos/*.jpg'")
+    return paths
+
+
+def _report_skipped(skipped: list[tuple[str, str]]) -> None:
+    for _, why in skipped[:10]:
+        click.echo(f"warning: skipped {why}", err=True)
+    if len(skipped) > 10:
+        click.echo(f"warning: ... and {len(skipped) - 10} more unreadable image(s)", err=True)
+
+
+def write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
+    """One row per image to ``out``: CSV (path, label, score, top as label:score;...) or JSON lines, by suffix."""
+    import csv
+
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise click.UsageError(f"--out {str(out)!r}: use a .csv or .jsonl file name")
+    if not out.parent.exists():
+        raise click.UsageError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        if suffix == ".csv":
+            w = csv.writer(f)
+            w.writerow(["path", "label", "score", "top"])
+            for r in rows:
+                score = "" if r["score"] is None else f"{r['score']:.6f}"
+                top = ";".join(f"{t['label']}:{t['score']:.6f}" for t in r["top"])
+                w.writerow([r["path"], r["label"] or "", score, top])
+        else:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _check_scope(asif: Asif, index: str, tenant: str | None) -> None:
+    """Refuse a model with no anchor in the tenant's scope; warn when the index's k exceeds the anchors in it."""
+    scope = asif.count() + (asif.count(tenant) if tenant not in (None, "_shared") else 0)
+    who = f"tenant {tenant!r}" if tenant else "the shared anchors"
+    if scope == 0:
+        raise click.ClickException(f"the store has no anchor pairs for {who}: every answer would be 'unknown'. "
+                                   "Add pairs first (asif ingest FOLDER, asif add, asif teach)")
+    info = next((i for i in asif.list_indexes(tenant) if i.name == index), None)
+    if info is not None and info.k > scope:
+        click.echo(f"warning: k={info.k} of {info.kind} {index!r} exceeds the {scope} anchor pair(s) in scope of "
+                   f"{who}: every pair is used (add pairs, or redefine it with a smaller --k)", err=True)
+
+
+on_error_option = click.option("--on-error", type=click.Choice(["skip", "fail"]), default="fail", show_default=True,
+                               help="What to do with a missing or corrupt image: skip it (with a warning) or stop.")
+no_progress_option = click.option("--no-progress", is_flag=True,
+                                  help="No progress bar (it is off anyway when stderr is not a terminal).")
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True)
+@click.option("--labels", "labels_name", required=True, help="Label set name.")
+@click.option("--top", type=int, default=5, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write one row per image (path, label, score, top-k) to this .csv or .jsonl file.")
+@on_error_option
+@no_progress_option
+@tenant_option
+@json_option
+@click.pass_context
+def classify(ctx: click.Context, images: tuple[str, ...], labels_name: str, top: int, out: Path | None,
+             on_error: str, no_progress: bool, tenant: str | None, as_json: bool) -> None:
+    """Zero-shot classify images with a label set. IMAGES: files, folders (searched recursively) and globs.
 
     \b
     Example:
       asif classify cat.jpg dog.jpg --labels cifar10 --top 3
+      asif classify photos/ 'more/*.jpg' --labels cifar10 --on-error skip --out predictions.csv
     """
+    from .ingest import encode_image_files
+
     asif = _open(ctx)
-    preds = asif.classify(images=[str(i) for i in images], labels=labels_name, top=top, tenant=tenant)
-    data = [{"image": str(i), **p.as_dict()} for i, p in zip(images, preds, strict=True)]
+    _check_scope(asif, labels_name, tenant)
+    paths = _image_files(images, on_error)
+    enc = encode_image_files(asif, paths, on_error=cast(Any, on_error),
+                             progress=_progress_wanted(no_progress, as_json), desc="classify")
+    _report_skipped(enc.skipped)
+    preds = asif.classify(vectors=enc.vectors, labels=labels_name, top=top, tenant=tenant) if enc.paths else []
+    data = [{"image": str(i), **p.as_dict()} for i, p in zip(enc.paths, preds, strict=True)]
+    if out is not None:
+        write_rows(out, [{"path": d["image"], "label": d["label"], "score": d["top"][0]["score"] if d["top"] else None,
+                          "top": [{"label": t["label"], "score": t["score"]} for t in d["top"]]} for d in data])
 
     def text() -> str:
-        out = []
+        lines = []
         for d in data:
             tops = ", ".join(f"{t['label']} {t['score']:.4f}" for t in d["top"]) or "no shared anchor"
-            out.append(f"{d['image']}: {d['label'] or 'unknown'}   [{tops}]")
-        return "\n".join(out)
+            lines.append(f"{d['image']}: {d['label'] or 'unknown'}   [{tops}]")
+        if out is not None:
+            lines.append(f"wrote {len(data)} row(s) to {out}")
+        return "\n".join(lines)
 
-    _emit(as_json, data, text)
+    if out is not None and not as_json:
+        click.echo(f"classified {len(data)} image(s) ({len(enc.skipped)} skipped); wrote {out}")
+    else:
+        _emit(as_json, data, text)
 
 
 @main.group(cls=AsifGroup)
@@ -456,28 +619,80 @@ def gallery() -> None:
 
 @gallery.command("add")
 @click.argument("name")
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("sources", nargs=-1, required=True)
+@on_error_option
+@no_progress_option
+@click.option("--replace", is_flag=True, help="Rebuild the gallery if the name exists (else refused).")
 @tenant_option
 @json_option
 @click.pass_context
-def gallery_add(ctx: click.Context, name: str, source: Path, tenant: str | None, as_json: bool) -> None:
-    """Build a gallery from a folder of images (searched recursively) or a file listing image paths.
+def gallery_add(ctx: click.Context, name: str, sources: tuple[str, ...], on_error: str, no_progress: bool,
+                replace: bool, tenant: str | None, as_json: bool) -> None:
+    """Build a gallery from images: files, folders (searched recursively), globs, or a .txt file listing paths.
+    An existing name is refused without --replace.
 
     \b
     Example:
       asif gallery add holiday ~/Pictures/holiday
+      asif gallery add holiday 'trip/*.jpg' --on-error skip
     """
-    from .evaluation.evaluate import IMAGE_SUFFIXES
+    from .ingest import encode_image_files
 
-    if source.is_dir():
-        paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    else:
-        paths = [Path(ln.strip()) for ln in source.read_text().splitlines() if ln.strip()]
-    if not paths:
-        raise click.ClickException(f"no images found in {source}: give a folder of images or a file of paths")
-    asif = _open(ctx)
-    info = asif.add_gallery(name, images=[str(p) for p in paths], tenant=tenant)
-    _emit(as_json, vars(info), lambda: f"gallery {info.name!r}: {info.n_items} images (k={info.k}, p={info.p:g})")
+    specs: list[str] = []
+    for src in sources:
+        p = Path(src)
+        if p.is_file() and p.suffix.lower() == ".txt":
+            specs += [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+        else:
+            specs.append(src)
+    paths = _image_files(tuple(specs), on_error)
+    asif = _open(ctx, create=True)
+    if not replace:
+        asif.check_name_free(name, tenant, "gallery")  # refuse before encoding anything
+    enc = encode_image_files(asif, paths, on_error=cast(Any, on_error),
+                             progress=_progress_wanted(no_progress, as_json), desc="gallery")
+    _report_skipped(enc.skipped)
+    if not enc.paths:
+        raise click.ClickException("none of the images could be read: see the warnings above")
+    info = asif.add_gallery(name, vectors=enc.vectors, payloads=[{"image_ref": str(p)} for p in enc.paths],
+                            tenant=tenant, replace=replace)
+    _emit(as_json, {**vars(info), "skipped": [s for s, _ in enc.skipped]},
+          lambda: f"gallery {info.name!r}: {info.n_items} images (k={info.k}, p={info.p:g})"
+          + (f"; {len(enc.skipped)} skipped" if enc.skipped else ""))
+
+
+@gallery.command("list")
+@tenant_option
+@json_option
+@click.pass_context
+def gallery_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
+    """List galleries.
+
+    \b
+    Example:
+      asif gallery list
+    """
+    infos = _open(ctx).list_galleries(tenant)
+    _emit(as_json, [vars(i) for i in infos], lambda: "\n".join(
+        f"{i.name:<20} tenant={i.tenant:<10} images={i.n_items:<6} k={i.k} p={i.p:g}" for i in infos)
+        or "no galleries")
+
+
+@gallery.command("delete")
+@click.argument("name")
+@tenant_option
+@json_option
+@click.pass_context
+def gallery_delete(ctx: click.Context, name: str, tenant: str | None, as_json: bool) -> None:
+    """Delete a gallery (anchors are not touched).
+
+    \b
+    Example:
+      asif gallery delete holiday
+    """
+    info = _open(ctx).delete_gallery(name, tenant)
+    _emit(as_json, {"deleted": info.name, "tenant": info.tenant, "kind": info.kind},
+          lambda: f"deleted gallery {info.name!r} (tenant {info.tenant})")
 
 
 @main.command()
@@ -489,19 +704,23 @@ def gallery_add(ctx: click.Context, name: str, source: Path, tenant: str | None,
 @click.pass_context
 def search(ctx: click.Context, text: tuple[str, ...], gallery_name: str, top: int, tenant: str | None,
            as_json: bool) -> None:
-    """Search a gallery with text.
+    """Search a gallery with text: the words are one query (quotes optional).
 
     \b
     Example:
-      asif search "a dog on a beach" --gallery holiday --top 5
+      asif search a dog on a beach --gallery holiday --top 5
     """
+    query = " ".join(text).strip()
+    if not query:
+        raise click.UsageError("the query is empty: give some words, e.g. asif search a dog on a beach --gallery G")
     asif = _open(ctx)
-    res = asif.search(text=list(text), gallery=gallery_name, top=top, tenant=tenant)
-    data = [{"query": q, "hits": [vars(h) for h in hits]} for q, hits in zip(text, res, strict=True)]
+    _check_scope(asif, gallery_name, tenant)
+    res = asif.search(text=[query], gallery=gallery_name, top=top, tenant=tenant)
+    data = [{"query": query, "hits": [vars(h) for h in hits]} for hits in res]
     _emit(as_json, data, lambda: "\n".join(
-        f"{q!r}:\n" + ("\n".join(f"  {h.score:.4f}  {h.payload.get('image_ref', h.id)}" for h in hits)
-                        or "  no result shares an anchor with the query")
-        for q, hits in zip(text, res, strict=True)))
+        f"{query!r}:\n" + ("\n".join(f"  {h.score:.4f}  {h.payload.get('image_ref', h.id)}" for h in hits)
+                            or "  no result shares an anchor with the query")
+        for hits in res))
 
 
 classes_map_option = click.option(
@@ -634,7 +853,7 @@ def tune_cmd(ctx: click.Context, source: Path, labels_name: str, val_fraction: f
     rep = tune(asif, source, labels_name, val_fraction=val_fraction, seed=seed, sweeps=axes, mapping=classes_map,
                limit=limit, tenant=tenant, save=not dry_run, progress=not as_json)
     _write_out(out, rep.as_dict())
-    _emit(as_json, rep.as_dict(), rep.table)
+    _emit(as_json, rep.as_dict(), lambda: rep.table() + ("\ndry run: the choice was not stored" if dry_run else ""))
 
 
 @main.command("eval-retrieval")
@@ -714,8 +933,9 @@ def explain_cmd(ctx: click.Context, image: Path, labels_name: str, label: str | 
 @click.option("--target-coverage", type=float, default=None,
               help="Choose the largest tau that still answers this fraction of the images (0-1).")
 @click.option("--tau", type=float, default=None, help="Evaluate this tau instead of choosing one (not stored).")
-@click.option("--split", type=click.Choice(["calibration", "heldout"]), default=None,
-              help="Choose tau on a seeded 50/50 per-class calibration half; report on this half.")
+@click.option("--split", type=click.Choice(["heldout", "calibration", "all"]), default="heldout", show_default=True,
+              help="Choose tau on a seeded 50/50 per-class calibration half and report on the held-out half (or on "
+                   "the calibration half); 'all': choose and report on every image (optimistic).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the 50/50 split.")
 @click.option("--limit", type=int, default=None, help="Use a class-balanced sample of N images.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -742,9 +962,14 @@ def calibrate_cmd(ctx: click.Context, folder: Path, labels_name: str, target_pre
         raise click.UsageError("give --target-precision P or --target-coverage C (or --tau T to evaluate a tau)")
     asif = _open(ctx)
     rep = calibrate(asif, folder, labels_name, target_precision=target_precision, target_coverage=target_coverage,
-                    tau=tau, tenant=tenant, limit=limit, split=split, seed=seed, plot=plot,  # type: ignore[arg-type]
-                    save=not dry_run, progress=not as_json)
-    _emit(as_json, rep.as_dict(), rep.table)
+                    tau=tau, tenant=tenant, limit=limit, split=None if split == "all" else split,  # type: ignore[arg-type]
+                    seed=seed, plot=plot, save=not dry_run, progress=not as_json)
+    note = {"heldout": "tau chosen on a seeded 50/50 calibration half; the figures are on the held-out half "
+                       "(--split all to use every image)",
+            "calibration": "tau chosen and reported on the calibration half (optimistic; --split heldout is honest)",
+            "all": "tau chosen and reported on the same images (optimistic; --split heldout is honest)"}[split]
+    _emit(as_json, rep.as_dict(), lambda: rep.table() + f"\n{note}" + (
+        "\ndry run: tau not stored" if dry_run and tau is None else ""))
 
 
 @main.command()
@@ -761,7 +986,7 @@ def demo(ctx: click.Context, data: Path, eval_limit: int) -> None:
     """
     from .evaluation.demo import run_demo
 
-    run_demo(_open(ctx), data, eval_limit)
+    run_demo(_open(ctx, create=True), data, eval_limit)
 
 
 @main.command()

@@ -88,6 +88,32 @@ class LabelExplanation:
         }
 
 
+DOMINANCE_SHARE = 0.5
+
+
+@dataclass
+class Dominance:
+    """One anchor pair that carries most (at least ``DOMINANCE_SHARE``) of every label's score, through each
+    label's best prompt: the labels are then told apart by little else, typically when a tenant taught one class
+    only and its close example pair outweighs everything else for every prompt."""
+
+    id: int
+    caption: str | None
+    tenant: str | None
+    min_share: float
+    max_share: float
+    labels: int
+
+    def message(self) -> str:
+        return (f"anchor #{self.id} ({self.caption!r}, tenant {self.tenant}) carries {100 * self.min_share:.0f}-"
+                f"{100 * self.max_share:.0f}% of the score of every one of the {self.labels} labels: the labels are "
+                "told apart by little else. Teach every class (a few examples each), or delete the pair")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "caption": self.caption, "tenant": self.tenant, "min_share": self.min_share,
+                "max_share": self.max_share, "labels": self.labels}
+
+
 @dataclass
 class Explanation:
     """The explanation of one input for a label set.
@@ -96,6 +122,7 @@ class Explanation:
     explained labels, first the one asked for (or the top-ranked one), then the next ones of the ranking.
     ``label``, ``score``, ``prompt`` and ``contributions`` are those of the first explained label; with no
     shared anchor at all (the "unknown" case) the label is None, the score 0 and there are no contributions.
+    ``dominant``: set when one anchor pair carries most of every label's score (see :class:`Dominance`).
     ``image_roots``: the folders that ingest recorded for the tenant's sources, which relative anchor
     ``image_ref``s are relative to (the report looks pictures up there).
     """
@@ -112,6 +139,7 @@ class Explanation:
     image: str | None = None
     query_anchors: int = 0
     image_roots: list[str] = field(default_factory=list)
+    dominant: Dominance | None = None
 
     @property
     def main(self) -> LabelExplanation | None:
@@ -154,6 +182,7 @@ class Explanation:
             "contributions": [c.as_dict() for c in self.contributions],
             "ranking": [vars(r) for r in self.ranking],
             "explained": [e.as_dict() for e in self.explained],
+            "dominant": self.dominant.as_dict() if self.dominant else None,
         }
 
     def text(self) -> str:
@@ -176,6 +205,8 @@ class Explanation:
                 )
             if ex.rest > 0:
                 lines.append(f"  {ex.rest:.4f}  (the other {ex.shared_anchors - len(ex.contributions)} anchors)")
+        if self.dominant is not None:
+            lines.append(f"warning: {self.dominant.message()}")
         return "\n".join(lines)
 
 
@@ -240,6 +271,37 @@ def _explain_label(
     return LabelExplanation(label, score, float(index_score), best_pl.get("prompt"), len(ranked), out, rest)
 
 
+def dominance(asif: Asif, info: IndexInfo, hits: Sequence[Hit], q_rep: relrep.SparseRep) -> Dominance | None:
+    """The anchor that carries at least DOMINANCE_SHARE of every label's score (by each label's best prompt), if
+    one does and at least two labels score above 0; else None."""
+    best: dict[str, Hit] = {}
+    for h in hits:
+        lb = str((h.payload or {}).get("label"))
+        if h.score > 0 and (lb not in best or h.score > best[lb].score):
+            best[lb] = h
+    if len(best) < 2:
+        return None
+    recs = asif.engine.retrieve(asif.relindexes.collection(info), [h.id for h in best.values()], with_payload=True)
+    if len(recs) != len(best):
+        return None
+    top_ids, shares = set(), []
+    for r in recs:
+        ids_pl, sims_pl = decode_topk(r.payload)
+        ids, contrib = relrep.contributions(q_rep, relrep.relative_rep(ids_pl[: info.k], sims_pl[: info.k], info.p))
+        total = float(contrib.sum())
+        if total <= 0:
+            return None
+        i = int(contrib.argmax())
+        top_ids.add(int(ids[i]))
+        shares.append(float(contrib[i]) / total)
+    if len(top_ids) != 1 or min(shares) < DOMINANCE_SHARE:
+        return None
+    a = top_ids.pop()
+    recs_a = asif.engine.retrieve(asif.anchors.collection, [a])
+    pl = recs_a[0].payload if recs_a else {}
+    return Dominance(a, pl.get("caption"), pl.get("tenant"), min(shares), max(shares), len(best))
+
+
 def explain(
     asif: Asif,
     image: Any = None,
@@ -288,8 +350,8 @@ def explain(
         labels=labels, tenant=tenant, k=info.k, p=info.p, aggregation=info.aggregation, tau=info.tau,
         predicted=pred.label, ranking=pred.top[: max(RANKING_SHOWN, n_labels)], explained=explained,
         image=str(image) if isinstance(image, (str, Path)) else None, query_anchors=len(q_rep),
-        image_roots=[str(r) for r in asif.image_roots(tenant)],
+        image_roots=[str(r) for r in asif.image_roots(tenant)], dominant=dominance(asif, info, hits, q_rep),
     )
 
 
-__all__ = ["AnchorContribution", "Explanation", "LabelExplanation", "explain"]
+__all__ = ["AnchorContribution", "Dominance", "Explanation", "LabelExplanation", "dominance", "explain"]

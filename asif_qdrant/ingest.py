@@ -16,6 +16,7 @@ import csv
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from .anchors import AddResult, AnchorStore, content_hash
 from .embcache import EmbeddingCache
 from .encoders import load_image
 from .errors import AsifError, ConfigError, InvalidInputError, NotFoundError
-from .meta import validate_tenant
+from .meta import TENANT_SHARED, validate_tenant
 from .relrep import MAX_ANCHOR_ID
 
 if TYPE_CHECKING:
@@ -246,7 +247,8 @@ class IngestReport:
     images_encoded: int = 0
     captions_encoded: int = 0
     cache_hits: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # without model loading (model_load_seconds)
+    model_load_seconds: float = 0.0
 
     def _rate(self, n: int) -> float:
         return round(n / self.seconds, 2) if self.seconds > 0 else 0.0
@@ -285,6 +287,7 @@ class IngestReport:
             "captions_encoded": self.captions_encoded,
             "cache_hits": self.cache_hits,
             "seconds": round(self.seconds, 3),
+            "model_load_seconds": round(self.model_load_seconds, 3),
             "images_per_s": self.images_per_s,
             "captions_per_s": self.captions_per_s,
             "anchors_per_s": self.anchors_per_s,
@@ -297,7 +300,8 @@ class IngestReport:
             f"(duplicates), {self.skipped} skipped (bad rows)",
             f"encoded {self.images_encoded} of {self.images} images ({self.images_per_s}/s) and "
             f"{self.captions_encoded} captions ({self.captions_per_s}/s); {self.cache_hits} embedding cache hits",
-            f"{self.seconds:.1f} s, {self.anchors_per_s} anchors/s",
+            f"{self.seconds:.1f} s, {self.anchors_per_s} anchors/s"
+            + (f" (plus {self.model_load_seconds:.1f} s loading models)" if self.model_load_seconds >= 0.05 else ""),
         ]
         if self.bad_rows:
             shown = "; ".join(f"line {ln}: {r}" for ln, r in self.bad_rows[:5])
@@ -586,6 +590,7 @@ def ingest(
     _check_options(on_error, batch_size, limit)
     default_tenant = validate_tenant(tenant)
     t0 = time.perf_counter()
+    load0 = asif.encoder_load_seconds
     caption_path, bases = locate_captions(Path(source), None if captions_file is None else Path(captions_file))
     report = IngestReport(source=str(caption_path))
     rows = list(islice(read_source(source, captions_file), limit))
@@ -602,7 +607,8 @@ def ingest(
             asif.optimize(relayout=False)  # HNSW / quantized vectors where the store asks for them (Edge: only here)
     finally:
         report.cache_hits = run.embedder.cache_hits
-        report.seconds = time.perf_counter() - t0
+        report.model_load_seconds = asif.encoder_load_seconds - load0
+        report.seconds = time.perf_counter() - t0 - report.model_load_seconds  # rates exclude loading models
         if owned and store_cache is not None:
             store_cache.close()
     report.bad_rows.sort()
@@ -858,3 +864,162 @@ __all__ = [
     "resolve_image",
     "stored_mask",
 ]
+
+
+# -- teaching by example ---------------------------------------------------------------------------
+TEACH_TEMPLATE = "a photo of a {}."
+TEACH_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+@dataclass
+class TeachReport:
+    """What teach added: per class, the example images taught and the caption they were paired with."""
+
+    tenant: str
+    template: str
+    classes: dict[str, int] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)
+    added: int = 0
+    duplicates: int = 0
+    items_touched: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "template": self.template, "classes": dict(self.classes),
+                "captions": dict(self.captions), "added": self.added, "duplicates": self.duplicates,
+                "items_touched": dict(self.items_touched)}
+
+    def summary(self) -> str:
+        per = ", ".join(f"{c} {n}" for c, n in self.classes.items())
+        note = ""
+        if len(self.classes) == 1:
+            note = ("\nnote: one class taught: its close pairs can dominate every label's score; teach every class "
+                    "of the label set (see `asif explain`)")
+        return (f"taught tenant {self.tenant!r} {self.added} new pair(s) ({self.duplicates} already stored) with "
+                f"{self.template!r}: {per}" + note)
+
+
+def teach_caption(template: str, class_name: str) -> str:
+    """The caption an example of ``class_name`` is paired with; ConfigError for a template without one ``{}``."""
+    if not isinstance(template, str) or template.count("{}") != 1:
+        raise ConfigError(f"template {template!r} is invalid: use exactly one '{{}}' where the class name goes, "
+                          f"e.g. {TEACH_TEMPLATE!r}")
+    return template.format(class_name.replace("_", " ").strip())
+
+
+def teach_examples(folder: str | Path, per_class: int | None = None) -> dict[str, list[Path]]:
+    """The example images of a folder per class (``folder/<class>/<image>``), sorted; the first ``per_class``."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise NotFoundError(f"folder {str(root)!r} does not exist: give a folder with one sub-folder of images "
+                            "per class, e.g. examples/cat/1.jpg, examples/dog/1.jpg")
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
+        raise ConfigError(f"per_class={per_class!r} is invalid: pass a positive number of examples, or None for all")
+    out = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() in TEACH_SUFFIXES)
+        if files:
+            out[d.name] = files[:per_class]
+    if not out:
+        raise InvalidInputError(f"{str(root)!r} has no class sub-folders with images: lay them out as "
+                                f"{root}/<class>/<image>.jpg")
+    return out
+
+
+def teach(
+    asif: Asif,
+    folder: str | Path,
+    *,
+    tenant: str | None,
+    template: str = TEACH_TEMPLATE,
+    per_class: int | None = None,
+) -> TeachReport:
+    """Teach by example: every image of ``folder/<class>/`` becomes an anchor pair (the image, and ``template``
+    filled with the class name) of ``tenant``. The model changes at once: no training."""
+    t = validate_tenant(tenant)
+    if t == TENANT_SHARED:
+        raise ConfigError("teach needs a tenant (tenant='acme', --tenant acme): examples are a tenant's own pairs, "
+                          "so that they do not change every tenant's model")
+    examples = teach_examples(folder, per_class)
+    caps = {c: teach_caption(template, c) for c in examples}
+    images = [p for files in examples.values() for p in files]
+    captions = [caps[c] for c, files in examples.items() for _ in files]
+    payloads = [{"taught_class": c} for c, files in examples.items() for _ in files]
+    res = add_pairs_result(asif, images, captions, t, payloads)
+    return TeachReport(t, template, {c: len(f) for c, f in examples.items()}, caps, res.added, res.duplicates,
+                       res.items_touched)
+
+
+# -- many images in: files, folders and globs -------------------------------------------------------
+def expand_images(specs: Sequence[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The image files that ``specs`` name: files as given, folders searched recursively (sorted), and glob
+    patterns (``photos/*.jpg``, ``**`` recursive). Returns the files (without repeats) and the specs that name
+    nothing, each with the reason."""
+    import glob
+
+    out: list[Path] = []
+    bad: list[tuple[str, str]] = []
+    for spec in specs:
+        p = Path(spec).expanduser()
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEACH_SUFFIXES)
+            if not found:
+                bad.append((str(spec), "the folder holds no images (" + ", ".join(sorted(TEACH_SUFFIXES)) + ")"))
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        elif glob.has_magic(str(spec)):
+            found = sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
+            if not found:
+                bad.append((str(spec), "the pattern matches no file"))
+            out.extend(found)
+        else:
+            bad.append((str(spec), "no such file or folder"))
+    return list(dict.fromkeys(out)), bad
+
+
+@dataclass
+class EncodedImages:
+    """The images that could be read and their vectors (row i is ``paths[i]``), and those skipped with why."""
+
+    paths: list[Path]
+    vectors: np.ndarray
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def encode_image_files(
+    asif: Asif,
+    paths: Sequence[Path],
+    *,
+    on_error: OnError = "fail",
+    batch_size: int = 64,
+    progress: bool = False,
+    desc: str = "encode",
+) -> EncodedImages:
+    """Encode image files in batches with the store's image encoder. A missing or corrupt file raises
+    InvalidInputError naming it (``on_error="fail"``) or is skipped and listed (``"skip"``)."""
+    from tqdm.auto import tqdm
+
+    if on_error not in ("skip", "fail"):
+        raise ConfigError(f"on_error={on_error!r} is invalid: use 'skip' (go on without the file) or 'fail' (stop)")
+    kept: list[Path] = []
+    chunks: list[np.ndarray] = []
+    skipped: list[tuple[str, str]] = []
+    with tqdm(total=len(paths), unit="img", desc=desc, disable=not progress, dynamic_ncols=True,
+              file=sys.stderr) as bar:
+        for start in range(0, len(paths), batch_size):
+            imgs, names = [], []
+            for p in paths[start : start + batch_size]:
+                try:
+                    imgs.append(load_image(p))
+                    names.append(p)
+                except InvalidInputError as e:
+                    if on_error == "fail":
+                        raise InvalidInputError(f"{e}; or pass --on-error skip (on_error='skip') to go on "
+                                                "without it") from None
+                    skipped.append((str(p), str(e)))
+            if imgs:
+                chunks.append(np.asarray(asif.encode_images(imgs), np.float32))
+                kept.extend(names)
+            bar.update(min(batch_size, len(paths) - start))
+    dim = asif.fingerprint.image_dim
+    return EncodedImages(kept, np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32), skipped)

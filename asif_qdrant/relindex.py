@@ -16,6 +16,7 @@ so that later anchor edits can be applied to it incrementally.
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import json
 import time
@@ -249,9 +250,11 @@ class RelIndexes:
             info = self.info(name, TENANT_SHARED, kind)
         if info is None:
             what = {"labels": "label set", "gallery": "gallery", None: "relative index"}[kind]
-            have = sorted(i.name for i in self.infos(tenant) if kind is None or i.kind == kind)
+            have = sorted({i.name for i in self.infos(tenant) if kind is None or i.kind == kind})
+            close = difflib.get_close_matches(name, have, n=1, cutoff=0.6)
+            hint = (f"did you mean {close[0]!r}? " if close else "")
             raise NotFoundError(
-                f"{what} {name!r} does not exist for tenant {tenant!r}; existing: {have or 'none'}. "
+                f"{what} {name!r} does not exist for tenant {tenant!r}: {hint}existing: {have or 'none'}. "
                 f"Create it first (asif {'labels add' if kind != 'gallery' else 'gallery add'} {name} ...)"
             )
         return info

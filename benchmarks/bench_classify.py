@@ -63,7 +63,8 @@ def main() -> None:
             name = f"bench{n_prompts}"
             prompts = clustered_pairs(np.random.default_rng(7), n_prompts)[1]
             t = time.perf_counter()
-            a.define_labels(name, [f"class{i}" for i in range(n_classes)], "photo", prompt_vectors=prompts, k=args.k)
+            a.define_labels(name, [f"class{i}" for i in range(n_classes)], "photo", prompt_vectors=prompts, k=args.k,
+                            replace=True)
             build_s = time.perf_counter() - t
             coll, scope = a.anchors.collection, tenant_scope("_shared")
 

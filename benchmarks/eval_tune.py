@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     a = Asif.open(args.store, prefix=args.prefix)
     print(f"store {a.engine.description}: {a.count()} anchors; encoders {a.fingerprint}")
-    a.define_labels(args.labels, CIFAR10, "photo")  # start from the defaults every run
+    a.define_labels(args.labels, CIFAR10, "photo", replace=True)  # start from the defaults every run
     rep = tune(a, args.data, args.labels, val_fraction=args.val_fraction, seed=args.seed, limit=args.limit)
     print(rep.table())
     print("\nvalidation top-1 of every setting (best first, first 20):")

@@ -290,7 +290,7 @@ def _copy_into_tenant(asif: Asif, ids: np.ndarray, into: str) -> list[int]:
 def _define_like(target: Asif, info: IndexInfo, prompt_vectors: np.ndarray, tenant: str) -> IndexInfo:
     return target.define_labels(
         info.name, list(info.classes), list(info.templates), prompt_vectors=prompt_vectors, tenant=tenant,
-        k=info.k, p=info.p, aggregation=info.aggregation,
+        k=info.k, p=info.p, aggregation=info.aggregation, replace=True,
     )
 
 

@@ -258,6 +258,7 @@ def render_html(
         f"<h1>{_e(title)}</h1><div class=\"meta\">{meta}</div>"
         f'<p class="legend" id="legend">{LEGEND}</p>'
         + (f'<p class="warning" id="missing-pictures">{_e(warn)}</p>' if warn else "")
+        + (f'<p class="warning" id="dominant">{_e(expl.dominant.message())}</p>' if expl.dominant else "")
         + '<div class="top"><div>'
         + _thumb(q_uri, name, "query", ' id="query-image"')
         + f"</div><div>{verdict}{main}{ranking}</div></div>"

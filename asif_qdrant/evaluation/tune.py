@@ -235,7 +235,7 @@ def tune(
         best = choice.best
         tpl = prompts[best.templates][0]
         new = asif.define_labels(labels, info.classes, templates=tpl, prompt_vectors=pv[best.templates], tenant=t,
-                                 k=best.k, p=best.p, aggregation=best.aggregation)
+                                 k=best.k, p=best.p, aggregation=best.aggregation, replace=True)
         new.extra = {**new.extra, "tuned": {
             "setting": best.as_dict(), "val_top1": report.val_tuned.top1, "test_top1": report.test_tuned.top1,
             "default_test_top1": report.test_default.top1, "val_fraction": val_fraction, "seed": seed,

@@ -1,0 +1,99 @@
+"""Folders in, files out: classify and gallery add take files, folders and globs, skip or stop at a corrupt
+image, and classify writes one row per image to CSV or JSON lines."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from asif_qdrant import Asif
+from asif_qdrant.cli import main
+
+CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-test"
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if not CIFAR.is_dir():
+        pytest.skip(f"CIFAR-10 images not found at {CIFAR}")
+    tmp = tmp_path_factory.mktemp("batch")
+    store = tmp / "s"
+    with Asif.open(store) as a:
+        a.add_pairs([CIFAR / c / f"{i:04d}.jpg" for c in ("cat", "ship") for i in (10, 11)],
+                    ["a cat on a sofa", "a kitten", "a ship at sea", "a boat in a harbour"])
+        a.define_labels("two", ["cat", "ship"])
+    photos = tmp / "photos"
+    for c in ("cat", "ship"):
+        (photos / c).mkdir(parents=True)
+        for i in range(2):
+            shutil.copy(CIFAR / c / f"{i:04d}.jpg", photos / c / f"{i}.jpg")
+    (photos / "broken.jpg").write_bytes(b"this is not a jpeg")
+    return store, photos
+
+
+def run(store: Path, *args: str):
+    return CliRunner().invoke(main, ["--path", str(store), *args], catch_exceptions=False)
+
+
+def test_classify_folder_stops_at_a_corrupt_image_by_default(world: tuple[Path, Path]) -> None:
+    store, photos = world
+    r = CliRunner().invoke(main, ["--path", str(store), "classify", str(photos), "--labels", "two"])
+    assert r.exit_code == 1 and "broken.jpg" in r.output and "--on-error skip" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_classify_folder_to_csv_matches_the_api(world: tuple[Path, Path], tmp_path: Path) -> None:
+    store, photos = world
+    out = tmp_path / "preds.csv"
+    r = run(store, "classify", str(photos), "--labels", "two", "--top", "2", "--on-error", "skip", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "skipped" in r.stderr and "broken.jpg" in r.stderr
+    assert "classified 4 image(s) (1 skipped)" in r.stdout
+    rows = list(csv.DictReader(out.open()))
+    files = sorted(p for p in photos.rglob("*.jpg") if p.name != "broken.jpg")
+    assert [r["path"] for r in rows] == [str(p) for p in files]
+    with Asif.open(store) as a:
+        ref = a.classify(images=files, labels="two", top=2)
+    assert [r["label"] for r in rows] == [p.label for p in ref]
+    for row, p in zip(rows, ref, strict=True):
+        assert float(row["score"]) == pytest.approx(p.top[0].score, abs=1e-5)
+        assert row["top"] == ";".join(f"{t.label}:{t.score:.6f}" for t in p.top)
+
+
+def test_classify_glob_to_jsonl_and_bad_out(world: tuple[Path, Path], tmp_path: Path) -> None:
+    store, photos = world
+    out = tmp_path / "preds.jsonl"
+    r = run(store, "classify", str(photos / "cat" / "*.jpg"), "--labels", "two", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["path"] for x in lines] == [str(photos / "cat" / "0.jpg"), str(photos / "cat" / "1.jpg")]
+    assert all(set(x) == {"path", "label", "score", "top"} and x["score"] == x["top"][0]["score"] for x in lines)
+    r = CliRunner().invoke(main, ["--path", str(store), "classify", str(photos / "cat"), "--labels", "two",
+                                  "--out", str(tmp_path / "p.txt")])
+    assert r.exit_code == 2 and ".csv or .jsonl" in r.output
+    r = CliRunner().invoke(main, ["--path", str(store), "classify", str(photos / "nope*.png"), "--labels", "two"])
+    assert r.exit_code == 1 and "matches no file" in r.output
+
+
+def test_gallery_add_folder_skips_the_corrupt_image(world: tuple[Path, Path]) -> None:
+    store, photos = world
+    r = run(store, "gallery", "add", "trip", str(photos), "--on-error", "skip", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["n_items"] == 4 and data["skipped"] == [str(photos / "broken.jpg")]
+    r = run(store, "search", "a ship at sea", "--gallery", "trip", "--top", "2", "--json")
+    hits = json.loads(r.stdout)[0]["hits"]
+    assert all("/ship/" in h["payload"]["image_ref"] for h in hits)
+
+
+def test_model_loading_is_quiet_unless_verbose(world: tuple[Path, Path]) -> None:
+    store, _ = world
+    r = run(store, "labels", "add", "quiet", "--classes", "cat,ship")
+    assert r.exit_code == 0 and "Loading weights" not in r.stderr and r.stderr.strip() == "", r.stderr
+    assert r.stdout.startswith("label set 'quiet': 2 classes x 8 templates")

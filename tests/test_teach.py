@@ -1,0 +1,89 @@
+"""Teaching by example: a folder per class becomes a tenant's anchor pairs (image + templated caption), the model
+changes at once, and explain warns when one taught pair carries most of every label's score."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import IMG_DIM, TXT_DIM, small_settings
+
+from asif_qdrant import Asif
+from asif_qdrant.cli import main
+from asif_qdrant.errors import AsifError
+from asif_qdrant.ingest import teach_caption, teach_examples
+
+CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-test"
+
+
+def _examples(tmp_path: Path, per_class: int = 2, classes: tuple[str, ...] = ("cat", "ship")) -> Path:
+    root = tmp_path / "examples"
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            shutil.copy(CIFAR / c / f"{i:04d}.jpg", root / c / f"{i}.jpg")
+    (root / "notes.txt").write_text("not a class")
+    return root
+
+
+def test_teach_caption_and_folder_errors(tmp_path: Path) -> None:
+    assert teach_caption("a photo of a {}.", "pickup_truck") == "a photo of a pickup truck."
+    with pytest.raises(AsifError, match="exactly one"):
+        teach_caption("a photo", "cat")
+    with pytest.raises(AsifError, match="does not exist"):
+        teach_examples(tmp_path / "nope")
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    with pytest.raises(AsifError, match="no class sub-folders with images"):
+        teach_examples(tmp_path / "empty")
+
+
+@pytest.mark.data
+def test_teach_cli_adds_tenant_pairs_and_changes_the_model(tmp_path: Path) -> None:
+    if not CIFAR.is_dir():
+        pytest.skip(f"CIFAR-10 images not found at {CIFAR}")
+    ex = _examples(tmp_path)
+    store = tmp_path / "s"
+    with Asif.open(store) as a:  # shared anchors that know nothing about cats or ships
+        a.add_vectors(np.eye(1280, dtype=np.float32)[:3], np.eye(384, dtype=np.float32)[:3], captions=list("xyz"))
+        a.define_labels("two", ["cat", "ship"])
+    r = CliRunner().invoke(main, ["--path", str(store), "teach", str(ex), "--tenant", "acme", "--json"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["classes"] == {"cat": 2, "ship": 2} and rep["added"] == 4 and rep["tenant"] == "acme"
+    assert rep["captions"] == {"cat": "a photo of a cat.", "ship": "a photo of a ship."}
+    with Asif.open(store) as a:
+        recs = [x.payload for x in a.engine.scroll(a.anchors.collection) if x.payload["tenant"] == "acme"]
+        assert sorted(p["caption"] for p in recs) == ["a photo of a cat."] * 2 + ["a photo of a ship."] * 2
+        taught = [ex / "cat" / "0.jpg", ex / "ship" / "0.jpg", ex / "cat" / "1.jpg", ex / "ship" / "1.jpg"]
+        assert [p.label for p in a.classify(images=taught, labels="two", tenant="acme")] == ["cat", "ship"] * 2
+        assert a.count("acme") == 4 and a.count() == 3  # the shared anchors are untouched
+    r = CliRunner().invoke(main, ["--path", str(store), "teach", str(ex), "--tenant", "acme"], catch_exceptions=False)
+    assert r.exit_code == 0 and "0 new pair(s) (4 already stored)" in r.output
+    r = CliRunner().invoke(main, ["--path", str(store), "teach", str(ex)])
+    assert r.exit_code == 2 and "--tenant" in r.output
+
+
+def test_explain_warns_when_one_pair_dominates_every_label(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    with Asif.open(tmp_path / "s", **small_settings()) as a:
+        a.add_vectors(rng.standard_normal((30, IMG_DIM)), rng.standard_normal((30, TXT_DIM)))
+        prompts = rng.standard_normal((3, TXT_DIM))
+        a.define_labels("L", ["a", "b", "c"], templates="plain", prompt_vectors=prompts, p=8)
+        q = rng.standard_normal(IMG_DIM)
+        before = a.explain(vector=q, labels="L", tenant="acme")
+        assert before.dominant is None
+        # one taught pair: the very image, captioned close to every prompt
+        [aid] = a.add_vectors(q[None], prompts.mean(0)[None], captions=["a photo of a a."], tenant="acme")
+        ex = a.explain(vector=q, labels="L", tenant="acme")
+        assert ex.dominant is not None and ex.dominant.id == aid and ex.dominant.labels == 3
+        assert ex.dominant.min_share >= 0.5
+        for block in [a.explain(vector=q, labels="L", tenant="acme", label=lb) for lb in "abc"]:
+            assert block.contributions[0].id == aid
+            assert block.contributions[0].contribution / block.score >= ex.dominant.min_share - 1e-9
+        assert "warning: anchor #" in ex.text() and "of the score of every one of the 3 labels" in ex.text()
+        assert a.explain(vector=q, labels="L").dominant is None  # the shared model is not affected
