@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import click
 
+from . import __version__
 from .asif import Asif
 from .errors import AsifError
 
@@ -74,7 +75,7 @@ tenant_option = click.option("--tenant", default=None, help="Tenant (default: th
 @click.option("--api-key", default=None, help="Qdrant API key (ASIF_API_KEY).")
 @click.option("--prefix", default=None, help="Collection name prefix (ASIF_PREFIX).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the libraries' progress bars and warnings (model loading).")
-@click.version_option(package_name="asif-qdrant", prog_name="asif")
+@click.version_option(version=__version__, prog_name="asif")
 @click.pass_context
 def main(ctx: click.Context, path: Path | None, url: str | None, api_key: str | None, prefix: str | None,
          verbose: bool) -> None:
@@ -945,7 +946,7 @@ def explain_cmd(ctx: click.Context, image: Path, labels_name: str, label: str | 
 @json_option
 @click.pass_context
 def calibrate_cmd(ctx: click.Context, folder: Path, labels_name: str, target_precision: float | None,
-                  target_coverage: float | None, tau: float | None, split: str | None, seed: int,
+                  target_coverage: float | None, tau: float | None, split: str, seed: int,
                   limit: int | None, plot: Path | None, dry_run: bool, tenant: str | None, as_json: bool) -> None:
     """Choose the abstention threshold tau of a label set on a folder per class, and store it.
 

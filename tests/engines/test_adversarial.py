@@ -119,7 +119,7 @@ def test_huge_k_is_refused_at_once_and_large_k_costs_only_the_anchors(kind: str,
     a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, k=20)
     every = _answers(a, q)
     tracemalloc.start()
-    a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, k=90_000)
+    a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, k=90_000, replace=True)
     got = _answers(a, q)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()

@@ -55,7 +55,7 @@ def _data(rng: np.random.Generator, n_anchors: int = 60, n_images: int = 30) -> 
 
 def _classify_ranked(a: Asif, q: np.ndarray, s: Setting, pv: dict[str, np.ndarray]) -> list[Any]:
     a.define_labels("L", CLASSES, templates=s.templates, prompt_vectors=pv[s.templates], k=s.k, p=s.p,
-                    aggregation=s.aggregation)
+                    aggregation=s.aggregation, replace=True)
     return a.classify(vectors=q, labels="L", top=5)
 
 
