@@ -116,7 +116,7 @@ def test_huge_k_is_refused_at_once_and_large_k_costs_only_the_anchors(kind: str,
     assert time.monotonic() - t0 < 2
     assert "H" not in [i.name for i in a.list_indexes()]
     q = np.random.default_rng(1).standard_normal((4, IMG_DIM))
-    a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, k=20)
+    a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, k=20, replace=True)
     every = _answers(a, q)
     tracemalloc.start()
     a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, k=90_000, replace=True)
