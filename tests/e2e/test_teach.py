@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import IMG_DIM, TXT_DIM, small_settings
+from conftest import IMG_DIM, SHARED_DATA, TXT_DIM, small_settings
 
 from asif_qdrant import Asif
 from asif_qdrant.cli import main
 from asif_qdrant.errors import AsifError
 from asif_qdrant.ingest import teach_caption, teach_examples
 
-CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-test"
+CIFAR = SHARED_DATA / "cifar10-test"
 
 
 def _examples(tmp_path: Path, per_class: int = 2, classes: tuple[str, ...] = ("cat", "ship")) -> Path:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import SHARED_DATA
 
 from asif_qdrant import Asif
 from asif_qdrant.cli import main
 
-CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-test"
+CIFAR = SHARED_DATA / "cifar10-test"
 pytestmark = pytest.mark.data
 
 
