@@ -603,23 +603,6 @@ class Asif:
                                                        else "")
         )
 
-    @_writes
-    def delete_index(self, name: str, tenant: str | None = None, kind: Kind | None = None) -> IndexInfo:
-        """Delete the tenant's own label set or gallery ``name`` (NotFoundError if it has none of that name)."""
-        t = validate_tenant(tenant)
-        info = self.relindexes.info(name, t)
-        if info is None or (kind is not None and info.kind != kind):
-            what = {"labels": "label set", "gallery": "gallery", None: "label set or gallery"}[kind]
-            have = sorted(i.name for i in self.relindexes.infos() if i.tenant == t and kind in (None, i.kind))
-            raise NotFoundError(f"{what} {name!r} does not exist for tenant {t!r}; existing: {have or 'none'}")
-        ri = self.relindexes
-        if t == TENANT_SHARED:  # the tenant copies of an index defined for all tenants go with it
-            for copy in ri.infos():
-                if copy.name == name and copy.tenant != t and copy.extra.get("from_shared"):
-                    ri.delete(copy)
-        ri.delete(info)
-        return info
-
     def delete_labels(self, name: str, tenant: str | None = None) -> IndexInfo:
         """Delete a label set of ``tenant`` (its prompts and its record); anchors are not touched."""
         return self.delete_index(name, tenant, "labels")
