@@ -539,44 +539,25 @@ class Asif:
         info = IndexInfo(name, tenant, "gallery", kk, pp, n, {})
         return self._build(info, vecs, pls)
 
-    @_writes
-    def delete_index(self, name: str, kind: Kind = "labels", tenant: str | None = None) -> int:
-        """Delete a label set (``kind='labels'``) or gallery of ``tenant``; deleting one defined for all tenants
-        (tenant None) deletes every tenant's copy of it too. Returns how many indexes were deleted."""
-        tenant = validate_tenant(tenant)
-        if kind not in ("labels", "gallery"):
-            raise ConfigError(f"kind {kind!r} is invalid: use 'labels' or 'gallery'")
-        ri = self.relindexes
-        info = ri.info(name, tenant, kind)
-        if info is None:
-            what = "label set" if kind == "labels" else "gallery"
-            have = sorted(i.name for i in ri.infos(tenant, own=True) if i.kind == kind)
-            raise NotFoundError(f"{what} {name!r} does not exist for tenant {tenant!r}; existing: {have or 'none'}")
-        copies = ri.copies_of(info) if tenant == TENANT_SHARED else []
-        for c in copies:  # the copies first: an interrupted delete leaves no copy without its shared definition
-            ri.delete(c)
-        ri.delete(info)
-        return 1 + len(copies)
-
     @_reads
     @_writes
     def delete_index(self, name: str, tenant: str | None = None, kind: Kind | None = None) -> IndexInfo:
-        """Delete the label set or gallery ``name`` of ``tenant`` (a shared one also loses its tenant copies)."""
+        """Delete the label set or gallery ``name`` of ``tenant``; deleting one defined for all tenants (tenant None)
+        deletes every tenant's copy of it too. ``kind`` None: the one of that name (refused when both exist)."""
         tenant = validate_tenant(tenant)
         ri = self.relindexes
-        info = ri.info(name, tenant)
+        info = ri.info(name, tenant, kind)
         what = {"labels": "label set", "gallery": "gallery", None: "relative index"}[kind]
-        if info is None or (kind is not None and info.kind != kind):
+        if info is None:
             raise NotFoundError(f"{what} {name!r} does not exist for tenant {tenant!r}: see list_indexes()")
-        if info.extra.get("from_shared"):
+        if info.copied_from is not None:
             raise NotFoundError(
                 f"{what} {name!r} does not exist for tenant {tenant!r} as its own: it is defined for all tenants "
                 "(delete it without a tenant)"
             )
-        if tenant == TENANT_SHARED:
-            for copy in ri.infos():
-                if copy.name == name and copy.tenant != TENANT_SHARED and copy.extra.get("from_shared"):
-                    ri.delete(copy)
+        copies = ri.copies_of(info) if tenant == TENANT_SHARED else []
+        for c in copies:  # the copies first: an interrupted delete leaves no copy without its shared definition
+            ri.delete(c)
         ri.delete(info)
         return info
 

@@ -215,7 +215,7 @@ def test_isolation_and_exactness_under_random_edits(
                 a.delete_tenant(tenant)
                 model.delete_tenant(tenant)
             elif op == "delete_index" and (tenant, name) in model.labels:
-                a.delete_index(name, "labels", tenant=t_arg)
+                a.delete_index(name, tenant=t_arg, kind="labels")
                 del model.labels[(tenant, name)]
             after = {t: _answers(a, model, t, names, queries, texts) for t in everyone}
             if tenant != SHARED:  # an edit of one tenant changes no other tenant's answers, by exactly 0
@@ -313,7 +313,7 @@ def test_shared_redefinition_reaches_every_tenant_copy(kind: str, tmp_path: Path
         assert {s.label for s in a.classify(vectors=q, labels="L", tenant="t2")[0].top} <= {"z"}
         assert a.index_info("L", "t1", "labels").classes == ["own"]
         assert a.index_info("L", "t2", "labels").classes == ["z"]
-        assert a.delete_index("L") == 2  # the shared set and t2's copy; t1's own definition stays
+        assert a.delete_index("L", kind="labels").tenant == SHARED  # with t2's copy; t1's own definition stays
         with pytest.raises(NotFoundError):
             a.classify(vectors=q, labels="L", tenant="t2")
         assert a.index_info("L", "t1", "labels").classes == ["own"]
