@@ -18,8 +18,19 @@ from .errors import SchemaError
 from .meta import Fingerprint, Meta
 from .settings import AsifSettings
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+def _migrations_dir() -> Path:
+    """Where the steps are: inside the installed package (a wheel ships them as asif_qdrant/migrations), else the
+    source tree's top-level migrations/ folder (a checkout, an editable install)."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "migrations", here.parent / "migrations"):
+        if folder.is_dir() and any(_STEP_RE.match(f.name) for f in folder.iterdir()):
+            return folder
+    return here.parent / "migrations"
+
+
 _STEP_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.py$")
+MIGRATIONS_DIR = _migrations_dir()
 
 
 @dataclass
@@ -54,11 +65,14 @@ class StepState:
 
 def discover_steps(folder: Path = MIGRATIONS_DIR) -> list[Step]:
     if not folder.is_dir():
-        raise SchemaError(f"the migrations folder {folder} is missing: reinstall asif-qdrant from its source tree")
+        raise SchemaError(
+            f"the migrations folder {folder} is missing: reinstall asif-qdrant (pip install asif-qdrant), or run it "
+            "from its source tree"
+        )
     steps = []
     for f in sorted(folder.iterdir()):
         mt = _STEP_RE.match(f.name)
-        if not mt:
+        if not mt or not f.is_file():
             continue
         spec = importlib.util.spec_from_file_location(f"asif_migrations.m{mt.group(1)}", f)
         if spec is None or spec.loader is None:

@@ -19,10 +19,8 @@ def apply(ctx: MigrationContext) -> None:
     name = anchors_collection(ctx.settings.prefix)
     engine = ctx.engine
     spec = engine.collection_spec(name)
-    if "tenant" not in spec.keyword_indexes:
-        ensure = getattr(engine, "ensure_keyword_index", None)
-        if callable(ensure):
-            ensure(name, "tenant", True)
+    if spec.keyword_indexes.get("tenant") is not True:
+        engine.ensure_keyword_index(name, "tenant", True)
     missing: list[int] = []
     try:
         for rec in engine.scroll(name, with_payload=["tenant"]):

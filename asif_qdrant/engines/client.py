@@ -114,8 +114,22 @@ class ClientEngine:
             kw[field_name] = bool(getattr(params, "is_tenant", False))
         return CollectionSpec(dense=dense, sparse=sparse, keyword_indexes=kw)
 
+    def ensure_keyword_index(self, name: str, field: str, is_tenant: bool = False) -> None:
+        if not self.collection_exists(name):
+            raise NotFoundError(f"collection {name!r} does not exist on {self.description}")
+        schema = m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=is_tenant)
+        self._call(
+            f"index field {field!r} of {name!r}",
+            partial(self.client.create_payload_index, name, field, schema, wait=True),
+        )
+
     def create_collection(self, name: str, spec: CollectionSpec) -> None:
         if self.collection_exists(name):
+            # the collection is there (created earlier, or by someone else): its indexes must still exist
+            have = self.collection_spec(name).keyword_indexes
+            for f, is_tenant in spec.keyword_indexes.items():
+                if have.get(f) != is_tenant:
+                    self.ensure_keyword_index(name, f, is_tenant)
             return
         on_disk = spec.quantization is not None and spec.quantization.originals_on_disk
         vectors = {

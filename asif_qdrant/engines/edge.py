@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import shutil
+from dataclasses import replace
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
@@ -242,6 +243,21 @@ class EdgeEngine:
         tmp.replace(d / "spec.json")  # the collection exists once its spec is written
         self._shards[name] = shard
         self._specs[name] = spec
+
+    def ensure_keyword_index(self, name: str, field: str, is_tenant: bool = False) -> None:
+        spec = self.collection_spec(name)
+        if spec.keyword_indexes.get(field) == is_tenant:
+            return
+        shard = self._shard(name)
+        op = qe.UpdateOperation.create_field_index(field, qe.KeywordIndexParams(is_tenant=is_tenant))
+        self._call(f"index payload field {field!r} of {name!r}", partial(shard.update, op))
+        self._call("flush", shard.flush)
+        new = replace(spec, keyword_indexes={**spec.keyword_indexes, field: is_tenant})
+        d = self._dir(name)
+        tmp = d / "spec.json.tmp"
+        tmp.write_text(json.dumps(spec_to_json(new)))
+        tmp.replace(d / "spec.json")
+        self._specs[name] = new
 
     def delete_collection(self, name: str) -> None:
         shard = self._shards.pop(name, None)

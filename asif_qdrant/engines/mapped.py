@@ -102,6 +102,10 @@ class MappedEngine:
             )
         self.inner.create_collection(phys, spec)
 
+    def ensure_keyword_index(self, name: str, field: str, is_tenant: bool = False) -> None:
+        phys, on = self._name(name)
+        self.inner.ensure_keyword_index(phys, self._key(field, on), is_tenant)
+
     def collection_spec(self, name: str) -> CollectionSpec:
         phys, on = self._name(name)
         spec = self.inner.collection_spec(phys)

@@ -146,3 +146,108 @@ def test_too_many_prompts_are_refused(tmp_path: Path, request: pytest.FixtureReq
     with pytest.raises(ConfigError, match="max_items"):
         a.define_labels("B", [f"c{i}" for i in range(30)], templates=["a {}", "b {}", "c {}", "d {}"])
     a.close()
+
+
+# -- 6. packaging and the attached tenant index -----------------------------------------------------------------
+
+
+def test_attaching_an_edge_collection_creates_the_tenant_index(tmp_path: Path) -> None:
+    import qdrant_edge as qe
+
+    from asif_qdrant.engines import edge
+    from asif_qdrant.engines.base import CollectionSpec, PointBatch
+    from tests.conftest import small_settings
+
+    rng = np.random.default_rng(1)
+    e = edge.EdgeEngine(tmp_path / "store")
+    e.create_collection("products", CollectionSpec(dense={"img": IMG_DIM, "txt": TXT_DIM}))
+    e.upsert("products", PointBatch([10, 11], {"img": rng.standard_normal((2, IMG_DIM)).astype(np.float32),
+                                               "txt": rng.standard_normal((2, TXT_DIM)).astype(np.float32)},
+                                    payloads=[{"title": "a"}, {"title": "b"}]))
+    e.close()
+    opts = small_settings(anchors_collection="products", vector_names={"image": "img", "text": "txt"},
+                          payload_names={"caption": "title"})
+    a = Asif.open(tmp_path / "store", **opts)
+    assert a.engine.collection_spec(a.anchors.collection).keyword_indexes.get("tenant") is True
+    assert a.count() == 2
+    a.close()
+    shard = qe.EdgeShard.load(str(tmp_path / "store" / "collections" / "products" / "shard"))
+    schema = shard.info().payload_schema
+    shard.close()
+    assert "tenant" in schema and schema["tenant"].params.is_tenant is True
+
+
+def test_attaching_a_client_collection_creates_the_tenant_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qdrant_client import QdrantClient
+    from qdrant_client import models as m
+
+    from tests.conftest import small_settings
+
+    client = QdrantClient(":memory:")
+    client.create_collection("products", vectors_config={
+        "img": m.VectorParams(size=IMG_DIM, distance=m.Distance.COSINE),
+        "txt": m.VectorParams(size=TXT_DIM, distance=m.Distance.COSINE)})
+    made: list[tuple[str, str, Any]] = []
+    real = client.create_payload_index
+
+    def spy(collection_name: str, field_name: str, field_schema: Any = None, **kw: Any) -> Any:
+        made.append((collection_name, field_name, field_schema))
+        return real(collection_name, field_name, field_schema, **kw)
+
+    monkeypatch.setattr(client, "create_payload_index", spy)
+    a = Asif.open(client=client, **small_settings(anchors_collection="products",
+                                                 vector_names={"image": "img", "text": "txt"}))
+    tenant = [s for c, f, s in made if c == "products" and f == "tenant"]
+    # local mode keeps no payload schema, so it cannot tell the index exists: asked for (again) is what it can show
+    assert tenant and all(s.is_tenant is True and s.type == m.KeywordIndexType.KEYWORD for s in tenant)
+    a.close()
+
+
+_OUTSIDE = """
+import sys, numpy as np, asif_qdrant
+from asif_qdrant import Asif
+assert asif_qdrant.__file__.startswith(sys.argv[1]), asif_qdrant.__file__
+a = Asif.open(sys.argv[2], image_encoder="precomputed:img:8", text_encoder="precomputed:txt:6")
+rng = np.random.default_rng(0)
+a.add_vectors(rng.standard_normal((12, 8)), rng.standard_normal((12, 6)))
+a.define_labels("L", ["a", "b"], templates="plain", prompt_vectors=rng.standard_normal((2, 6)), k=4)
+print(a.classify(vectors=rng.standard_normal((1, 8)), labels="L", top=1)[0].label,
+      [s.name for s in a.migration_status() if s.applied_at is not None])
+a.close()
+"""
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_migrations_and_opens_a_store_outside_the_tree(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("asif_qdrant", "migrations"):
+        shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(root / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "dist"), str(src)], check=True, capture_output=True, timeout=240)
+    wheel = next((tmp_path / "dist").glob("asif_qdrant-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    steps = sorted(p.name for p in (root / "migrations").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    assert steps and all(f"asif_qdrant/migrations/{s}" in names for s in steps)
+    packages = sorted(str(p.parent.relative_to(root)) for p in (root / "asif_qdrant").rglob("__init__.py"))
+    assert all(f"{p}/__init__.py" in names for p in packages), "a package of the source tree is not in the wheel"
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True, timeout=240)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(site)
+    out = subprocess.run([sys.executable, "-c", _OUTSIDE, str(site), str(work / "store")], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    label, applied = out.stdout.split(" ", 1)
+    assert label in ("a", "b") and "anchor_collection" in applied and "attached_anchors" in applied
