@@ -15,6 +15,7 @@ from asif_qdrant.errors import AsifError, InvalidInputError
 from tests.conftest import IMG_DIM, TXT_DIM, open_store, random_pairs
 
 KINDS = ["edge", "local"]
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 
 
 def _answers(a: Asif, queries: np.ndarray) -> list[list[tuple[str, float]]]:
@@ -224,7 +225,7 @@ def test_the_wheel_ships_the_migrations_and_opens_a_store_outside_the_tree(tmp_p
     import sys
     import zipfile
 
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     src = tmp_path / "src"
     src.mkdir()
     for name in ("asif_qdrant", "migrations"):
