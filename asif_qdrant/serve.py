@@ -43,7 +43,6 @@ from .errors import (
     InvalidInputError,
     NotFoundError,
     SchemaError,
-    StaleIndexError,
     StoreLockedError,
 )
 from .meta import TENANT_SHARED, validate_tenant
@@ -57,7 +56,6 @@ STATUS: list[tuple[type[AsifError], int]] = [
     (FingerprintMismatchError, 422),
     (InvalidInputError, 422),
     (ConfigError, 400),
-    (StaleIndexError, 409),
     (SchemaError, 409),
     (StoreLockedError, 503),
     (EngineError, 503),
@@ -404,7 +402,7 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
 
     def explanation(a: Asif, ex: Any, fmt: str, image: Any, tenant: str) -> Any:
         if fmt == "html":
-            from .report import render_html
+            from .evaluation.report import render_html
 
             roots = a.image_roots(tenant) + ([root] if root is not None else [])
             return HTMLResponse(render_html(ex, image, image_roots=roots))
@@ -505,7 +503,9 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
 
         a, t = store(), who.scope(tenant)
         pics = await read_images(images)
-        res = await run_in_threadpool(a.add_pairs_result, pics, captions, t)
+        from .ingest import add_pairs_result
+
+        res = await run_in_threadpool(add_pairs_result, a, pics, captions, t)
         return add_result(res)
 
     @app.put("/v1/anchors", tags=["anchors"])

@@ -238,11 +238,10 @@ def test_errors_have_codes_and_one_line_messages(served: Any) -> None:
 
 
 def test_status_codes_of_library_errors() -> None:
-    from asif_qdrant.errors import EngineError, SchemaError, StaleIndexError, StoreLockedError
+    from asif_qdrant.errors import EngineError, SchemaError, StoreLockedError
     from asif_qdrant.serve import status_of
 
-    assert [status_of(e("x")) for e in (SchemaError, StaleIndexError, StoreLockedError, EngineError)] == \
-        [409, 409, 503, 503]
+    assert [status_of(e("x")) for e in (SchemaError, StoreLockedError, EngineError)] == [409, 503, 503]
 
 
 def test_tenant_keys_isolate_models(served: Any) -> None:
