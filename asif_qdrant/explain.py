@@ -281,7 +281,7 @@ def dominance(asif: Asif, info: IndexInfo, hits: Sequence[Hit], q_rep: relrep.Sp
             best[lb] = h
     if len(best) < 2:
         return None
-    recs = asif.engine.retrieve(asif.relindexes.collection(info), [h.id for h in best.values()], with_payload=True)
+    recs = list(asif.relindexes.retrieve_items(info, [h.id for h in best.values()]).values())
     if len(recs) != len(best):
         return None
     top_ids, shares = set(), []
