@@ -9,7 +9,7 @@ from pathlib import Path
 import asif_qdrant
 
 PACKAGE = Path(asif_qdrant.__file__).parent
-CORE_EXEMPT = ("asif_qdrant.evaluation", "asif_qdrant.cli")  # the tools themselves and the CLI sit above them
+CORE_EXEMPT = ("asif_qdrant.evaluation", "asif_qdrant.cli", "asif_qdrant.serve")  # tools, and the entry points above
 
 
 def _module_name(path: Path) -> str:
