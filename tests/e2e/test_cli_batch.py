@@ -14,6 +14,7 @@ from conftest import SHARED_DATA
 
 from asif_qdrant import Asif
 from asif_qdrant.cli import main
+from asif_qdrant.ingest import add_pairs
 
 CIFAR = SHARED_DATA / "cifar10-test"
 pytestmark = pytest.mark.data
@@ -26,7 +27,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("batch")
     store = tmp / "s"
     with Asif.open(store) as a:
-        a.add_pairs([CIFAR / c / f"{i:04d}.jpg" for c in ("cat", "ship") for i in (10, 11)],
+        add_pairs(a, [CIFAR / c / f"{i:04d}.jpg" for c in ("cat", "ship") for i in (10, 11)],
                     ["a cat on a sofa", "a kitten", "a ship at sea", "a boat in a harbour"])
         a.define_labels("two", ["cat", "ship"])
     photos = tmp / "photos"
