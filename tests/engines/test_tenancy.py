@@ -143,6 +143,8 @@ op_st = st.tuples(
 )
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # 8 random edit sequences x every check: minutes on 2 loaded cores
 @pytest.mark.parametrize("kind", ["edge", "local"])
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                HealthCheck.too_slow])
