@@ -572,7 +572,7 @@ class Asif:
         self._check_new(name, validate_tenant(tenant), kind, False)
 
     def _check_new(self, name: str, tenant: str, kind: Kind, replace: bool) -> None:
-        old = self.relindexes.info(name, tenant)
+        old = self.relindexes.info(name, tenant, kind)
         if old is None or replace or old.extra.get("from_shared"):
             return
         what = {"labels": "label set", "gallery": "gallery"}

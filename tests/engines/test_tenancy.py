@@ -174,12 +174,12 @@ def test_isolation_and_exactness_under_random_edits(
                 model.anchors[pid] = (t, _unit(img[i]), _unit(txt[i]))
         for t, name in ((SHARED, names[0]), (tenants[0], names[0]), (tenants[1], names[1])):
             prompts = _unit(rng.standard_normal((len(CLASSES), TXT_DIM)))
-            a.define_labels(name, CLASSES, templates="plain", prompt_vectors=prompts,
+            _define(a, name, CLASSES, templates="plain", prompt_vectors=prompts,
                             tenant=None if t == SHARED else t)
             model.labels[(t, name)] = prompts
         for t, name in ((tenants[1], names[0]), (tenants[2], names[0]), (SHARED, names[1])):
             gal = _unit(rng.standard_normal((3, IMG_DIM)))
-            a.add_gallery(name, vectors=gal, tenant=None if t == SHARED else t,
+            _gallery(a, name, vectors=gal, tenant=None if t == SHARED else t,
                           payloads=[{"image_ref": f"{t}/{name}/{i}"} for i in range(3)])
             model.galleries[(t, name)] = gal
         n_collections = None
@@ -206,11 +206,11 @@ def test_isolation_and_exactness_under_random_edits(
                     model.anchors[pid] = (tenant, _unit(img[i]), _unit(txt[i]))
             elif op == "define":
                 prompts = _unit(r.standard_normal((len(CLASSES), TXT_DIM)))
-                a.define_labels(name, CLASSES, templates="plain", prompt_vectors=prompts, tenant=t_arg)
+                _define(a, name, CLASSES, templates="plain", prompt_vectors=prompts, tenant=t_arg)
                 model.labels[(tenant, name)] = prompts
             elif op == "gallery":
                 gal = _unit(r.standard_normal((n + 1, IMG_DIM)))
-                a.add_gallery(name, vectors=gal, tenant=t_arg,
+                _gallery(a, name, vectors=gal, tenant=t_arg,
                               payloads=[{"image_ref": f"{tenant}/{name}/{i}"} for i in range(n + 1)])
                 model.galleries[(tenant, name)] = gal
             elif op == "delete_tenant" and tenant != SHARED and tenant in a.tenants():
@@ -240,18 +240,18 @@ def test_joined_name_collisions_are_distinct_indexes(kind: str, tmp_path: Path, 
         a.add_vectors(rng.standard_normal((20, IMG_DIM)), rng.standard_normal((20, TXT_DIM)))
         a.add_vectors(rng.standard_normal((3, IMG_DIM)), rng.standard_normal((3, TXT_DIM)), tenant="a")
         a.add_vectors(rng.standard_normal((3, IMG_DIM)), rng.standard_normal((3, TXT_DIM)), tenant="a__b")
-        a.define_labels("b__c", ["x", "y"], templates="plain", prompt_vectors=rng.standard_normal((2, TXT_DIM)),
+        _define(a, "b__c", ["x", "y"], templates="plain", prompt_vectors=rng.standard_normal((2, TXT_DIM)),
                         tenant="a")
         q = rng.standard_normal((3, IMG_DIM))
         def mine_now() -> list:
             return [[(s.label, s.score) for s in p.top] for p in a.classify(vectors=q, labels="b__c", tenant="a")]
 
         mine = mine_now()
-        a.define_labels("c", ["u", "v", "w"], templates="plain", prompt_vectors=rng.standard_normal((3, TXT_DIM)),
+        _define(a, "c", ["u", "v", "w"], templates="plain", prompt_vectors=rng.standard_normal((3, TXT_DIM)),
                         tenant="a__b")
-        a.add_gallery("b__c", vectors=rng.standard_normal((4, IMG_DIM)), tenant="a",
+        _gallery(a, "b__c", vectors=rng.standard_normal((4, IMG_DIM)), tenant="a",
                       payloads=[{"image_ref": f"a-private-{i}"} for i in range(4)])
-        a.add_gallery("c", vectors=rng.standard_normal((4, IMG_DIM)), tenant="a__b",
+        _gallery(a, "c", vectors=rng.standard_normal((4, IMG_DIM)), tenant="a__b",
                       payloads=[{"image_ref": f"ab-private-{i}"} for i in range(4)])
         assert _same(mine_now(), mine, NOISE[kind])
         found = a.search(vector=rng.standard_normal((2, TXT_DIM)), gallery="b__c", tenant="a")
@@ -275,10 +275,10 @@ def test_label_set_and_gallery_of_one_name_coexist(kind: str, tmp_path: Path, rn
     a = _open(kind, tmp_path)
     try:
         a.add_vectors(rng.standard_normal((20, IMG_DIM)), rng.standard_normal((20, TXT_DIM)))
-        a.define_labels("L", ["x", "y"], templates="plain", prompt_vectors=rng.standard_normal((2, TXT_DIM)))
+        _define(a, "L", ["x", "y"], templates="plain", prompt_vectors=rng.standard_normal((2, TXT_DIM)))
         q = rng.standard_normal((2, IMG_DIM))
         labels = [[(s.label, s.score) for s in p.top] for p in a.classify(vectors=q, labels="L")]
-        a.add_gallery("L", vectors=rng.standard_normal((5, IMG_DIM)))
+        _gallery(a, "L", vectors=rng.standard_normal((5, IMG_DIM)))
         assert _same([[(s.label, s.score) for s in p.top] for p in a.classify(vectors=q, labels="L")], labels,
                      NOISE[kind])
         assert len(a.search(vector=rng.standard_normal((1, TXT_DIM)), gallery="L", top=5)[0]) > 0
@@ -287,7 +287,7 @@ def test_label_set_and_gallery_of_one_name_coexist(kind: str, tmp_path: Path, rn
             a.refresh("L")
         assert [i.kind for i in a.refresh("L", kind="gallery")] == ["gallery"]
         with pytest.raises(Exception, match="rename it"):
-            a.add_gallery("G", vectors=rng.standard_normal((1, IMG_DIM)), payloads=[{"tenant": "other"}])
+            _gallery(a, "G", vectors=rng.standard_normal((1, IMG_DIM)), payloads=[{"tenant": "other"}])
     finally:
         a.close()
 
@@ -299,18 +299,18 @@ def test_shared_redefinition_reaches_every_tenant_copy(kind: str, tmp_path: Path
         a.add_vectors(rng.standard_normal((20, IMG_DIM)), rng.standard_normal((20, TXT_DIM)))
         for t in ("t1", "t2"):
             a.add_vectors(rng.standard_normal((3, IMG_DIM)), rng.standard_normal((3, TXT_DIM)), tenant=t)
-        a.define_labels("L", ["x", "y"], templates="plain", prompt_vectors=rng.standard_normal((2, TXT_DIM)))
+        _define(a, "L", ["x", "y"], templates="plain", prompt_vectors=rng.standard_normal((2, TXT_DIM)))
         q = rng.standard_normal((1, IMG_DIM))
         for t in ("t1", "t2"):
             assert {s.label for s in a.classify(vectors=q, labels="L", tenant=t, top=5)[0].top} <= {"x", "y"}
         assert {i.tenant for i in a.relindexes.infos() if i.name == "L"} == {SHARED, "t1", "t2"}  # copies made
-        a.define_labels("L", ["p", "q", "r"], templates="plain", prompt_vectors=rng.standard_normal((3, TXT_DIM)))
+        _define(a, "L", ["p", "q", "r"], templates="plain", prompt_vectors=rng.standard_normal((3, TXT_DIM)))
         for t in ("t1", "t2"):
             top = a.classify(vectors=q, labels="L", tenant=t, top=5)[0].top
             assert {s.label for s in top} <= {"p", "q", "r"} and top
         # a tenant's own definition of the same name is not a copy: a shared redefinition leaves it alone
-        a.define_labels("L", ["own"], templates="plain", prompt_vectors=rng.standard_normal((1, TXT_DIM)), tenant="t1")
-        a.define_labels("L", ["z"], templates="plain", prompt_vectors=rng.standard_normal((1, TXT_DIM)))
+        _define(a, "L", ["own"], templates="plain", prompt_vectors=rng.standard_normal((1, TXT_DIM)), tenant="t1")
+        _define(a, "L", ["z"], templates="plain", prompt_vectors=rng.standard_normal((1, TXT_DIM)))
         assert {s.label for s in a.classify(vectors=q, labels="L", tenant="t1")[0].top} <= {"own"}
         assert {s.label for s in a.classify(vectors=q, labels="L", tenant="t2")[0].top} <= {"z"}
         assert a.index_info("L", "t1", "labels").classes == ["own"]
@@ -375,10 +375,10 @@ def _old_layout_store(kind: str, tmp_path: Path, rng: np.random.Generator) -> tu
     a.add_vectors(rng.standard_normal((30, IMG_DIM)), rng.standard_normal((30, TXT_DIM)))
     for t in ("t1", "t2"):
         a.add_vectors(rng.standard_normal((4, IMG_DIM)), rng.standard_normal((4, TXT_DIM)), tenant=t)
-    a.define_labels("L", CLASSES, templates=["a {}", "the {}"], prompt_vectors=rng.standard_normal((6, TXT_DIM)))
-    a.define_labels("M", ["m", "n"], templates="plain", prompt_vectors=rng.standard_normal((2, TXT_DIM)), tenant="t2")
-    a.add_gallery("S", vectors=rng.standard_normal((5, IMG_DIM)), payloads=[{"image_ref": f"s{i}"} for i in range(5)])
-    a.add_gallery("G", vectors=rng.standard_normal((6, IMG_DIM)), tenant="t1",
+    _define(a, "L", CLASSES, templates=["a {}", "the {}"], prompt_vectors=rng.standard_normal((6, TXT_DIM)))
+    _define(a, "M", ["m", "n"], templates="plain", prompt_vectors=rng.standard_normal((2, TXT_DIM)), tenant="t2")
+    _gallery(a, "S", vectors=rng.standard_normal((5, IMG_DIM)), payloads=[{"image_ref": f"s{i}"} for i in range(5)])
+    _gallery(a, "G", vectors=rng.standard_normal((6, IMG_DIM)), tenant="t1",
                   payloads=[{"image_ref": f"g{i}"} for i in range(6)])
     q, t = rng.standard_normal((4, IMG_DIM)), rng.standard_normal((3, TXT_DIM))
     want = _store_answers(a, q, t)  # this also made t1's and t2's copies of L and t1's copy of S
@@ -436,3 +436,12 @@ def test_migration_0003_interrupted_is_finished_by_running_it_again(
         assert not [c for c in b.engine.list_collections() if "rel__" in c]
     finally:
         a.close()
+
+
+def _define(a: Any, *args: Any, **kw: Any) -> Any:
+    """Define or redefine a label set: these tests redefine on purpose."""
+    return a.define_labels(*args, replace=True, **kw)
+
+
+def _gallery(a: Any, *args: Any, **kw: Any) -> Any:
+    return a.add_gallery(*args, replace=True, **kw)
