@@ -580,8 +580,7 @@ class Asif:
         raise ConfigError(
             f"{what[old.kind]} {name!r} already exists for tenant {tenant!r} ({old.n_items} items): pass "
             f"replace=True (--replace) to redefine it, pick another name, or delete it first "
-            f"(asif {cmd[old.kind]} delete {name})" + (f"; a {what[kind]} cannot reuse the name" if old.kind != kind
-                                                       else "")
+            f"(asif {cmd[old.kind]} delete {name})"
         )
 
     def delete_labels(self, name: str, tenant: str | None = None) -> IndexInfo:

@@ -10,7 +10,6 @@ import fcntl
 import json
 import os
 import shutil
-from dataclasses import replace
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial

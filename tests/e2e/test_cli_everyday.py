@@ -43,12 +43,14 @@ def test_define_labels_and_galleries_refuse_an_existing_name(store_path: Path) -
         assert info.classes == ["x", "y", "z"] and a.list_labels()[0].n_items == 3
         with pytest.raises(ConfigError, match="gallery 'trip' already exists"):
             a.add_gallery("trip", vectors=rng.standard_normal((2, IMG_DIM)))
-        with pytest.raises(ConfigError, match="a label set cannot reuse the name"):
-            a.define_labels("trip", ["x"], templates="plain", prompt_vectors=pv[:1])
+        # a label set and a gallery are told apart by kind, so they may share a name
+        assert a.define_labels("trip", ["x"], templates="plain", prompt_vectors=pv[:1]).kind == "labels"
         assert a.add_gallery("trip", vectors=rng.standard_normal((2, IMG_DIM)), replace=True).n_items == 2
         assert [i.name for i in a.list_galleries()] == ["trip"]
+        assert sorted(i.name for i in a.list_labels()) == ["cifar10", "trip"]
         a.delete_gallery("trip")
-        assert a.list_galleries() == [] and [i.name for i in a.list_labels()] == ["cifar10"]
+        assert a.list_galleries() == [] and sorted(i.name for i in a.list_labels()) == ["cifar10", "trip"]
+        a.delete_labels("trip")
         with pytest.raises(NotFoundError, match="gallery 'trip' does not exist"):
             a.delete_gallery("trip")
         with pytest.raises(NotFoundError, match="label set 'cifar10' does not exist"):
