@@ -4,6 +4,7 @@ from .asif import Asif
 from .errors import (
     AsifError,
     ConfigError,
+    DiskFullError,
     EncoderError,
     EngineError,
     FingerprintMismatchError,
@@ -28,6 +29,7 @@ __all__ = [
     "AsifError",
     "AsifSettings",
     "ConfigError",
+    "DiskFullError",
     "EncoderError",
     "EngineError",
     "FingerprintMismatchError",

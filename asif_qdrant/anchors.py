@@ -111,6 +111,21 @@ def as_matrix(x: Any, dim: int, what: str, encoder: str) -> np.ndarray:
     return arr
 
 
+def check_ids(ids: Sequence[Any]) -> list[int]:
+    """Anchor ids as ints: integers in [0, 2**32) (1.7, "3" or True are refused, never truncated)."""
+    out = []
+    for i, v in enumerate(ids):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise InvalidInputError(f"id {v!r} (row {i}) is not an integer: ids are integers in [0, 2**32)")
+        if not 0 <= int(v) <= MAX_ANCHOR_ID:
+            raise InvalidInputError(
+                f"id {int(v)} (row {i}) is outside [0, 2**32): anchor ids double as sparse-vector indices, "
+                "which are 32-bit; pick smaller ids or let the store assign them (ids=None)"
+            )
+        out.append(int(v))
+    return out
+
+
 def content_hash(tenant: str, key: bytes) -> str:
     return hashlib.blake2b(tenant.encode() + b"\0" + key, digest_size=16).hexdigest()
 
@@ -178,16 +193,7 @@ class AnchorStore:
                 check_payload_value(pl, f"payload {i}")
         id_list = None
         if ids is not None:
-            id_list = []
-            for i, v in enumerate(ids):
-                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                    raise InvalidInputError(f"id {v!r} (row {i}) is not an integer: ids are integers in [0, 2**32)")
-                if not 0 <= int(v) <= MAX_ANCHOR_ID:
-                    raise InvalidInputError(
-                        f"id {int(v)} (row {i}) is outside [0, 2**32): anchor ids double as sparse-vector indices, "
-                        "which are 32-bit; pick smaller ids or let the store assign them (ids=None)"
-                    )
-                id_list.append(int(v))
+            id_list = check_ids(ids)
             if len(set(id_list)) != len(id_list):
                 dup = next(v for v in id_list if id_list.count(v) > 1)
                 raise InvalidInputError(f"id {dup} appears twice in the batch: give every pair its own id")
@@ -318,10 +324,9 @@ class AnchorStore:
         tenant = validate_tenant(tenant)
         scope = Filter(must=(Match("tenant", tenant),))
         if ids is not None:
-            id_list = [int(i) for i in ids]
-            for v in id_list:
-                if not 0 <= v <= MAX_ANCHOR_ID:
-                    raise InvalidInputError(f"id {v} is outside [0, 2**32): anchor ids are 32-bit")
+            if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence | np.ndarray):
+                raise InvalidInputError(f"ids={ids!r} is not a list of ids: pass ids=[1, 2, 3]")
+            id_list = check_ids(list(ids))
             if not id_list:
                 fp = self.fingerprint
                 return [], np.zeros((0, fp.image_dim), np.float32), np.zeros((0, fp.text_dim), np.float32)

@@ -17,7 +17,7 @@ from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, l2_normalise
 from .engines import create_engine
 from .engines.base import Engine, Filter, PointBatch, Relayout
-from .errors import ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
+from .errors import AsifError, ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
 from .locking import RWLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes, check_k_p
@@ -29,6 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from .doctor import DoctorReport
     from .encoders import Encoder
     from .explain import Explanation
 
@@ -193,6 +194,19 @@ class Asif:
         ctx = self._context()
         ctx.fingerprint = self.fingerprint
         return [f"{s.version:04d}_{s.name}" for s in _migrate.migrate(ctx)]
+
+    @_writes
+    def doctor(self, repair: bool = False) -> DoctorReport:
+        """What is wrong with the store (schema, collections, relative indexes) and, with ``repair``, the repair of
+        what can be rebuilt from what remains; lost anchors are reported, never invented."""
+        from .doctor import diagnose
+
+        ctx = self._context()
+        try:
+            ctx.fingerprint = self.fingerprint
+        except AsifError:
+            ctx.fingerprint = None
+        return diagnose(self, ctx, repair)
 
     @_reads
     def migration_status(self) -> list[_migrate.StepState]:
@@ -498,7 +512,7 @@ class Asif:
             for ti, t in enumerate(tpl)
         ]
         info = IndexInfo(name, tenant, "labels", kk, pp, len(prompts), {}, classes=cls, templates=tpl,
-                         aggregation=aggregation)
+                         aggregation=aggregation, extra={"prompt_vectors": prompt_vectors is not None})
         return self._build(info, vecs, payloads)
 
     def add_gallery(
@@ -750,7 +764,7 @@ class DeleteResult:
 def _check_name(name: str) -> None:
     import re
 
-    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", name):
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
         raise ConfigError(
             f"name {name!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )

@@ -123,6 +123,26 @@ def migrate(ctx: click.Context, list_only: bool, as_json: bool) -> None:
               f"{r['version']:04d}_{r['name']:<24} {r['state']:<8} {r['description']}" for r in rows))
 
 
+@main.command()
+@click.option("--repair", is_flag=True, help="Repair what can be rebuilt from what remains.")
+@json_option
+@click.pass_context
+def doctor(ctx: click.Context, repair: bool, as_json: bool) -> None:
+    """Report what is wrong with the store and, with --repair, rebuild what can be rebuilt: schema steps and
+    relative indexes (from their definitions). Lost anchors are reported, never invented. Exit 1 while anything
+    is wrong.
+
+    \b
+    Example:
+      asif doctor
+      asif doctor --repair
+    """
+    rep = _open(ctx, migrate=False).doctor(repair=repair)
+    _emit(as_json, rep.as_dict(), rep.table)
+    if not rep.healthy:
+        ctx.exit(1)
+
+
 # -- anchors -----------------------------------------------------------------------------------
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))

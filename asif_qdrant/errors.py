@@ -38,5 +38,9 @@ class EngineError(AsifError):
     """The Qdrant engine (embedded or server) failed or refused an operation."""
 
 
+class DiskFullError(EngineError):
+    """Too little free space (or a read-only filesystem) where the embedded store must write."""
+
+
 class EncoderError(AsifError):
     """An encoder could not be created or its weights could not be found."""

@@ -18,6 +18,8 @@ import json
 import os
 import sys
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -150,8 +152,14 @@ def _check_columns(path: Path, columns: Sequence[str]) -> None:
         raise InvalidInputError(f"captions file {str(path)!r} repeats column(s) {dup}: give every column its own name")
 
 
+MAX_CAPTION_CHARS = 20_000  # longer captions are bad rows (reported, skipped with --on-error skip)
+_FIELD_LIMIT = 64 * 2**20  # the csv module's own limit (128 KiB) would refuse the whole file at one long field
+
+
 def _read_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line, record) for each data row; record is the reason when the row cannot be read."""
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=delimiter)
@@ -448,6 +456,9 @@ class _Ingest:
             return row.error
         if not row.caption:
             return "the caption is empty"
+        if len(row.caption) > MAX_CAPTION_CHARS:
+            return (f"the caption has {len(row.caption)} characters, more than {MAX_CAPTION_CHARS}: shorten it "
+                    "(a text encoder reads only its first few hundred tokens)")
         if row.image is None or not row.image.is_file():
             return f"image file {str(row.image or row.image_ref)!r} does not exist"
         try:
@@ -821,7 +832,7 @@ def _read_vectors_file(path: Path) -> dict[str, np.ndarray]:
         raise InvalidInputError(
             f"vectors file {str(path)!r} cannot be read as .npz ({e}): save it with np.savez"
         ) from e
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise InvalidInputError(f"vectors file {str(path)!r} is not a valid .npz ({e}): save it with np.savez") from e
 
 

@@ -11,12 +11,29 @@ import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
 
 from .engines.base import CollectionSpec, Engine, Filter, Match, MatchAny, PointBatch
-from .errors import ConfigError
+from .errors import ConfigError, SchemaError
 from .names import meta_collection
+
+R = TypeVar("R")
+
+
+def from_record(cls: type[R], value: Any, key: str) -> R:
+    """A dataclass from a stored meta record; a record with unknown or missing fields is a SchemaError that names
+    the record and the fields, not a TypeError."""
+    if not isinstance(value, dict):
+        raise SchemaError(f"meta record {key!r} is a {type(value).__name__}, not an object: run `asif doctor`")
+    try:
+        return cls(**value)
+    except TypeError as e:
+        known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        raise SchemaError(
+            f"meta record {key!r} has fields {sorted(value)} where {cls.__name__} has {known} ({e}): the store was "
+            "written by another version or edited by hand; run `asif doctor` to see what can be repaired"
+        ) from None
 
 TENANT_SHARED = "_shared"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -26,7 +43,7 @@ def validate_tenant(tenant: str | None) -> str:
     """The tenant name to use: ``None`` means the shared anchors. Raises ConfigError for a bad name."""
     if tenant is None or tenant == TENANT_SHARED:
         return TENANT_SHARED
-    if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
+    if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
         raise ConfigError(
             f"tenant name {tenant!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', starting with a "
             f"letter or digit (for example 'acme-eu'), or {TENANT_SHARED!r} for the shared anchors"
@@ -99,7 +116,7 @@ class Meta:
     # -- typed helpers -------------------------------------------------------------------------
     def fingerprint(self) -> Fingerprint | None:
         v = self.get("fingerprint")
-        return Fingerprint(**v) if v else None
+        return from_record(Fingerprint, v, "fingerprint") if v else None
 
     def set_fingerprint(self, fp: Fingerprint) -> None:
         self.put("fingerprint", fp.as_dict())

@@ -24,7 +24,7 @@ def _migrations_dir() -> Path:
     source tree's top-level migrations/ folder (a checkout, an editable install)."""
     here = Path(__file__).resolve().parent
     for folder in (here / "migrations", here.parent / "migrations"):
-        if folder.is_dir() and any(_STEP_RE.match(f.name) for f in folder.iterdir()):
+        if folder.is_dir() and any(_STEP_RE.fullmatch(f.name) for f in folder.iterdir()):
             return folder
     return here.parent / "migrations"
 
@@ -71,7 +71,7 @@ def discover_steps(folder: Path = MIGRATIONS_DIR) -> list[Step]:
         )
     steps = []
     for f in sorted(folder.iterdir()):
-        mt = _STEP_RE.match(f.name)
+        mt = _STEP_RE.fullmatch(f.name)
         if not mt or not f.is_file():
             continue
         spec = importlib.util.spec_from_file_location(f"asif_migrations.m{mt.group(1)}", f)
@@ -132,3 +132,20 @@ def migrate(ctx: MigrationContext) -> list[Step]:
         ctx.meta.put(step.key, {"version": step.version, "name": step.name, "applied_at": time.time()})
         done.append(step)
     return done
+
+
+def reapply(ctx: MigrationContext) -> list[Step]:
+    """Apply every step again, applied or not (each is safe to run twice): recreates what a step creates when it
+    was lost (``asif doctor --repair``)."""
+    steps = discover_steps()
+    ctx.meta.ensure()
+    check_schema(ctx.meta, steps)
+    for step in steps:
+        try:
+            step.apply(ctx)
+        except SchemaError:
+            raise
+        except Exception as e:
+            raise SchemaError(f"migration {step.version:04d}_{step.name} failed when re-applied: {e}") from e
+        ctx.meta.put(step.key, {"version": step.version, "name": step.name, "applied_at": time.time()})
+    return steps

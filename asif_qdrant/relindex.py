@@ -42,7 +42,7 @@ from .engines.base import (
     SparseVec,
 )
 from .errors import ConfigError, InvalidInputError, NotFoundError
-from .meta import TENANT_SHARED, Fingerprint, Meta, index_key
+from .meta import TENANT_SHARED, Fingerprint, Meta, from_record, index_key
 from .names import anchors_collection, relindex_collection
 from .search_options import QUERY_CHUNK, TIE_MARGIN, SearchConfig, dense_topk
 from .topk import TopK
@@ -241,8 +241,9 @@ class RelIndexes:
                     "(kind='labels' or kind='gallery')"
                 )
             return found[0] if found else None
-        v = self.meta.get(index_key(tenant, kind, name))
-        return IndexInfo(**v) if v else None
+        key = index_key(tenant, kind, name)
+        v = self.meta.get(key)
+        return from_record(IndexInfo, v, key) if v else None
 
     def require(self, name: str, tenant: str, kind: Kind | None = None) -> IndexInfo:
         info = self.info(name, tenant, kind)
@@ -262,9 +263,9 @@ class RelIndexes:
     def infos(self, tenant: str | None = None, *, own: bool = False) -> list[IndexInfo]:
         """Every index record; with ``tenant``: that tenant's and the shared ones (only its own with ``own``)."""
         if tenant is None:
-            return [IndexInfo(**v) for _, v in self.meta.items("index")]
+            return [from_record(IndexInfo, v, k) for k, v in self.meta.items("index")]
         scope = [tenant] if own or tenant == TENANT_SHARED else [tenant, TENANT_SHARED]
-        return [IndexInfo(**v) for _, v in self.meta.items("index", {"tenant": scope})]
+        return [from_record(IndexInfo, v, k) for k, v in self.meta.items("index", {"tenant": scope})]
 
     def collection(self, info: IndexInfo) -> str:
         """The collection that holds the items of ``info`` (and of every index of its kind)."""
@@ -656,7 +657,7 @@ class RelIndexes:
     def copies_of(self, shared: IndexInfo) -> list[IndexInfo]:
         """The tenant copies of a shared index."""
         recs = self.meta.items("index", {"name": shared.name, "kind": shared.kind})
-        return [i for i in (IndexInfo(**v) for _, v in recs)
+        return [i for i in (from_record(IndexInfo, v, k) for k, v in recs)
                 if i.tenant != TENANT_SHARED and i.copied_from is not None]
 
     def delete_tenant(self, tenant: str) -> int:

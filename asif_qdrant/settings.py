@@ -21,7 +21,9 @@ class AsifSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASIF_", extra="forbid", validate_assignment=True)
 
     path: Path = Field(Path("./asif-data"), description="Folder of the embedded Qdrant Edge store.")
-    url: str | None = Field(None, description="URL of a Qdrant server or cluster; overrides path.")
+    url: str | None = Field(
+        None, description="URL of a Qdrant server or cluster; overrides path (':memory:' or file:FOLDER: local mode)."
+    )
     api_key: str | None = Field(None, description="API key for the Qdrant server.")
     prefer_grpc: bool = Field(False, description="Talk to the server over gRPC.")
     timeout: float = Field(60.0, gt=0, description="Server request timeout in seconds.")
@@ -90,7 +92,7 @@ class AsifSettings(BaseSettings):
     @field_validator("prefix")
     @classmethod
     def _check_prefix(cls, v: str) -> str:
-        if not _PREFIX_RE.match(v):
+        if not _PREFIX_RE.fullmatch(v):
             raise ValueError(
                 f"prefix {v!r} is not a valid collection prefix: use 1-32 lowercase letters, digits, '_' or '-', "
                 "starting with a letter or digit (for example 'asif_')"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,15 @@ TEMPLATE_SETS = {"photo": PHOTO_TEMPLATES, "plain": PLAIN_TEMPLATES}
 AGGREGATIONS = ("max", "mean")
 
 
+def _one_placeholder(template: str) -> bool:
+    """True when ``template.format(name)`` fills exactly one plain '{}' (literal braces are written '{{' and '}}')."""
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
+    except ValueError:  # a lone '{' or '}'
+        return False
+    return fields == [("", "", None)]
+
+
 def resolve_templates(templates: str | Sequence[str] | None) -> list[str]:
     """A built-in set name ('photo', 'plain'), a file with one template per line, or a list of templates."""
     if templates is None:
@@ -36,7 +46,7 @@ def resolve_templates(templates: str | Sequence[str] | None) -> list[str]:
         path = Path(templates)
         if path.is_file():
             out = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        elif "{}" in templates:
+        elif "{" in templates:
             out = [templates]
         else:
             raise ConfigError(
@@ -45,11 +55,12 @@ def resolve_templates(templates: str | Sequence[str] | None) -> list[str]:
             )
     else:
         out = [str(t) for t in templates]
-    bad = [t for t in out if t.count("{}") != 1]
+    bad = [t for t in out if not _one_placeholder(t)]
     if not out or bad:
         raise ConfigError(
             f"template {bad[0] if bad else '(none)'!r} is invalid: each template needs exactly one '{{}}' "
-            "where the class name goes, for example 'a photo of a {}.'"
+            "where the class name goes and no other field (write literal braces as '{{{{' and '}}}}'), for example "
+            "'a photo of a {}.'"
         )
     return out
 

@@ -71,6 +71,8 @@ def _base_engine(settings: AsifSettings, client: Any) -> Engine:
     if settings.url is not None:
         if settings.url == ":memory:":
             return ClientEngine(location=":memory:")
+        if settings.url.startswith("file:"):  # qdrant-client local mode in a folder, e.g. file:./qdrant-local
+            return ClientEngine(location=settings.url.removeprefix("file:"))
         return server(
             settings.url, api_key=settings.api_key, prefer_grpc=settings.prefer_grpc, timeout=settings.timeout
         )

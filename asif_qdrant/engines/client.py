@@ -15,7 +15,7 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as m
 
-from ..errors import EngineError, NotFoundError
+from ..errors import EngineError, NotFoundError, StoreLockedError
 from .base import (
     CollectionSpec,
     DenseQuery,
@@ -35,6 +35,22 @@ from .spec_json import spec_from_json, spec_to_json
 
 T = TypeVar("T")
 SPEC_METADATA_KEY = "asif_spec"  # the plugin's CollectionSpec, kept in the collection's metadata
+
+
+def _local_client(location: str) -> QdrantClient:
+    """qdrant-client local mode in memory (":memory:") or in a folder; a folder another client holds is a
+    StoreLockedError, not a raw RuntimeError."""
+    try:
+        if location == ":memory:":
+            return QdrantClient(location=location)
+        return QdrantClient(path=location)
+    except RuntimeError as e:
+        if "already accessed" in str(e):
+            raise StoreLockedError(
+                f"the local Qdrant folder {location} is already open in another client or process: close it "
+                "there, use another folder, or run a Qdrant server (ASIF_URL) that several processes can share"
+            ) from e
+        raise EngineError(f"cannot open the local Qdrant folder {location}: {e}") from e
 
 
 class ClientEngine:
@@ -57,7 +73,7 @@ class ClientEngine:
             self.client = client
             self.description = "Qdrant via a user-supplied QdrantClient"
         elif location is not None:
-            self.client = QdrantClient(location=location)
+            self.client = _local_client(location)
             self.description = f"Qdrant local mode ({location})"
         elif url is not None:
             self.client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=int(timeout))

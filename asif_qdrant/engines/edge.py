@@ -6,6 +6,7 @@ Layout under ``path``: ``collections/<name>/shard`` (one Edge shard per collecti
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -19,7 +20,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import qdrant_edge as qe
 
-from ..errors import EngineError, NotFoundError, StoreLockedError
+from ..errors import DiskFullError, EngineError, NotFoundError, StoreLockedError
 from .base import (
     CollectionSpec,
     DenseQuery,
@@ -51,6 +52,36 @@ SEGMENTS = 32
 LAYOUT_FILE = "layout.json"
 
 
+# Qdrant Edge preallocates and memory-maps its files (a new collection's write-ahead log is 32 MiB): a write that
+# finds the disk full does not fail, the process dies of SIGBUS. So writes that grow the store first check that
+# this much is free, plus a multiple of what they write.
+DISK_RESERVE = 64 * 2**20
+DISK_GROWTH = 4  # bytes of disk per byte written, for the WAL, the segment and its indexes
+
+
+def check_free_space(path: Path, need: int, what: str) -> None:
+    """Raise DiskFullError naming the folder and the bytes needed when ``path``'s filesystem has less than
+    ``need`` bytes free."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError as e:
+        raise DiskFullError(f"cannot read the free space of {path} ({e}) before {what}") from e
+    if free < need:
+        raise DiskFullError(
+            f"not enough free disk space in {path} to {what}: {need / 2**20:.1f} MiB needed, "
+            f"{free / 2**20:.1f} MiB free. Free some space there, or move the store (ASIF_PATH) to a larger disk; "
+            "nothing was written"
+        )
+
+
+def _read_only_message(path: Path, e: OSError) -> str:
+    return (
+        f"the embedded store at {path} is on a read-only filesystem or not writable ({e.strerror or e}): "
+        "Qdrant Edge needs to write there even to read (its lock and write-ahead log); copy the store to a "
+        "writable folder and point ASIF_PATH at it"
+    )
+
+
 def _locked_message(path: Path) -> str:
     return (
         f"the embedded store at {path} is already open in another process. "
@@ -67,8 +98,17 @@ class EdgeEngine:
         try:
             (self.path / "collections").mkdir(parents=True, exist_ok=True)
         except OSError as e:
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise DiskFullError(_read_only_message(self.path, e)) from e
             raise EngineError(f"cannot create the store folder {self.path}: {e}. Choose a writable ASIF_PATH") from e
-        self._lock_file = open(self.path / ".lock", "a+")  # noqa: SIM115 - held for the engine's life
+        try:
+            self._lock_file = open(self.path / ".lock", "a+")  # noqa: SIM115 - held for the engine's life
+        except OSError as e:
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise DiskFullError(_read_only_message(self.path, e)) from e
+            if e.errno == errno.ENOSPC:
+                raise DiskFullError(f"the disk of {self.path} is full: free some space there") from e
+            raise EngineError(f"cannot open the lock file of {self.path}: {e}") from e
         try:
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -102,7 +142,10 @@ class EdgeEngine:
         if shard is None:
             d = self._dir(name)
             if not (d / "spec.json").exists():
-                raise NotFoundError(f"collection {name!r} does not exist in {self.path}: run `asif migrate` first")
+                raise NotFoundError(
+                    f"collection {name!r} does not exist in {self.path}: run `asif migrate` for a new store, or "
+                    "`asif doctor --repair` for a damaged one"
+                )
             shard = self._call(f"open collection {name!r}", lambda: qe.EdgeShard.load(str(d / "shard")))
             _release_freed_memory()  # loading replays the WAL: its buffers are freed, but glibc keeps them
             self._shards[name] = shard
@@ -199,6 +242,7 @@ class EdgeEngine:
             return
         if d.exists():  # a half-created collection from a crash: start it again
             shutil.rmtree(d)
+        check_free_space(self.path, DISK_RESERVE, f"create collection {name!r}")
         d.mkdir(parents=True)
         on_disk = spec.quantization is not None and spec.quantization.originals_on_disk
         layout = _segment_layout(spec)
@@ -276,6 +320,11 @@ class EdgeEngine:
             return
         shard = self._shard(name)
         payloads = batch.payloads
+        size = sum(int(np.asarray(a).nbytes) for a in batch.dense.values())
+        size += sum(16 * len(sv) for svs in batch.sparse.values() for sv in svs)
+        if payloads is not None:
+            size += sum(len(json.dumps(p, default=str)) for p in payloads)
+        check_free_space(self.path, DISK_RESERVE + DISK_GROWTH * size, f"write {len(batch)} points into {name!r}")
         points = []
         for i, pid in enumerate(batch.ids):
             vec: dict[str, Any] = {vname: arr[i] for vname, arr in batch.dense.items()}

@@ -252,3 +252,279 @@ def test_the_wheel_ships_the_migrations_and_opens_a_store_outside_the_tree(tmp_p
     assert out.returncode == 0, out.stderr[-2000:]
     label, applied = out.stdout.split(" ", 1)
     assert label in ("a", "b") and "anchor_collection" in applied and "attached_anchors" in applied
+
+
+# -- 5. raw exceptions -> AsifError, one CLI line ---------------------------------------------------------------
+
+
+def _cli(path: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from asif_qdrant.cli import main
+
+    return CliRunner().invoke(main, ["--path", str(path), *args])
+
+
+def _one_line_error(r: Any, *needles: str) -> None:
+    assert r.exit_code == 1, (r.exit_code, r.output, r.exception)
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in r.output, r.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_truncated_npz_is_one_line(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from asif_qdrant.ingest import ingest_vectors
+
+    a = open_store("edge", tmp_path, request)
+    f = tmp_path / "v.npz"
+    np.savez(f, image_vectors=np.ones((50, IMG_DIM)), text_vectors=np.ones((50, TXT_DIM)))
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(InvalidInputError, match="not a valid .npz"):
+        ingest_vectors(a, f)
+    assert a.count() == 0
+    a.close()
+    _one_line_error(_cli(tmp_path / "store", "ingest", str(f)), "v.npz")
+
+
+@pytest.mark.parametrize("template", ["a {} {0}", "{x}", "a {} and {x}", "a {:>9}", "a {!r}", "a { }", "a {} }"])
+def test_templates_with_other_fields_are_refused(template: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from asif_qdrant.errors import ConfigError
+
+    a = _store_with_labels("local", tmp_path, request)
+    with pytest.raises(ConfigError, match="template"):
+        a.define_labels("T", ["cat"], templates=[template], prompt_vectors=np.ones((1, TXT_DIM)))
+    a.define_labels("T", ["cat"], templates=["a {{literal}} {}"], prompt_vectors=np.ones((1, TXT_DIM)))
+    assert a.relindexes.require("T", "_shared").prompt_of(0)["prompt"] == "a {literal} cat"
+    a.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_meta_records_with_unknown_or_missing_fields(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from asif_qdrant.errors import SchemaError
+
+    from asif_qdrant.meta import index_key
+
+    a = _store_with_labels(kind, tmp_path, request)
+    key = index_key("_shared", "labels", "L")
+    v = dict(a.meta.get(key))
+    a.meta.put(key, {**v, "colour": "red"})
+    q = np.ones((1, IMG_DIM))
+    with pytest.raises(SchemaError, match=r'index:\["_shared","labels","L"\].*colour'):
+        a.classify(vectors=q, labels="L")
+    del v["k"]
+    a.meta.put(key, v)
+    with pytest.raises(SchemaError, match=r'index:\["_shared","labels","L"\].*missing'):
+        a.list_indexes()
+    fp = dict(a.meta.get("fingerprint"))
+    a.meta.put("fingerprint", {**fp, "extra": 1})
+    with pytest.raises(SchemaError, match="fingerprint"):
+        a.meta.fingerprint()
+    a.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("ids", [[1.7], ["1"], [True], 1, "1", [2**40]])
+def test_float_or_odd_ids_are_refused_never_truncated(kind: str, ids: Any, tmp_path: Path,
+                                                      request: pytest.FixtureRequest) -> None:
+    a = _store_with_labels(kind, tmp_path, request)
+    with pytest.raises(InvalidInputError, match="id"):
+        a.delete(ids)
+    assert a.count() == 20
+    a.close()
+
+
+@pytest.mark.parametrize("name", ["cats\n", "acme\n", "x\ny"])
+def test_names_with_a_trailing_newline_are_refused(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from asif_qdrant import AsifSettings
+    from asif_qdrant.errors import ConfigError
+    from asif_qdrant.meta import validate_tenant
+
+    a = _store_with_labels("local", tmp_path, request)
+    with pytest.raises(ConfigError, match="not valid"):
+        a.define_labels(name, ["c"], templates="plain", prompt_vectors=np.ones((1, TXT_DIM)))
+    with pytest.raises(ConfigError, match="not valid"):
+        validate_tenant(name)
+    with pytest.raises(ValueError, match="prefix"):
+        AsifSettings(prefix="asif\n")
+    a.close()
+
+
+def test_one_huge_caption_is_one_bad_row(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from asif_qdrant.ingest import ingest
+
+    a = open_store("edge", tmp_path, request)
+    f = tmp_path / "captions.tsv"
+    f.write_text("image\tcaption\n" + "a.jpg\t" + "x" * 2**20 + "\nb.jpg\tshort\n", encoding="utf-8")
+    rep = ingest(a, f, on_error="skip", progress=False, cache=False)
+    reasons = dict(rep.bad_rows)
+    assert set(reasons) == {2, 3}, rep.bad_rows
+    assert "characters" in reasons[2] and "does not exist" in reasons[3]
+    a.close()
+
+
+def test_a_local_qdrant_folder_held_by_another_client(tmp_path: Path) -> None:
+    from asif_qdrant.errors import StoreLockedError
+
+    a = Asif.open(url=f"file:{tmp_path / 'qdrant-local'}", image_encoder=f"precomputed:img:{IMG_DIM}",
+                  text_encoder=f"precomputed:txt:{TXT_DIM}")
+    try:
+        with pytest.raises(StoreLockedError, match="qdrant-local"):
+            Asif.open(url=f"file:{tmp_path / 'qdrant-local'}", image_encoder=f"precomputed:img:{IMG_DIM}",
+                      text_encoder=f"precomputed:txt:{TXT_DIM}")
+    finally:
+        a.close()
+
+
+# -- 4. full, read-only and damaged disks -----------------------------------------------------------------------
+
+_FILL = """
+import sys, numpy as np
+from asif_qdrant import Asif, DiskFullError
+acked = 0
+try:
+    a = Asif.open(sys.argv[1], image_encoder="precomputed:img:1024", text_encoder="precomputed:txt:1024")
+    rng = np.random.default_rng(0)
+    for b in range(200):
+        img, txt = rng.standard_normal((500, 1024)), rng.standard_normal((500, 1024))
+        a.add_vectors(img, txt, ids=list(range(b * 500, b * 500 + 500)))
+        acked += 500
+    print("NOFULL", acked)
+except DiskFullError as e:
+    print("FULL", acked, str(e).replace(chr(10), " "))
+"""
+
+
+def _root_or_skip() -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small or read-only filesystem needs root")
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Any:
+    import subprocess
+
+    _root_or_skip()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_a_clear_error_and_loses_nothing_acknowledged(small_fs: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    store = small_fs / "store"
+    out = subprocess.run([sys.executable, "-c", _FILL, str(store)], capture_output=True, text=True, env=env,
+                         timeout=280)
+    assert out.returncode == 0, (out.returncode, out.stderr[-1500:])  # SIGBUS would be -7
+    word, acked, *msg = out.stdout.split(" ", 2)
+    assert word == "FULL", out.stdout
+    assert str(small_fs) in msg[0] and "MiB needed" in msg[0]
+    subprocess.run(["mount", "-o", "remount,size=600m", str(small_fs)], check=True)
+    with Asif.open(store) as a:
+        assert a.count() == int(acked) > 0
+
+
+def test_a_read_only_store_is_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+
+    from asif_qdrant import DiskFullError
+
+    _root_or_skip()
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", str(mnt)], check=True)
+    try:
+        with Asif.open(mnt / "store", image_encoder=f"precomputed:img:{IMG_DIM}",
+                       text_encoder=f"precomputed:txt:{TXT_DIM}") as a:
+            a.add_vectors(np.ones((2, IMG_DIM)), np.ones((2, TXT_DIM)) + np.eye(2, TXT_DIM))
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        with pytest.raises(DiskFullError, match="read-only"):
+            Asif.open(mnt / "store")
+        _one_line_error(_cli(mnt / "store", "stats"), "read-only", str(mnt))
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+class _CharEncoder:
+    """A deterministic text encoder under the store's precomputed name (letter counts): prompts can be re-encoded."""
+
+    name, dim, modality = f"precomputed:txt:{TXT_DIM}", TXT_DIM, "text"
+
+    def encode(self, items: Any, batch_size: int = 64) -> np.ndarray:
+        v = np.array([[t.count(c) for c in "acdgot"] for t in items], np.float32) + 0.1
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _ranked(a: Asif, q: np.ndarray, labels: str, tenant: str | None = None) -> list[list[tuple[str, float]]]:
+    return [[(s.label, round(s.score, 6)) for s in p.top] for p in a.classify(vectors=q, labels=labels, top=3,
+                                                                            tenant=tenant)]
+
+
+@pytest.mark.parametrize("lost", ["relindex_text", "anchors"])
+def test_doctor_reports_and_repairs_a_deleted_collection_folder(lost: str, tmp_path: Path,
+                                                                request: pytest.FixtureRequest) -> None:
+    """The tenancy layout: every tenant's label-set items share {prefix}relindex_text, so losing that folder loses
+    the items of every label set (shared ones, tenant copies, tenant-own ones); galleries (relindex_image) stay."""
+    import shutil
+
+    from asif_qdrant.errors import NotFoundError
+    from asif_qdrant.names import anchors_collection, relindex_collection
+
+    a = _store_with_labels("edge", tmp_path, request)
+    a.set_encoder("text", _CharEncoder())  # type: ignore[arg-type]
+    a.define_labels("P", ["cat", "dog", "goat"], templates="plain")  # re-encodable
+    rng = np.random.default_rng(3)
+    img, txt = random_pairs(rng, 6)
+    a.add_vectors(img, txt, tenant="acme", ids=list(range(100, 106)))
+    a.define_labels("O", ["cat", "dog"], templates=["a {}", "the {}"], tenant="acme")  # acme's own
+    a.add_gallery("G", vectors=rng.standard_normal((5, IMG_DIM)), payloads=[{"image_ref": f"g{i}"} for i in range(5)])
+    q = rng.standard_normal((4, IMG_DIM))
+    p_before, pa_before, o_before = _ranked(a, q, "P"), _ranked(a, q, "P", "acme"), _ranked(a, q, "O", "acme")
+    gq = rng.standard_normal((2, TXT_DIM))
+    g_before = [[(h.id, round(h.score, 6)) for h in r] for r in a.search(vector=gq, gallery="G", top=3)]
+    assert a.relindexes.info("P", "acme", "labels").copied_from is not None  # acme's copy was made by its query
+    assert a.doctor().findings == []
+    victim = (anchors_collection(a.settings.prefix) if lost == "anchors"
+              else relindex_collection(a.settings.prefix, "text"))
+    a.close()
+    shutil.rmtree(tmp_path / "store" / "collections" / victim)
+    r = _cli(tmp_path / "store", "doctor")
+    assert r.exit_code == 1 and victim in r.output and "missing" in r.output and "Traceback" not in r.output, r.output
+    with Asif.open(tmp_path / "store") as a:
+        a.set_encoder("text", _CharEncoder())  # type: ignore[arg-type]
+        rep = a.doctor(repair=True)
+        if lost == "anchors":
+            assert a.count() == 0 and a.count(tenant="acme") == 0  # lost anchors are reported, never invented
+            assert any(f.repaired and "anchor pairs it held are lost" in f.detail for f in rep.findings)
+            assert all(p.label is None for p in a.classify(vectors=q, labels="P"))
+        else:
+            assert a.count() == 20 and a.count(tenant="acme") == 6
+            found = {f.what.split(":")[0]: f for f in rep.findings}
+            assert set(found) == {f"the relative-index collection {victim!r} is missing",
+                                  "labels 'L' of tenant '_shared'", "labels 'P' of tenant '_shared'",
+                                  "labels 'P' of tenant 'acme'", "labels 'O' of tenant 'acme'"}, list(found)
+            # precomputed prompt vectors cannot be re-encoded: L is reported lost and its record removed
+            lost_l = found["labels 'L' of tenant '_shared'"]
+            assert not lost_l.repaired and "prompt vectors" in lost_l.detail and "define it again" in lost_l.detail
+            assert all(f.repaired for k, f in found.items() if "'L'" not in k)
+            with pytest.raises(NotFoundError, match="'L' does not exist"):
+                a.classify(vectors=q, labels="L")
+            # re-encoded from classes and templates, the copy made again from the shared definition
+            assert _ranked(a, q, "P") == p_before
+            assert _ranked(a, q, "P", "acme") == pa_before
+            assert _ranked(a, q, "O", "acme") == o_before
+        g_after = [[(h.id, round(h.score, 6)) for h in r] for r in a.search(vector=gq, gallery="G", top=3)]
+        assert g_after == (g_before if lost != "anchors" else [[], []])
+        assert a.doctor().findings == []
+    r = _cli(tmp_path / "store", "doctor")
+    assert r.exit_code == 0 and "healthy" in r.output, r.output
