@@ -44,6 +44,7 @@ from .engines.base import (
 from .errors import ConfigError, InvalidInputError, NotFoundError
 from .meta import TENANT_SHARED, Fingerprint, Meta, from_record, index_key
 from .names import anchors_collection, relindex_collection
+from .relrep import rank_with_ties
 from .search_options import QUERY_CHUNK, TIE_MARGIN, SearchConfig, dense_topk
 from .topk import TopK
 
@@ -684,14 +685,36 @@ class RelIndexes:
         coll = self.collection(info)
         out: list[list[Hit]] = [[] for _ in reps]
         todo = [i for i, r in enumerate(reps) if not r.is_empty]
+        wp: bool | list[str] = PAYLOAD_FIELDS if with_payload else False
+        fetch = min(limit + TIE_MARGIN, max(limit, info.n_items))
         for start in range(0, len(todo), QUERY_CHUNK):
             idx = todo[start : start + QUERY_CHUNK]
-            wp: bool | list[str] = PAYLOAD_FIELDS if with_payload else False
             flt = index_filter(info)
-            qs = [SparseQuery("rel", to_sparse_vec(reps[i]), limit, flt, with_payload=wp) for i in idx]
+            qs = [SparseQuery("rel", to_sparse_vec(reps[i]), fetch, flt, with_payload=wp) for i in idx]
             for i, hits in zip(idx, self.engine.query_batch(coll, qs), strict=True):
-                out[i] = [Hit(item_of(h.id), h.score, h.payload) for h in hits if h.score > 0]
+                out[i] = self._ranked(coll, flt, reps[i], hits, limit, fetch, wp)
         return out
+
+    def _ranked(
+        self, coll: str, flt: Filter, rep: relrep.SparseRep, hits: list[Hit], limit: int, fetch: int,
+        wp: bool | list[str],
+    ) -> list[Hit]:
+        """The first ``limit`` hits (ids: item numbers) under the tie rule (score, then smaller item number;
+        relrep.rank_with_ties): fetched with a margin, and again with more while ties reach the end of what was
+        fetched."""
+        while True:
+            hits = [Hit(item_of(h.id), h.score, h.payload) for h in hits if h.score > 0]
+            order = rank_with_ties([h.id for h in hits], [h.score for h in hits])
+            ranked = [hits[j] for j in order]
+            if len(hits) < fetch or len(ranked) <= limit:
+                return ranked[:limit]
+            tol = relrep.RESULT_TIE_TOL * max(1.0, max(abs(h.score) for h in hits))
+            tail = np.sort(np.array([h.score for h in hits], np.float64))[::-1][limit - 1 :]
+            if (-np.diff(tail) > tol).any():  # the limit-th hit's group of ties ends among those fetched
+                return ranked[:limit]
+            fetch *= 2
+            hits = self.engine.query_batch(
+                coll, [SparseQuery("rel", to_sparse_vec(rep), fetch, flt, with_payload=wp)])[0]
 
 
 def check_k_p(

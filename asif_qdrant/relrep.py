@@ -59,6 +59,7 @@ __all__ = [
     "relative_reps_batch",
     "remove_anchors",
     "sort_by_tie_rule",
+    "rank_with_ties",
     "sparse_dot",
     "top_k",
 ]
@@ -164,6 +165,26 @@ def _check_same_shape(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
 def tie_key(sims: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """The value similarities are ordered by: rounded to TIE_DECIMALS, so last-bit noise makes a tie."""
     return np.asarray(np.round(np.asarray(sims, dtype=np.float64), TIE_DECIMALS), dtype=np.float64)
+
+
+RESULT_TIE_TOL: float = 1e-6
+"""Result scores (label set / gallery items) within this of each other, relative to the best score, are ties."""
+
+
+def rank_with_ties(ids: npt.ArrayLike, scores: npt.ArrayLike, tol: float = RESULT_TIE_TOL) -> npt.NDArray[np.intp]:
+    """Positions of results in the one documented order: higher score first; scores that chain within ``tol``
+    (relative to the largest magnitude) of each other are ties, ordered by smaller id first.
+
+    Engines compute the same dot product with a different summation order depending on the batch (a last-bit
+    difference), so neither the engine's order of equal scores nor its noise may decide a ranking."""
+    i = np.asarray(ids, np.int64)
+    s = np.asarray(scores, np.float64)
+    if s.size == 0:
+        return np.zeros(0, np.intp)
+    order = np.lexsort((i, -s))
+    gaps = -np.diff(s[order])
+    group = np.concatenate([[0], np.cumsum(gaps > tol * max(1.0, float(np.abs(s).max())))])
+    return order[np.lexsort((i[order], group))]
 
 
 def _tie_rule_ok(ids: IntArray, sims: FloatArray) -> npt.NDArray[np.bool_]:

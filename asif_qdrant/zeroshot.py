@@ -120,6 +120,25 @@ class SearchHit:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+LABEL_TIE_TOL = 1e-6  # the result tie rule of relrep.rank_with_ties, for label scores
+
+
+def rank_labels(scores: list[LabelScore], tol: float = LABEL_TIE_TOL) -> list[LabelScore]:
+    """Higher score first; scores chaining within ``tol`` (relative to the largest) are ties, ordered by label name,
+    so that engine noise in the last bits never decides which label comes first."""
+    by_score = sorted(scores, key=lambda s: (-s.score, s.label))
+    if not by_score:
+        return by_score
+    scale = tol * max(1.0, max(abs(s.score) for s in by_score))
+    group, prev, keyed = 0, by_score[0].score, []
+    for s in by_score:
+        if prev - s.score > scale:
+            group += 1
+        prev = s.score
+        keyed.append((group, s.label, s))
+    return [s for _, _, s in sorted(keyed, key=lambda t: (t[0], t[1]))]
+
+
 def aggregate(
     hits: Sequence[Hit], n_templates: int, aggregation: str, top: int, tau: float | None = None
 ) -> Prediction:
@@ -138,7 +157,7 @@ def aggregate(
     if aggregation == "mean":
         for label, ls in best.items():
             ls.score = sums[label] / n_templates
-    ranked = sorted(best.values(), key=lambda s: (-s.score, s.label))[:top]
+    ranked = rank_labels(list(best.values()))[:top]
     if not ranked or ranked[0].score <= 0:
         return Prediction(None, 0.0, ranked)
     if tau is not None and ranked[0].score < tau:

@@ -528,3 +528,56 @@ def test_doctor_reports_and_repairs_a_deleted_collection_folder(lost: str, tmp_p
         assert a.doctor().findings == []
     r = _cli(tmp_path / "store", "doctor")
     assert r.exit_code == 0 and "healthy" in r.output, r.output
+
+
+# -- 3. ties --------------------------------------------------------------------------------------------------
+
+
+def _top1(a: Asif, q_img: np.ndarray, q_txt: np.ndarray) -> tuple[list[Any], list[Any]]:
+    c = [(p.label, round(p.score, 5)) for p in a.classify(vectors=q_img, labels="D", top=3)]
+    s = [[(h.id, round(h.score, 5)) for h in hs] for hs in a.search(vector=q_txt, gallery="G", top=1)]
+    return c, s
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_exactly_tied_results_follow_one_rule_incrementally_and_after_a_rebuild(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Duplicate prompts and duplicate gallery images tie exactly: the label set's ranking (ties by label name)
+    and the gallery's top-1 (ties by smaller item id) are the same after random edits and after a rebuild."""
+    for trial in range(6):
+        rng = np.random.default_rng(100 + trial)
+        a = open_store(kind, tmp_path / f"t{trial}", request, k=6, p=4.0)
+        img, txt = random_pairs(rng, 24)
+        a.add_vectors(img, txt, ids=list(range(24)))
+        prompts = rng.standard_normal((4, TXT_DIM))
+        prompts[3] = prompts[1]  # labels 'b' and 'd' tie exactly
+        a.define_labels("D", list("abcd"), templates="plain", prompt_vectors=prompts)
+        gal = rng.standard_normal((6, IMG_DIM))
+        gal[4], gal[5] = gal[2], gal[0]  # items 4 and 5 tie with items 2 and 0
+        a.add_gallery("G", vectors=gal)
+        q_img = np.vstack([img[:3], rng.standard_normal((3, IMG_DIM))])
+        q_txt = np.vstack([txt[:4], rng.standard_normal((2, TXT_DIM))])
+        for step in range(6):
+            if step % 2 == 0:
+                new_img, new_txt = random_pairs(rng, 3)
+                a.add_vectors(new_img, new_txt, ids=[1000 + 10 * step + j for j in range(3)])
+            else:
+                a.delete([int(rng.integers(0, 24))])
+            got = _top1(a, q_img, q_txt)
+            a.refresh()
+            assert _top1(a, q_img, q_txt) == got, (trial, step)
+        labels = [p.top for p in a.classify(vectors=q_img, labels="D", top=4)]
+        for ls in labels:
+            names = [s.label for s in ls]
+            if "b" in names and "d" in names:
+                sb = next(s.score for s in ls if s.label == "b")
+                sd = next(s.score for s in ls if s.label == "d")
+                assert abs(sb - sd) < 1e-6 and names.index("b") < names.index("d")
+        for hs in a.search(vector=q_txt, gallery="G", top=6):
+            ids = [h.id for h in hs]
+            for lo, hi in ((2, 4), (0, 5)):
+                if lo in ids and hi in ids:
+                    assert ids.index(lo) < ids.index(hi)
+        a.close()
