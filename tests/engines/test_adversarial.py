@@ -421,7 +421,7 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing_acknowledged(small_fs: P
     import subprocess
     import sys
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     store = small_fs / "store"
     out = subprocess.run([sys.executable, "-c", _FILL, str(store)], capture_output=True, text=True, env=env,
                          timeout=280)
