@@ -124,8 +124,8 @@ def _check_index(asif: Asif, rep: DoctorReport, info: IndexInfo, repair: bool) -
                 f.repaired = True
             return
         if info.kind == "labels" and info.extra.get("prompt_vectors"):
-            f = Finding(what, False, detail="it was built from prompt vectors given by the caller, which the store does "
-                        "not keep: define it again with them")
+            f = Finding(what, False, detail="it was built from prompt vectors given by the caller, which the store "
+                        "does not keep: define it again with them")
         elif info.kind == "labels":
             f = Finding(what, True, detail="rebuilt from its classes and templates")
         else:

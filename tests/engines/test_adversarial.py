@@ -303,7 +303,6 @@ def test_templates_with_other_fields_are_refused(template: str, tmp_path: Path, 
 @pytest.mark.parametrize("kind", KINDS)
 def test_meta_records_with_unknown_or_missing_fields(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     from asif_qdrant.errors import SchemaError
-
     from asif_qdrant.meta import index_key
 
     a = _store_with_labels(kind, tmp_path, request)
