@@ -16,19 +16,20 @@ from asif_qdrant.encoders.base import (
 )
 from asif_qdrant.encoders.precomputed import PrecomputedEncoder
 from asif_qdrant.encoders.registry import (
-    FAMILIES,
     EncoderInfo,
     canonical_name,
     create_encoder,
     encoder_dim,
     encoder_info,
+    families,
     list_encoders,
+    register_family,
+    register_model,
     split_name,
 )
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
-    "FAMILIES",
     "Encoder",
     "EncoderInfo",
     "Fingerprint",
@@ -40,8 +41,11 @@ __all__ = [
     "create_encoder",
     "encoder_dim",
     "encoder_info",
+    "families",
     "l2_normalize",
     "list_encoders",
     "load_image",
+    "register_family",
+    "register_model",
     "split_name",
 ]

@@ -2,19 +2,124 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from asif_qdrant.encoders.base import MODALITIES, Encoder, Modality
 from asif_qdrant.encoders.precomputed import PrecomputedEncoder, parse_precomputed
 from asif_qdrant.encoders.weights import LITE0, LITE2, MINILM, MPNET, WeightPackage
 from asif_qdrant.errors import EncoderError
 
-FAMILIES: dict[str, str] = {
-    "timm": "timm:<model>, any timm image model (e.g. timm:tf_efficientnet_lite0)",
-    "st": "st:<name or folder>, any sentence-transformers text model (e.g. st:all-MiniLM-L6-v2)",
-    "precomputed": "precomputed:<name>:<dim>, vectors you bring yourself (e.g. precomputed:clip-image:512)",
-}
+
+class EncoderFactory(Protocol):
+    """Makes a loaded encoder from the MODEL part of ``FAMILY:MODEL``; imports its adapter lazily."""
+
+    def __call__(
+        self, model: str, *, checkpoint: Path | None, cache_dir: Path | None, device: str | None,
+        modality: Modality | None,
+    ) -> Encoder: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A registered encoder family: its name, how it is written (``usage``) and its factory."""
+
+    name: str
+    usage: str
+    factory: EncoderFactory
+    canonical: Callable[[str], str] | None = None  # the family's spelling of a MODEL part
+    dim: Callable[[str], int] | None = None  # the dimension read from the MODEL part alone
+
+
+@dataclass(frozen=True, slots=True)
+class KnownModel:
+    """A registered model of a family: what is known about it before loading it."""
+
+    dim: int
+    modality: Modality
+    package: WeightPackage | None
+    hub_id: str | None
+
+
+_FAMILIES: dict[str, Family] = {}
+_KNOWN: dict[str, KnownModel] = {}
+
+
+def register_family(
+    name: str, usage: str, *, canonical: Callable[[str], str] | None = None, dim: Callable[[str], int] | None = None
+) -> Callable[[EncoderFactory], EncoderFactory]:
+    """Decorator: register ``factory`` as the maker of ``name:MODEL`` encoders (timm's ``register_model`` style).
+
+    ``canonical`` respells a MODEL part (e.g. drops a hub organisation); ``dim`` reads the dimension from the
+    MODEL part when the name alone says it (precomputed encoders).
+    """
+
+    def deco(factory: EncoderFactory) -> EncoderFactory:
+        if name in _FAMILIES:
+            raise EncoderError(f"encoder family {name!r} is already registered: pick another family name")
+        _FAMILIES[name] = Family(name, usage, factory, canonical, dim)
+        return factory
+
+    return deco
+
+
+def register_model(
+    name: str, *, dim: int, modality: Modality, package: WeightPackage | None = None, hub_id: str | None = None
+) -> None:
+    """Register what is known about ``FAMILY:MODEL`` (dimension, modality, where its weights come from)."""
+    family, _ = split_name(name)
+    _KNOWN[f"{family}:{name.partition(':')[2].strip()}"] = KnownModel(dim, modality, package, hub_id)
+
+
+def families() -> dict[str, str]:
+    """The registered families and how each is written, in registration order."""
+    return {f.name: f.usage for f in _FAMILIES.values()}
+
+
+@register_family("timm", "timm:<model>, any timm image model (e.g. timm:tf_efficientnet_lite0)")
+def _timm_family(
+    model: str, *, checkpoint: Path | None, cache_dir: Path | None, device: str | None, modality: Modality | None
+) -> Encoder:
+    from asif_qdrant.encoders.timm_encoder import TimmImageEncoder
+
+    return TimmImageEncoder(model, checkpoint=checkpoint, device=device)
+
+
+def _st_canonical(model: str) -> str:
+    return model.split("/", 1)[1] if model.lower().startswith("sentence-transformers/") else model
+
+
+def _precomputed_canonical(model: str) -> str:
+    pname, dim = parse_precomputed(model)
+    return f"{pname}:{dim}"
+
+
+@register_family(
+    "st",
+    "st:<name or folder>, any sentence-transformers text model (e.g. st:all-MiniLM-L6-v2)",
+    canonical=_st_canonical,
+)
+def _st_family(
+    model: str, *, checkpoint: Path | None, cache_dir: Path | None, device: str | None, modality: Modality | None
+) -> Encoder:
+    from asif_qdrant.encoders.st_encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(model, checkpoint=checkpoint, cache_dir=cache_dir, device=device)
+
+
+@register_family(
+    "precomputed",
+    "precomputed:<name>:<dim>, vectors you bring yourself (e.g. precomputed:clip-image:512)",
+    canonical=_precomputed_canonical,
+    dim=lambda model: parse_precomputed(model)[1],
+)
+def _precomputed_family(
+    model: str, *, checkpoint: Path | None, cache_dir: Path | None, device: str | None, modality: Modality | None
+) -> Encoder:
+    pname, dim = parse_precomputed(model)
+    return PrecomputedEncoder(pname, dim, modality or "image")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +145,11 @@ class EncoderInfo:
         return ", else ".join(src)
 
 
-_KNOWN: dict[str, tuple[int, Modality, WeightPackage | None, str | None]] = {
-    "timm:tf_efficientnet_lite0": (1280, "image", LITE0, "timm/tf_efficientnet_lite0.in1k"),
-    "timm:tf_efficientnet_lite2": (1280, "image", LITE2, "timm/tf_efficientnet_lite2.in1k"),
-    "st:all-MiniLM-L6-v2": (384, "text", MINILM, "sentence-transformers/all-MiniLM-L6-v2"),
-    "st:all-mpnet-base-v2": (768, "text", MPNET, "sentence-transformers/all-mpnet-base-v2"),
-}
-
-
 def split_name(name: str) -> tuple[str, str]:
     """Split ``FAMILY:MODEL`` and check the family; raise EncoderError naming the valid ones."""
     family, sep, model = name.partition(":") if isinstance(name, str) else ("", "", "")
-    if not sep or family not in FAMILIES or not model.strip():
-        valid = "; ".join(FAMILIES.values())
+    if not sep or family not in _FAMILIES or not model.strip():
+        valid = "; ".join(f.usage for f in _FAMILIES.values())
         raise EncoderError(f"encoder name {name!r} has no valid FAMILY:MODEL form. Valid families: {valid}")
     return family, model.strip()
 
@@ -60,12 +157,8 @@ def split_name(name: str) -> tuple[str, str]:
 def canonical_name(name: str) -> str:
     """Return the registry spelling of ``name`` (known models match case-insensitively)."""
     family, model = split_name(name)
-    if family == "precomputed":
-        pname, dim = parse_precomputed(model)
-        return f"precomputed:{pname}:{dim}"
-    if family == "st" and model.lower().startswith("sentence-transformers/"):
-        model = model.split("/", 1)[1]
-    full = f"{family}:{model}"
+    fam = _FAMILIES[family]
+    full = f"{family}:{fam.canonical(model) if fam.canonical else model}"
     for known in _KNOWN:
         if known.lower() == full.lower():
             return known
@@ -77,14 +170,15 @@ def encoder_info(name: str) -> EncoderInfo | None:
     full = canonical_name(name)
     if full not in _KNOWN:
         return None
-    dim, modality, pkg, hub = _KNOWN[full]
+    k = _KNOWN[full]
+    pkg = k.package
     return EncoderInfo(
         full,
-        dim,
-        modality,
+        k.dim,
+        k.modality,
         pkg.label if pkg else None,
         pkg.install if pkg else None,
-        hub,
+        k.hub_id,
         pkg.installed() if pkg else False,
     )
 
@@ -95,8 +189,9 @@ def encoder_dim(name: str) -> int | None:
     Raises EncoderError for an unknown family or a malformed precomputed name.
     """
     family, model = split_name(name)
-    if family == "precomputed":
-        return parse_precomputed(model)[1]
+    fam = _FAMILIES[family]
+    if fam.dim is not None:
+        return fam.dim(model)
     info = encoder_info(name)
     return info.dim if info else None
 
@@ -136,18 +231,7 @@ def create_encoder(
         )
     ckpt = Path(checkpoint).expanduser() if checkpoint is not None else None
     cache = Path(cache_dir).expanduser() if cache_dir is not None else None
-    enc: Encoder
-    if family == "precomputed":
-        pname, dim = parse_precomputed(model)
-        enc = PrecomputedEncoder(pname, dim, modality or "image")
-    elif family == "timm":
-        from asif_qdrant.encoders.timm_encoder import TimmImageEncoder
-
-        enc = TimmImageEncoder(model, checkpoint=ckpt, device=device)
-    else:
-        from asif_qdrant.encoders.st_encoder import SentenceTransformerEncoder
-
-        enc = SentenceTransformerEncoder(model, checkpoint=ckpt, cache_dir=cache, device=device)
+    enc = _FAMILIES[family].factory(model, checkpoint=ckpt, cache_dir=cache, device=device, modality=modality)
     _check_modality(full, enc.modality, modality)
     return enc
 
@@ -158,3 +242,14 @@ def _check_modality(name: str, actual: Modality, wanted: Modality | None) -> Non
             f"encoder {name!r} is a {actual} encoder but a {wanted} encoder was asked for: "
             f"choose a {wanted} encoder (see list_encoders())"
         )
+
+
+# The models whose dimension, modality and weight packages are known before loading them.
+register_model("timm:tf_efficientnet_lite0", dim=1280, modality="image", package=LITE0,
+               hub_id="timm/tf_efficientnet_lite0.in1k")
+register_model("timm:tf_efficientnet_lite2", dim=1280, modality="image", package=LITE2,
+               hub_id="timm/tf_efficientnet_lite2.in1k")
+register_model("st:all-MiniLM-L6-v2", dim=384, modality="text", package=MINILM,
+               hub_id="sentence-transformers/all-MiniLM-L6-v2")
+register_model("st:all-mpnet-base-v2", dim=768, modality="text", package=MPNET,
+               hub_id="sentence-transformers/all-mpnet-base-v2")

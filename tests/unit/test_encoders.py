@@ -405,3 +405,27 @@ def test_center_crop_is_a_different_vector_space() -> None:
     assert enc.data_config["crop_pct"] == pytest.approx(0.875)
     with pytest.raises(EncoderError, match="crop_mode='zoom'"):
         TimmImageEncoder("tf_efficientnet_lite0", crop_mode="zoom")  # type: ignore[arg-type]
+
+
+def test_a_new_family_registers_with_the_decorator_and_create_encoder_builds_it() -> None:
+    from asif_qdrant.encoders import families, register_family, register_model
+
+    made: list[tuple[str, str | None]] = []
+
+    @register_family("unitfam", "unitfam:<name>, a family registered by a test")
+    def _make(model, *, checkpoint, cache_dir, device, modality):  # type: ignore[no-untyped-def]
+        made.append((model, device))
+        return PrecomputedEncoder(model, 5, modality or "text")
+
+    register_model("unitfam:five", dim=5, modality="text")
+    assert families()["unitfam"] == "unitfam:<name>, a family registered by a test"
+    assert list(families())[:3] == ["timm", "st", "precomputed"]
+    assert encoder_dim("unitfam:five") == 5 and encoder_dim("unitfam:other") is None
+    enc = create_encoder("unitfam:five", device="cpu")
+    assert made == [("five", "cpu")] and enc.dim == 5 and enc.modality == "text"
+    with pytest.raises(EncoderError, match="is a text encoder but a image encoder was asked for"):
+        create_encoder("unitfam:five", modality="image")
+    with pytest.raises(EncoderError, match="family 'unitfam' is already registered"):
+        register_family("unitfam", "again")(_make)
+    with pytest.raises(EncoderError, match="unitfam:<name>, a family registered by a test"):
+        create_encoder("nofam:x")  # the error lists every registered family
