@@ -104,7 +104,7 @@ class Asif:
         """``fingerprint``: the encoders' names and dimensions for a new store, when no encoder is loaded to
         learn them (a store that has one keeps its own)."""
         self._lock = RWLock()
-        self._cache_lock = threading.Lock()  # guards the encoder and staleness caches shared by readers
+        self._cache_lock = threading.Lock()  # guards the encoders and the stores, built once by whoever asks first
         self.engine = engine
         self.settings = settings
         self.meta = Meta(engine, settings.prefix)
@@ -118,9 +118,9 @@ class Asif:
             self._fingerprint = fingerprint
         self._encoders: dict[str, Encoder] = {}
         self.encoder_load_seconds = 0.0  # time spent loading models, kept out of throughput figures
-        self._count_checked: dict[str, float] = {}
-        self._thresholds: dict[str, Any] = {}
         self._search: SearchConfig | None = None
+        self._anchors: AnchorStore | None = None  # built once the fingerprint is known, then kept (they own caches)
+        self._relindexes: RelIndexes | None = None
         if migrate:
             self.migrate()
 
@@ -215,7 +215,16 @@ class Asif:
 
     @property
     def anchors(self) -> AnchorStore:
-        return AnchorStore(self.engine, self.settings.prefix, self.meta, self.fingerprint, self.settings.batch_size)
+        """The anchor pairs' store: one long-lived object per facade."""
+        store = self._anchors
+        if store is None:
+            fp = self.fingerprint
+            with self._cache_lock:
+                if self._anchors is None:
+                    self._anchors = AnchorStore(self.engine, self.settings.prefix, self.meta, fp,
+                                                self.settings.batch_size)
+                store = self._anchors
+        return store
 
     # -- anchors -------------------------------------------------------------------------------
     def add_vectors(
@@ -451,8 +460,18 @@ class Asif:
     # -- relative indexes ----------------------------------------------------------------------
     @property
     def relindexes(self) -> RelIndexes:
-        return RelIndexes(self.engine, self.settings.prefix, self.meta, self.fingerprint, self._thresholds,
-                          search=self.search_config)
+        """The label sets' and galleries' store: one long-lived object per facade, which owns the per-index caches
+        (item thresholds, when the stored count was last checked). Its anchor search follows ``search_config``."""
+        ri = self._relindexes
+        if ri is None:
+            search, fp = self.search_config, self.fingerprint  # outside the lock: they may build the anchor store
+            with self._cache_lock:
+                if self._relindexes is None:
+                    self._relindexes = RelIndexes(self.engine, self.settings.prefix, self.meta, fp, search=search)
+                ri = self._relindexes
+        if self._search is None:  # exact until the anchors collection exists and says how it was made
+            ri.search = self.search_config
+        return ri
 
     @property
     def search_config(self) -> SearchConfig:
@@ -641,16 +660,28 @@ class Asif:
         elif info.tenant != tenant and self.meta.revision(tenant) > 0:
             self._lock.need_write()
             info = ri.materialise(info, tenant)
-        now = time.monotonic()
-        with self._cache_lock:
-            check_count = now - self._count_checked.get(info.key, -1e9) >= self.settings.staleness_check_s
+        check_count = ri.count_check_due(info, self.settings.staleness_check_s)
         if not ri.is_current(info, check_count):
             self._lock.need_write()
             info = ri.rebuild(info)
         if check_count:
-            with self._cache_lock:
-                self._count_checked[info.key] = now
+            ri.count_checked(info)
         return info
+
+    @_writes
+    def annotate_index(
+        self, name: str, tenant: str | None = None, kind: Kind = "labels", *, extra: Mapping[str, Any],
+        tau: float | None = None,
+    ) -> IndexInfo:
+        """Store notes (``extra`` fields, e.g. a tuning or calibration record) and optionally the threshold ``tau``
+        on the label set or gallery that answers for ``tenant``. A set defined for all tenants gets a tenant copy
+        first, so that one tenant's notes and tau never change another tenant's answers."""
+        tenant = validate_tenant(tenant)
+        ri = self.relindexes
+        info = ri.require(name, tenant, kind)
+        if info.tenant != tenant:
+            info = ri.materialise(info, tenant)
+        return ri.annotate(info, extra, tau)
 
     @_writes
     def refresh(

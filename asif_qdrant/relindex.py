@@ -19,6 +19,7 @@ import base64
 import difflib
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -192,7 +193,6 @@ class RelIndexes:
         prefix: str,
         meta: Meta,
         fingerprint: Fingerprint,
-        thresholds: dict[str, tuple[Any, np.ndarray, np.ndarray]] | None = None,
         search: SearchConfig | None = None,
     ) -> None:
         self.engine = engine
@@ -203,7 +203,9 @@ class RelIndexes:
         self.search = search if search is not None else SearchConfig()  # exact unless the settings opt in
         # per index: (state stamp, thresholds, complete flags) of every item, kept by the process that edits, so that
         # an edit does not read every item's payload; the stamp (revisions, anchor count) guards it
-        self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = thresholds if thresholds is not None else {}
+        self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
+        self._count_checked: dict[str, float] = {}  # per index: when its stored item count was last compared
+        self._cache_lock = threading.Lock()  # readers share this object: its caches change under this lock
         self._edit_counts: dict[str, int] = {}
 
     # -- step (1): dense top-k on the anchors --------------------------------------------------
@@ -632,6 +634,31 @@ class RelIndexes:
         info.extra = {**info.extra, "anchors": self._edit_count(info.tenant)}
         self.meta.put(info.key, asdict(info))
         self._thr[info.key] = (_stamp(info), thr, complete)
+
+    def drop_caches(self) -> None:
+        """Forget the in-process caches (item thresholds, count checks): the next use reads the stored items."""
+        with self._cache_lock:
+            self._thr.clear()
+            self._count_checked.clear()
+
+    def count_check_due(self, info: IndexInfo, every_s: float) -> bool:
+        """Whether ``info``'s stored item count is due a comparison (at most once per ``every_s`` seconds)."""
+        with self._cache_lock:
+            return time.monotonic() - self._count_checked.get(info.key, -1e9) >= every_s
+
+    def count_checked(self, info: IndexInfo) -> None:
+        """Note that ``info``'s stored item count was just compared."""
+        with self._cache_lock:
+            self._count_checked[info.key] = time.monotonic()
+
+    def annotate(self, info: IndexInfo, extra: Mapping[str, Any], tau: float | None = None) -> IndexInfo:
+        """Store notes about an index (merged into ``extra``; e.g. how it was tuned or calibrated) and, when given,
+        its decision threshold ``tau``; the items are not touched."""
+        info.extra = {**info.extra, **extra}
+        if tau is not None:
+            info.tau = float(tau)
+        self.meta.put(info.key, asdict(info))
+        return info
 
     def scope_count(self, tenant: str) -> int:
         return self.engine.count(self.anchors, tenant_scope(tenant))

@@ -280,13 +280,7 @@ def best_scores(
 def store_tau(asif: Asif, labels: str, tenant: str, tau: float, record: dict[str, Any]) -> IndexInfo:
     """Set the tau of the label set that answers for ``tenant``. A label set defined for all tenants gets a
     tenant copy first, so that one tenant's calibration never changes another tenant's answers."""
-    info = asif.index_info(labels, tenant, "labels")
-    if info.tenant != tenant:
-        info = asif.relindexes.materialise(info, tenant)
-    info.tau = float(tau)
-    info.extra = {**info.extra, "calibration": record}
-    asif.meta.put(info.key, asdict(info))
-    return info
+    return asif.annotate_index(labels, tenant, "labels", extra={"calibration": record}, tau=float(tau))
 
 
 def calibrate_vectors(

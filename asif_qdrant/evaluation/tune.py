@@ -236,11 +236,10 @@ def tune(
         tpl = prompts[best.templates][0]
         new = asif.define_labels(labels, info.classes, templates=tpl, prompt_vectors=pv[best.templates], tenant=t,
                                  k=best.k, p=best.p, aggregation=best.aggregation, replace=True)
-        new.extra = {**new.extra, "tuned": {
+        asif.annotate_index(new.name, new.tenant, "labels", extra={"tuned": {
             "setting": best.as_dict(), "val_top1": report.val_tuned.top1, "test_top1": report.test_tuned.top1,
             "default_test_top1": report.test_default.top1, "val_fraction": val_fraction, "seed": seed,
-            "n_val": report.n_val, "n_test": report.n_test, "source": str(source), "at": time.time()}}
-        asif.meta.put(new.key, asdict(new))
+            "n_val": report.n_val, "n_test": report.n_test, "source": str(source), "at": time.time()}})
         report.stored, report.stored_in = True, f"{new.tenant}/{new.name}"
         report.tau_cleared = info.tau if info.tenant == t else None
     report.seconds = time.perf_counter() - t0

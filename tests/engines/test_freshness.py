@@ -121,7 +121,7 @@ def test_edit_reports_items_touched(tmp_path: Path) -> None:
         a.define_labels("L", list("abc"), templates="plain", prompt_vectors=prompts)
         # a new anchor identical to prompt 'a' beats its threshold (sim 1.0) and nobody else's necessarily;
         # the in-process threshold cache is dropped first, so the thresholds are read back from the items
-        a._thresholds.clear()
+        a.relindexes.drop_caches()
         res = a.add_vectors_result(rng.standard_normal((1, IMG_DIM)), prompts[:1])
         assert res.items_touched["_shared/L"] >= 1
         item0 = a.relindexes.items(a.relindexes.info("L", "_shared"))[0]

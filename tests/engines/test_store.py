@@ -40,6 +40,19 @@ def test_add_count_and_topk(store: Asif, rng: np.random.Generator) -> None:
     np.testing.assert_allclose(np.linalg.norm(rec.vectors["image"]), 1.0, atol=1e-5)
 
 
+def test_the_stores_are_long_lived_and_keep_their_caches(store: Asif, rng: np.random.Generator) -> None:
+    img, txt = random_pairs(rng, 12)
+    store.add_vectors(img, txt)
+    anchors, ri = store.anchors, store.relindexes
+    store.define_labels("L", list("abc"), templates="plain", prompt_vectors=rng.standard_normal((3, TXT_DIM)))
+    assert store.anchors is anchors and store.relindexes is ri  # one object each, not one per access
+    info = store.index_info("L", None, "labels")
+    ri.drop_caches()
+    assert ri.count_check_due(info, 3600.0)
+    store.classify(vectors=img[:2], labels="L")  # the read compares the stored count once ...
+    assert not ri.count_check_due(info, 3600.0)  # ... and the store remembers it for the next hour
+
+
 def test_same_pairs_again_write_nothing(store: Asif, rng: np.random.Generator) -> None:
     img, txt = random_pairs(rng, 10)
     first = store.add_vectors_result(img, txt, captions=["a"] * 10)

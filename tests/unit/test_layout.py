@@ -153,3 +153,38 @@ def test_the_core_never_imports_the_evaluation_tools() -> None:
         if dep.startswith("asif_qdrant.evaluation")
     ]
     assert bad == []
+
+
+def _foreign_private_attributes(path: Path, label: str) -> list[str]:
+    """``x._name`` where ``x`` is neither ``self``/``cls`` nor a class of the same module: a back door."""
+    tree = ast.parse(path.read_text(), str(path))
+    own = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)} | {"self", "cls"}
+    return [
+        f"{label}:{n.lineno} {ast.unparse(n)}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__")
+        and not (isinstance(n.value, ast.Name) and n.value.id in own)
+    ]
+
+
+def test_no_module_reaches_into_another_objects_underscore_members() -> None:
+    bad = [hit for p in sorted(PACKAGE.rglob("*.py")) for hit in _foreign_private_attributes(p, _module_name(p))]
+    assert bad == []
+
+
+def test_the_checker_sees_a_back_door(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("class A:\n    _x = 1\n\ndef f(asif, a):\n    return asif._index(a), A._x, a.public\n")
+    assert _foreign_private_attributes(f, "m") == ["m:5 asif._index"]
+
+
+def test_index_records_are_written_by_their_owners_only() -> None:
+    """Tools change label sets through the facade (``annotate_index``), never by writing meta records themselves."""
+    writers = set()
+    for p in PACKAGE.rglob("*.py"):
+        for n in ast.walk(ast.parse(p.read_text(), str(p))):
+            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "put"
+                    and isinstance(n.func.value, ast.Attribute) and n.func.value.attr == "meta"):
+                writers.add(_module_name(p))
+    assert writers <= {"asif_qdrant.relindex", "asif_qdrant.anchors", "asif_qdrant.migrate"}
+    assert "asif_qdrant.relindex" in writers
