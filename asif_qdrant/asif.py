@@ -17,7 +17,14 @@ from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, l2_normalise
 from .engines import create_engine
 from .engines.base import Engine, Filter, PointBatch, Relayout
-from .errors import AsifError, ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
+from .errors import (
+    AlreadyExistsError,
+    AsifError,
+    ConfigError,
+    FingerprintMismatchError,
+    InvalidInputError,
+    NotFoundError,
+)
 from .locking import RWLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes, check_k_p
@@ -103,7 +110,7 @@ class Asif:
     ) -> None:
         """``fingerprint``: the encoders' names and dimensions for a new store, when no encoder is loaded to
         learn them (a store that has one keeps its own)."""
-        self._lock = RWLock()
+        self._lock = RWLock(settings.lock_timeout_s)
         self._cache_lock = threading.Lock()  # guards the encoders and the stores, built once by whoever asks first
         self.engine = engine
         self.settings = settings
@@ -532,7 +539,7 @@ class Asif:
         ]
         info = IndexInfo(name, tenant, "labels", kk, pp, len(prompts), {}, classes=cls, templates=tpl,
                          aggregation=aggregation, extra={"prompt_vectors": prompt_vectors is not None})
-        return self._build(info, vecs, payloads)
+        return self._build(info, vecs, payloads, replace)
 
     def add_gallery(
         self,
@@ -570,7 +577,7 @@ class Asif:
             pl["item"] = i
             pls.append(pl)
         info = IndexInfo(name, tenant, "gallery", kk, pp, n, {})
-        return self._build(info, vecs, pls)
+        return self._build(info, vecs, pls, replace)
 
     @_reads
     @_writes
@@ -595,22 +602,24 @@ class Asif:
         return info
 
     @_writes
-    def _build(self, info: IndexInfo, vecs: Any, payloads: Sequence[Mapping[str, Any]]) -> IndexInfo:
-        """(Re)define an index from encoded items: the encoding happened before, outside the lock."""
+    def _build(self, info: IndexInfo, vecs: Any, payloads: Sequence[Mapping[str, Any]], replace: bool) -> IndexInfo:
+        """(Re)define an index from encoded items: the encoding happened before, outside the lock. The name is
+        checked again under the lock: of two concurrent definitions of a new name, the second is refused."""
+        self._check_new(info.name, info.tenant, info.kind, replace)
         return self.relindexes.define(info, vecs, payloads)
 
     @_reads
     def check_name_free(self, name: str, tenant: str | None = None, kind: Kind = "labels") -> None:
-        """ConfigError (naming --replace) when ``tenant`` already has a label set or gallery called ``name``."""
+        """AlreadyExistsError (naming --replace) when ``tenant`` already has a label set or gallery ``name``."""
         self._check_new(name, validate_tenant(tenant), kind, False)
 
     def _check_new(self, name: str, tenant: str, kind: Kind, replace: bool) -> None:
         old = self.relindexes.info(name, tenant, kind)
-        if old is None or replace or old.extra.get("from_shared"):
+        if old is None or replace or old.copied_from is not None:  # a tenant copy of a shared one is not its own
             return
         what = {"labels": "label set", "gallery": "gallery"}
         cmd = {"labels": "labels", "gallery": "gallery"}
-        raise ConfigError(
+        raise AlreadyExistsError(
             f"{what[old.kind]} {name!r} already exists for tenant {tenant!r} ({old.n_items} items): pass "
             f"replace=True (--replace) to redefine it, pick another name, or delete it first "
             f"(asif {cmd[old.kind]} delete {name})"

@@ -26,6 +26,14 @@ class FingerprintMismatchError(AsifError):
     """Vectors or an encoder do not match the encoder fingerprint stored with the anchors."""
 
 
+class AlreadyExistsError(ConfigError):
+    """A label set or gallery of that name exists already (pass replace=True to redefine it)."""
+
+
+class StoreBusyError(AsifError):
+    """The store's lock was not free within ASIF_LOCK_TIMEOUT_S (a long edit in progress): retry."""
+
+
 class StoreLockedError(AsifError):
     """The embedded store is already open in another process."""
 

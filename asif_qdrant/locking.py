@@ -15,8 +15,11 @@ the start, re-checking what it found, so the repair is made once, whole, and by 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from .errors import StoreBusyError
 
 T = TypeVar("T")
 
@@ -27,9 +30,14 @@ class WriteNeeded(BaseException):
 
 
 class RWLock:
-    """A re-entrant, writer-preferring readers-writer lock."""
+    """A re-entrant, writer-preferring readers-writer lock.
 
-    def __init__(self) -> None:
+    ``timeout``: the longest wait, in seconds, for the outermost acquisition (a read behind an edit, an edit behind
+    reads or another edit); past it, :class:`~asif_qdrant.errors.StoreBusyError` is raised and nothing has run.
+    None: wait as long as it takes."""
+
+    def __init__(self, timeout: float | None = None) -> None:
+        self.timeout = timeout
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer: int | None = None
@@ -50,10 +58,25 @@ class RWLock:
         return r > 0 or w > 0
 
     # -- raw acquire / release ----------------------------------------------------------------
+    def _wait(self, blocked: Callable[[], bool], what: str) -> None:
+        """Wait on the condition (held) until ``blocked()`` is false, at most ``timeout`` seconds."""
+        if self.timeout is None:
+            while blocked():
+                self._cond.wait()
+            return
+        deadline = time.monotonic() + self.timeout
+        while blocked():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreBusyError(
+                    f"the store is busy: {what} waited more than {self.timeout:g} s for the edit (or the reads) in "
+                    "progress; retry shortly, or raise ASIF_LOCK_TIMEOUT_S"
+                )
+            self._cond.wait(left)
+
     def _acquire_read(self) -> None:
         with self._cond:
-            while self._writer is not None or self._waiting_writers:
-                self._cond.wait()
+            self._wait(lambda: self._writer is not None or self._waiting_writers > 0, "a read")
             self._readers += 1
         self._local.reads = 1
 
@@ -69,10 +92,12 @@ class RWLock:
         with self._cond:
             self._waiting_writers += 1
             try:
-                while self._writer is not None or self._readers:
-                    self._cond.wait()
-            finally:
+                self._wait(lambda: self._writer is not None or self._readers > 0, "an edit")
+            except BaseException:
                 self._waiting_writers -= 1
+                self._cond.notify_all()  # it gave up: the readers queued behind this writer may go on
+                raise
+            self._waiting_writers -= 1
             self._writer = me
         self._local.writes = 1
 

@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .asif import Asif, make_settings
 from .errors import (
+    AlreadyExistsError,
     AsifError,
     ConfigError,
     EncoderError,
@@ -43,6 +44,7 @@ from .errors import (
     InvalidInputError,
     NotFoundError,
     SchemaError,
+    StoreBusyError,
     StoreLockedError,
 )
 from .meta import TENANT_SHARED, validate_tenant
@@ -51,12 +53,15 @@ from .settings import AsifSettings
 
 log = logging.getLogger("asif.serve")
 ADMIN = "@admin"
+RETRY_AFTER_S = "1"  # seconds a client is told to wait after a 503 for a busy store
 STATUS: list[tuple[type[AsifError], int]] = [
     (NotFoundError, 404),
     (FingerprintMismatchError, 422),
     (InvalidInputError, 422),
+    (AlreadyExistsError, 409),  # before ConfigError, its base
     (ConfigError, 400),
     (SchemaError, 409),
+    (StoreBusyError, 503),
     (StoreLockedError, 503),
     (EngineError, 503),
     (EncoderError, 503),
@@ -279,6 +284,7 @@ class LabelsBody(BaseModel):
     k: int | None = None
     p: float | None = None
     aggregation: Literal["max", "mean"] = "max"
+    replace: bool = Field(False, description="Redefine the label set if the name exists (else 409).")
     tenant: str | None = None
 
 
@@ -287,6 +293,7 @@ class GalleryBody(BaseModel):
     payloads: list[dict[str, Any]] | None = None
     k: int | None = None
     p: float | None = None
+    replace: bool = Field(False, description="Rebuild the gallery if the name exists (else 409).")
     tenant: str | None = None
 
 
@@ -328,7 +335,8 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
 
     @app.exception_handler(AsifError)
     async def _asif_error(request: Request, e: AsifError) -> JSONResponse:
-        return JSONResponse({"error": str(e)}, status_code=status_of(e))
+        headers = {"Retry-After": RETRY_AFTER_S} if isinstance(e, StoreBusyError) else None
+        return JSONResponse({"error": str(e)}, status_code=status_of(e), headers=headers)
 
     @app.exception_handler(HTTPError)
     async def _http_error(request: Request, e: HTTPError) -> JSONResponse:
@@ -527,10 +535,11 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
     # -- label sets and galleries ------------------------------------------------------------------
     @app.put("/v1/labels/{name}", tags=["indexes"])
     def define_labels(name: str, body: LabelsBody, who: Who) -> dict[str, Any]:
-        """Define (or redefine) a label set; without a tenant (admin key), for every tenant."""
+        """Define a label set; without a tenant (admin key), for every tenant. An existing name is refused (409)
+        unless ``replace`` is true (then it is redefined)."""
         a, t = store(), who.scope(body.tenant)
         info = a.define_labels(name, body.classes, body.templates, body.prompt_vectors, t, k=body.k, p=body.p,
-                               aggregation=body.aggregation)
+                               aggregation=body.aggregation, replace=body.replace)
         return info_dict(info)
 
     @app.get("/v1/labels", tags=["indexes"])
@@ -543,11 +552,12 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
 
     @app.put("/v1/galleries/{name}", tags=["indexes"])
     def define_gallery(name: str, body: GalleryBody, who: Who) -> dict[str, Any]:
-        """Define (or redefine) a gallery from image vectors (payloads are returned with search hits)."""
+        """Define a gallery from image vectors (payloads are returned with search hits). An existing name is
+        refused (409) unless ``replace`` is true (then it is rebuilt)."""
         a, t = store(), who.scope(body.tenant)
         bounded(len(body.vectors), "gallery items")
         return info_dict(a.add_gallery(name, vectors=body.vectors, payloads=body.payloads, tenant=t, k=body.k,
-                                       p=body.p))
+                                       p=body.p, replace=body.replace))
 
     @app.get("/v1/galleries", tags=["indexes"])
     def list_galleries(who: Who, tenant: str | None = None) -> list[dict[str, Any]]:

@@ -57,6 +57,10 @@ class AsifSettings(BaseSettings):
         1_000_000, ge=1, description="Largest number of items (classes x templates, gallery images) in one call."
     )
     max_top: int = Field(10_000, ge=1, description="Largest `top` (results per query) one call may ask for.")
+    lock_timeout_s: float | None = Field(
+        None, gt=0, description="Longest wait (seconds) of a read or an edit for the store's lock while another edit "
+        "runs; past it: StoreBusyError (HTTP 503 from `asif serve`), nothing done. Unset: wait as long as it takes."
+    )
     # `asif serve` (asif_qdrant/serve.py)
     api_keys: str | None = Field(
         None, description='Server API keys as KEY=TENANT pairs, comma-separated ("k1=acme,k2=globex,k0=@admin"); '

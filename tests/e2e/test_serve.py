@@ -345,3 +345,80 @@ def test_anchor_and_index_lifecycle(served: Any) -> None:
         res = c.delete("/v1/tenants/pixels")
         assert res.status_code == 200 and res.json()["anchors"] == 1
         assert "pixels" not in c.get("/v1/tenants").json()
+
+
+def test_defining_an_existing_name_is_409_unless_replace(served: Any) -> None:
+    srv, a, _ = served
+    body = {"classes": ["p", "q"], "templates": "plain", "prompt_vectors": PROMPTS[:2].tolist(), "k": 8}
+    with client(srv, ADMIN) as c:
+        assert c.put("/v1/labels/dup", json=body).status_code == 200
+        bigger = {**body, "classes": ["p", "q", "r"], "prompt_vectors": PROMPTS.tolist()}
+        msg = err(c.put("/v1/labels/dup", json=bigger), 409)
+        assert msg.startswith("label set 'dup' already exists for tenant '_shared' (2 items)") and "replace" in msg
+        assert [i["classes"] for i in c.get("/v1/labels").json() if i["name"] == "dup"] == [["p", "q"]]  # as it was
+        r = c.put("/v1/labels/dup", json={**bigger, "replace": True})
+        assert r.status_code == 200 and r.json()["classes"] == ["p", "q", "r"] and r.json()["n_items"] == 3
+        got = c.post("/v1/classify", json={"labels": "dup", "vectors": QUERY.tolist(), "top": 3}).json()
+        assert got["predictions"] == json.loads(json.dumps([p.as_dict() for p in a.classify(
+            vectors=QUERY, labels="dup", top=3)]))
+        assert {t["label"] for t in got["predictions"][0]["top"]} == {"p", "q", "r"}
+
+        g = {"vectors": GALLERY[:2].tolist(), "k": 8, "tenant": "globex"}
+        assert c.put("/v1/galleries/dupg", json=g).status_code == 200
+        msg = err(c.put("/v1/galleries/dupg", json={**g, "vectors": GALLERY.tolist()}), 409)
+        assert msg.startswith("gallery 'dupg' already exists for tenant 'globex' (2 items)")
+        listed = {i["name"]: i["n_items"] for i in c.get("/v1/galleries", params={"tenant": "globex"}).json()}
+        assert listed["dupg"] == 2
+        r = c.put("/v1/galleries/dupg", json={**g, "vectors": GALLERY.tolist(), "replace": True})
+        assert r.status_code == 200 and r.json()["n_items"] == 5
+
+        # a tenant's copy of a shared label set is not its own definition: the tenant may define its own
+        assert c.post("/v1/classify", json={"labels": "dup", "vectors": QUERY.tolist(),
+                                            "tenant": "globex"}).status_code == 200
+        own = c.put("/v1/labels/dup", json={**body, "tenant": "globex"})
+        assert own.status_code == 200 and own.json()["tenant"] == "globex" and own.json()["classes"] == ["p", "q"]
+        assert "already exists for tenant 'globex'" in err(c.put("/v1/labels/dup", json={**body,
+                                                                                          "tenant": "globex"}), 409)
+        for path, params in (("/v1/labels/dup", {"tenant": "globex"}), ("/v1/labels/dup", {}),
+                             ("/v1/galleries/dupg", {"tenant": "globex"})):
+            assert c.delete(path, params=params).status_code == 200
+
+
+def test_a_request_behind_a_long_edit_gets_503_then_succeeds(tmp_path: Path) -> None:
+    """ASIF_LOCK_TIMEOUT_S: a read or an edit that waits longer for the store's lock gets 503 with Retry-After,
+    and nothing of the refused edit is stored; once the long edit ends, the same requests succeed."""
+    a = Asif.open(tmp_path / "store", **small_settings(api_keys=f"{ADMIN}=@admin", lock_timeout_s=0.3))
+    a.add_vectors(BASE_IMG, BASE_TXT, captions=[f"shared {i}" for i in range(30)])
+    a.define_labels("colours", CLASSES, templates="plain", prompt_vectors=PROMPTS, k=8)
+    srv = Server(a)
+    holding, release = threading.Event(), threading.Event()
+
+    def long_edit() -> None:  # an edit that holds the exclusive lock until told to stop
+        holding.set()
+        release.wait(30)
+
+    editor = threading.Thread(target=a.exclusive, args=(long_edit,), daemon=True)
+    try:
+        with client(srv, ADMIN) as c:
+            editor.start()
+            assert holding.wait(10)
+            r = c.post("/v1/classify", json={"labels": "colours", "vectors": QUERY.tolist()})
+            msg = err(r, 503)
+            assert msg.startswith("the store is busy: a read waited more than 0.3 s") and "retry" in msg
+            assert r.headers["retry-after"] == "1"
+            add = {"image_vectors": A_IMG.tolist(), "text_vectors": A_TXT.tolist(), "tenant": "acme"}
+            assert "an edit waited more than 0.3 s" in err(c.post("/v1/anchors", json=add), 503)
+            assert c.get("/healthz").status_code == 200  # alive: only the store is busy
+            release.set()
+            editor.join(10)
+            got = c.post("/v1/classify", json={"labels": "colours", "vectors": QUERY.tolist()})
+            assert got.status_code == 200
+            assert got.json()["predictions"] == json.loads(json.dumps(
+                [p.as_dict() for p in a.classify(vectors=QUERY, labels="colours")]))
+            assert a.count("acme") == 0  # the refused edit stored nothing
+            r = c.post("/v1/anchors", json=add)
+            assert r.status_code == 200 and r.json()["added"] == 6 and a.count("acme") == 6
+    finally:
+        release.set()
+        srv.stop()
+        a.close()

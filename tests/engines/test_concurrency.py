@@ -238,3 +238,53 @@ def test_rwlock_reads_share_writes_exclude_and_a_read_that_must_write_retries() 
             lock._release_read()
     # nested: a read inside a write, a write inside a write
     assert lock.write(lambda: lock.read(lambda: lock.write(lambda: 5))) == 5
+
+
+def test_rwlock_timeout_refuses_a_waiter_whole_and_lets_the_queue_move() -> None:
+    """A waiter past the timeout gets StoreBusyError and nothing of it runs; a writer that gives up lets the
+    readers queued behind it in at once (not at their own deadline); the lock stays usable."""
+    from asif_qdrant.errors import StoreBusyError
+
+    lock = RWLock(timeout=1.0)
+    reading, done = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def long_read() -> None:
+        reading.set()
+        done.wait(20)
+
+    holder = threading.Thread(target=lock.read, args=(long_read,))
+    holder.start()
+    assert reading.wait(5)
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            lock.write(lambda: ran.append("write"))
+        except StoreBusyError as e:
+            errors.append(e)
+
+    w = threading.Thread(target=writer)
+    w.start()
+    time.sleep(0.5)  # the writer waits; a new reader queues behind it (writers are preferred)
+    t0 = time.monotonic()
+    assert lock.read(lambda: "late read") == "late read"
+    waited = time.monotonic() - t0
+    w.join(5)
+    assert ran == [] and len(errors) == 1 and "an edit waited more than 1 s" in str(errors[0])
+    assert waited < 0.95, waited  # let in when the writer gave up (~0.5 s), before its own 1 s deadline
+    done.set()
+    holder.join(5)
+    assert lock.write(lambda: "write after") == "write after"
+
+    reading.clear()
+    done.clear()
+    blocker = threading.Thread(target=lock.write, args=(long_read,))  # now an edit holds it
+    blocker.start()
+    assert reading.wait(5)
+    with pytest.raises(StoreBusyError, match="a read waited more than 1 s"):
+        lock.read(lambda: ran.append("read"))
+    assert ran == []
+    done.set()
+    blocker.join(5)
+    assert lock.read(lambda: 7) == 7
