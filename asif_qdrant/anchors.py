@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from .errors import FingerprintMismatchError, InvalidInputError
 from .meta import Fingerprint, Meta, validate_tenant
 from .names import anchors_collection
 from .relrep import MAX_ANCHOR_ID
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 RESERVED_PAYLOAD_KEYS = frozenset({"tenant", "caption", "image_ref", "content_hash"})
 
@@ -128,6 +132,31 @@ def check_ids(ids: Sequence[Any]) -> list[int]:
 
 def content_hash(tenant: str, key: bytes) -> str:
     return hashlib.blake2b(tenant.encode() + b"\0" + key, digest_size=16).hexdigest()
+
+
+# -- content keys: what an anchor's id is hashed from (the same pair added twice gets the same id) ----------------
+def file_digest(path: Path) -> bytes:
+    """sha256 of a file's bytes; InvalidInputError naming the file when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError as e:
+        raise InvalidInputError(f"image file {str(path)!r} cannot be read ({e.strerror or e}): check the path") from e
+
+
+def pil_digest(img: Image.Image) -> bytes:
+    """sha256 of a PIL image's mode, size and pixel bytes."""
+    h = hashlib.sha256(f"{img.mode}\0{img.size[0]}x{img.size[1]}\0".encode())
+    h.update(img.tobytes())
+    return h.digest()
+
+
+def text_digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def pair_key(image_digest: bytes, caption: str) -> bytes:
+    """The content key of an anchor: the image's sha256 and the caption's UTF-8 bytes."""
+    return image_digest + caption.encode()
 
 
 def vector_key(image: np.ndarray, text: np.ndarray, caption: str | None) -> bytes:

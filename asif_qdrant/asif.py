@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from . import migrate as _migrate
-from .anchors import AddResult, AnchorStore, as_matrix, l2_normalise
+from .anchors import AddResult, AnchorStore, as_matrix, file_digest, l2_normalise, pair_key, text_digest
 from .engines import create_engine
 from .engines.base import Engine, Filter, PointBatch, Relayout
 from .errors import (
@@ -30,6 +30,7 @@ from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes, check_k_p
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
+from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -301,6 +302,75 @@ class Asif:
         for key, n in removed.items():
             res.items_touched[key] = res.items_touched.get(key, 0) + n
         return res
+
+    def teach(
+        self,
+        folder: str | Path,
+        *,
+        tenant: str | None,
+        template: str = TEACH_TEMPLATE,
+        per_class: int | None = None,
+        cache: bool = True,
+    ) -> TeachReport:
+        """Teach by example: every image of ``folder/<class>/`` becomes an anchor pair of ``tenant``: the image,
+        and ``template`` filled with the class name (``"a photo of a cat."``). The model changes at once, without
+        training; a few examples per class lift zero-shot accuracy a lot (README, "Teaching by example"). Teach
+        every class of the label set: one class alone can dominate every label's score (``explain`` warns).
+
+        ``per_class``: only the first N images (sorted) of each class. Ids come from the content (the image
+        file's bytes and the caption, as in ``asif add`` / ingest), so teaching the same examples again adds
+        nothing. ``cache``: the store's embedding cache (shared with ingest), so images seen before are not
+        encoded again. All or nothing: an unreadable image raises InvalidInputError naming it, before anything
+        is stored. Encoding runs outside the lock; the pairs are added as one edit."""
+        t = validate_tenant(tenant)
+        if t == TENANT_SHARED:
+            raise ConfigError("teach needs a tenant (tenant='acme', --tenant acme): examples are a tenant's own pairs, "
+                              "so that they do not change every tenant's model")
+        examples = teach_examples(folder, per_class)
+        caps = {c: teach_caption(template, c) for c in examples}
+        files = [p for fs in examples.values() for p in fs]
+        captions = [caps[c] for c, fs in examples.items() for _ in fs]
+        digests = [file_digest(p) for p in files]
+        img = self._cached_encode("image", dict(zip(digests, files, strict=True)), cache)
+        txt = self._cached_encode("text", {text_digest(c): c for c in caps.values()}, cache)
+        res = self.add_vectors_result(
+            np.stack([img[d] for d in digests]),
+            np.stack([txt[text_digest(c)] for c in captions]),
+            captions=captions,
+            payloads=[{"taught_class": c} for c, fs in examples.items() for _ in fs],
+            tenant=t,
+            image_refs=[str(p) for p in files],
+            content_keys=[pair_key(d, c) for d, c in zip(digests, captions, strict=True)],
+        )
+        return TeachReport(t, template, {c: len(f) for c, f in examples.items()}, caps, res.added, res.duplicates,
+                           res.items_touched, res.ids)
+
+    def _cached_encode(self, modality: str, items: Mapping[bytes, Any], cache: bool) -> dict[bytes, Any]:
+        """Vectors of ``items`` (content key -> image path or text), through the store's embedding cache; images
+        are decoded and encoded in batches of 32, so a large folder is never held in memory at once."""
+        from .embcache import EmbeddingCache
+        from .encoders import load_image
+
+        fp = self.fingerprint
+        space = (fp.image_encoder, fp.image_dim) if modality == "image" else (fp.text_encoder, fp.text_dim)
+        store = EmbeddingCache.in_folder(self.settings.resolved_cache_dir) if cache else None
+        try:
+            out = dict(store.get_many(*space, list(items))) if store is not None else {}
+            todo = [k for k in items if k not in out]
+            for start in range(0, len(todo), 32):
+                keys = todo[start : start + 32]
+                if modality == "image":
+                    vecs = self.encode_images([load_image(items[k]) for k in keys])
+                else:
+                    vecs = self.encode_texts([items[k] for k in keys])
+                new = dict(zip(keys, np.asarray(vecs, np.float32), strict=True))
+                if store is not None:
+                    store.put_many(*space, new)
+                out.update(new)
+        finally:
+            if store is not None:
+                store.close()
+        return out
 
     def _restore(self, store: AnchorStore, tenant: str, ids: list[int], before: list[Any]) -> None:
         """Undo a replacement whose write failed: remove what was written under ``ids``, put the old pairs back

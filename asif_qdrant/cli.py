@@ -259,10 +259,8 @@ def teach(ctx: click.Context, folder: Path, tenant: str, template: str, per_clas
       asif teach examples/ --tenant acme
       asif teach examples/ --tenant acme --template "a photo of a {}, a type of pet." --per-class 5
     """
-    from .ingest import teach as teach_examples
-
     asif = _open(ctx, create=True)
-    rep = teach_examples(asif, folder, tenant=tenant, template=template, per_class=per_class)
+    rep = asif.teach(folder, tenant=tenant, template=template, per_class=per_class)
     _emit(as_json, rep.as_dict(), rep.summary)
 
 

@@ -13,7 +13,6 @@ for a few images (paths or PIL images) and their captions.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import sys
@@ -29,12 +28,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from PIL import Image
 
-from .anchors import AddResult, AnchorStore, content_hash
+from .anchors import AddResult, AnchorStore, content_hash, file_digest, pair_key, pil_digest, text_digest
 from .embcache import EmbeddingCache
 from .encoders import load_image
 from .errors import AsifError, ConfigError, InvalidInputError, NotFoundError
-from .meta import TENANT_SHARED, validate_tenant
+from .meta import validate_tenant
 from .relrep import MAX_ANCHOR_ID
+from .teaching import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from .asif import Asif
@@ -316,31 +316,6 @@ class IngestReport:
             more = f" (and {self.skipped - 5} more)" if self.skipped > 5 else ""
             lines.append(f"bad rows: {shown}{more}")
         return "\n".join(lines)
-
-
-# -- content keys and hashing ----------------------------------------------------------------------
-def file_digest(path: Path) -> bytes:
-    """sha256 of a file's bytes; InvalidInputError naming the file when it cannot be read."""
-    try:
-        return hashlib.sha256(path.read_bytes()).digest()
-    except OSError as e:
-        raise InvalidInputError(f"image file {str(path)!r} cannot be read ({e.strerror or e}): check the path") from e
-
-
-def pil_digest(img: Image.Image) -> bytes:
-    """sha256 of a PIL image's mode, size and pixel bytes."""
-    h = hashlib.sha256(f"{img.mode}\0{img.size[0]}x{img.size[1]}\0".encode())
-    h.update(img.tobytes())
-    return h.digest()
-
-
-def text_digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode()).digest()
-
-
-def pair_key(image_digest: bytes, caption: str) -> bytes:
-    """The content key of an anchor: the image's sha256 and the caption's UTF-8 bytes."""
-    return image_digest + caption.encode()
 
 
 def stored_mask(store: AnchorStore, hashes: Sequence[str]) -> list[bool]:
@@ -874,90 +849,8 @@ __all__ = [
     "read_source",
     "resolve_image",
     "stored_mask",
+    "text_digest",
 ]
-
-
-# -- teaching by example ---------------------------------------------------------------------------
-TEACH_TEMPLATE = "a photo of a {}."
-TEACH_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-
-
-@dataclass
-class TeachReport:
-    """What teach added: per class, the example images taught and the caption they were paired with."""
-
-    tenant: str
-    template: str
-    classes: dict[str, int] = field(default_factory=dict)
-    captions: dict[str, str] = field(default_factory=dict)
-    added: int = 0
-    duplicates: int = 0
-    items_touched: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"tenant": self.tenant, "template": self.template, "classes": dict(self.classes),
-                "captions": dict(self.captions), "added": self.added, "duplicates": self.duplicates,
-                "items_touched": dict(self.items_touched)}
-
-    def summary(self) -> str:
-        per = ", ".join(f"{c} {n}" for c, n in self.classes.items())
-        note = ""
-        if len(self.classes) == 1:
-            note = ("\nnote: one class taught: its close pairs can dominate every label's score; teach every class "
-                    "of the label set (see `asif explain`)")
-        return (f"taught tenant {self.tenant!r} {self.added} new pair(s) ({self.duplicates} already stored) with "
-                f"{self.template!r}: {per}" + note)
-
-
-def teach_caption(template: str, class_name: str) -> str:
-    """The caption an example of ``class_name`` is paired with; ConfigError for a template without one ``{}``."""
-    if not isinstance(template, str) or template.count("{}") != 1:
-        raise ConfigError(f"template {template!r} is invalid: use exactly one '{{}}' where the class name goes, "
-                          f"e.g. {TEACH_TEMPLATE!r}")
-    return template.format(class_name.replace("_", " ").strip())
-
-
-def teach_examples(folder: str | Path, per_class: int | None = None) -> dict[str, list[Path]]:
-    """The example images of a folder per class (``folder/<class>/<image>``), sorted; the first ``per_class``."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise NotFoundError(f"folder {str(root)!r} does not exist: give a folder with one sub-folder of images "
-                            "per class, e.g. examples/cat/1.jpg, examples/dog/1.jpg")
-    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
-        raise ConfigError(f"per_class={per_class!r} is invalid: pass a positive number of examples, or None for all")
-    out = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in TEACH_SUFFIXES)
-        if files:
-            out[d.name] = files[:per_class]
-    if not out:
-        raise InvalidInputError(f"{str(root)!r} has no class sub-folders with images: lay them out as "
-                                f"{root}/<class>/<image>.jpg")
-    return out
-
-
-def teach(
-    asif: Asif,
-    folder: str | Path,
-    *,
-    tenant: str | None,
-    template: str = TEACH_TEMPLATE,
-    per_class: int | None = None,
-) -> TeachReport:
-    """Teach by example: every image of ``folder/<class>/`` becomes an anchor pair (the image, and ``template``
-    filled with the class name) of ``tenant``. The model changes at once: no training."""
-    t = validate_tenant(tenant)
-    if t == TENANT_SHARED:
-        raise ConfigError("teach needs a tenant (tenant='acme', --tenant acme): examples are a tenant's own pairs, "
-                          "so that they do not change every tenant's model")
-    examples = teach_examples(folder, per_class)
-    caps = {c: teach_caption(template, c) for c in examples}
-    images = [p for files in examples.values() for p in files]
-    captions = [caps[c] for c, files in examples.items() for _ in files]
-    payloads = [{"taught_class": c} for c, files in examples.items() for _ in files]
-    res = add_pairs_result(asif, images, captions, t, payloads)
-    return TeachReport(t, template, {c: len(f) for c, f in examples.items()}, caps, res.added, res.duplicates,
-                       res.items_touched)
 
 
 # -- many images in: files, folders and globs -------------------------------------------------------
@@ -972,9 +865,9 @@ def expand_images(specs: Sequence[str | Path]) -> tuple[list[Path], list[tuple[s
     for spec in specs:
         p = Path(spec).expanduser()
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEACH_SUFFIXES)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                bad.append((str(spec), "the folder holds no images (" + ", ".join(sorted(TEACH_SUFFIXES)) + ")"))
+                bad.append((str(spec), "the folder holds no images (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")"))
             out.extend(found)
         elif p.is_file():
             out.append(p)

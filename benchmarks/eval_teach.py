@@ -20,7 +20,7 @@ from common import table, write_results
 
 from asif_qdrant import Asif
 from asif_qdrant.evaluation.demo import CIFAR10
-from asif_qdrant.ingest import TEACH_TEMPLATE, teach_caption
+from asif_qdrant.teaching import TEACH_TEMPLATE, teach_caption
 
 
 def top1(preds: list, truth: np.ndarray) -> float:

@@ -142,7 +142,8 @@ def retrieval_recall(
 ) -> dict[str, Any]:
     """Image->caption and caption->image recall@1/5/10 on ``holdout`` images of a captions file (seeded choice),
     whose pairs are excluded from the anchors (matched on the anchors' ``image_ref``), against the rest."""
-    from ..ingest import file_digest, read_source, text_digest
+    from ..anchors import file_digest, text_digest
+    from ..ingest import read_source
 
     t0 = time.perf_counter()
     t = validate_tenant(tenant)

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import IMG_DIM, SHARED_DATA, TXT_DIM, small_settings
+from fake_encoders import COLOURS, install_fakes, shade
 
 from asif_qdrant import Asif
 from asif_qdrant.cli import main
-from asif_qdrant.errors import AsifError
-from asif_qdrant.ingest import teach_caption, teach_examples
+from asif_qdrant.errors import AsifError, ConfigError, InvalidInputError
+from asif_qdrant.ingest import add_pairs_result
+from asif_qdrant.teaching import teach_caption, teach_examples
 
 CIFAR = SHARED_DATA / "cifar10-test"
 
@@ -87,3 +89,52 @@ def test_explain_warns_when_one_pair_dominates_every_label(tmp_path: Path) -> No
             assert block.contributions[0].contribution / block.score >= ex.dominant.min_share - 1e-9
         assert "warning: anchor #" in ex.text() and "of the score of every one of the 3 labels" in ex.text()
         assert a.explain(vector=q, labels="L").dominant is None  # the shared model is not affected
+
+
+def test_asif_teach_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The facade's teach: the tenant's own pairs, per class, with content ids (those of `asif add` for the same
+    image and caption), idempotent, through the embedding cache, and all or nothing."""
+    loaded = install_fakes(monkeypatch)
+    rng = np.random.default_rng(2)
+    ex = tmp_path / "examples"
+    for c in ("red", "blue"):
+        (ex / c).mkdir(parents=True)
+        for i in range(3):
+            shade(COLOURS[c], rng, 20).save(ex / c / f"{i}.png")
+    (ex / "red" / "notes.txt").write_text("not an image")
+    with Asif.open(tmp_path / "s", **small_settings()) as a:
+        a.add_vectors(rng.standard_normal((20, IMG_DIM)), rng.standard_normal((20, TXT_DIM)))
+        a.define_labels("rb", ["red", "blue"], templates="plain", k=8)
+        before = a.classify(images=[ex / "red" / "0.png", ex / "blue" / "0.png"], labels="rb", tenant="acme")
+        rep = a.teach(ex, tenant="acme", template="a {} square.", per_class=2)
+        assert rep.classes == {"blue": 2, "red": 2} and rep.added == 4 and rep.duplicates == 0
+        assert rep.captions == {"blue": "a blue square.", "red": "a red square."}
+        recs = {r.id: r.payload for r in a.engine.retrieve(a.anchors.collection, rep.ids, with_payload=True)}
+        assert sorted((p["caption"], p["taught_class"], Path(p["image_ref"]).name, p["tenant"])
+                      for p in recs.values()) == [
+            ("a blue square.", "blue", "0.png", "acme"), ("a blue square.", "blue", "1.png", "acme"),
+            ("a red square.", "red", "0.png", "acme"), ("a red square.", "red", "1.png", "acme")]
+        assert a.count("acme") == 4 and a.count() == 20  # the shared anchors are untouched
+        # the same ids as adding the pair by hand: teaching is adding pairs, nothing else
+        same = add_pairs_result(a, [ex / "red" / "0.png"], ["a red square."], "acme")
+        assert same.duplicates == 1 and same.ids[0] in rep.ids
+        # the taught tenant's model changed, the shared model did not
+        after = a.classify(images=[ex / "red" / "0.png", ex / "blue" / "0.png"], labels="rb", tenant="acme")
+        assert [p.label for p in after] == ["red", "blue"]
+        assert [p.as_dict() for p in after] != [p.as_dict() for p in before]
+        shared = a.classify(images=[ex / "red" / "0.png", ex / "blue" / "0.png"], labels="rb")
+        assert [p.as_dict() for p in shared] == [p.as_dict() for p in before]  # acme had no pairs before
+    loaded.clear()
+    with Asif.open(tmp_path / "s") as a:  # a fresh store object: no encoder loaded yet
+        rep2 = a.teach(ex, tenant="acme", template="a {} square.", per_class=2)
+        assert (rep2.added, rep2.duplicates, sorted(rep2.ids)) == (0, 4, sorted(rep.ids))
+        assert loaded == []  # every image and caption came from the embedding cache: no model was loaded
+        rep3 = a.teach(ex, tenant="acme", template="a {} square.")  # the third image of each class
+        assert (rep3.added, rep3.duplicates) == (2, 4) and a.count("acme") == 6
+
+        with pytest.raises(ConfigError, match="teach needs a tenant"):
+            a.teach(ex, tenant=None)
+        (ex / "blue" / "9.png").write_bytes(b"not a png")
+        with pytest.raises(InvalidInputError, match="9.png"):
+            a.teach(ex, tenant="globex")
+        assert a.count("globex") == 0  # nothing stored

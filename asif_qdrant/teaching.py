@@ -1,0 +1,73 @@
+"""Teaching by example: a folder per class (``examples/<class>/<image>``) becomes a tenant's anchor pairs, each
+image paired with a template filled with its class ("a photo of a cat."). The model changes at once, without
+training; :meth:`asif_qdrant.asif.Asif.teach` does it. This module holds what it needs below the facade: the
+examples of a folder, their captions, and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, InvalidInputError, NotFoundError
+
+TEACH_TEMPLATE = "a photo of a {}."
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+@dataclass
+class TeachReport:
+    """What teach added: per class, the example images taught and the caption they were paired with."""
+
+    tenant: str
+    template: str
+    classes: dict[str, int] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)
+    added: int = 0
+    duplicates: int = 0
+    items_touched: dict[str, int] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "template": self.template, "classes": dict(self.classes),
+                "captions": dict(self.captions), "added": self.added, "duplicates": self.duplicates,
+                "items_touched": dict(self.items_touched), "ids": list(self.ids)}
+
+    def summary(self) -> str:
+        per = ", ".join(f"{c} {n}" for c, n in self.classes.items())
+        note = ""
+        if len(self.classes) == 1:
+            note = ("\nnote: one class taught: its close pairs can dominate every label's score; teach every class "
+                    "of the label set (see `asif explain`)")
+        return (f"taught tenant {self.tenant!r} {self.added} new pair(s) ({self.duplicates} already stored) with "
+                f"{self.template!r}: {per}" + note)
+
+
+def teach_caption(template: str, class_name: str) -> str:
+    """The caption an example of ``class_name`` is paired with; ConfigError for a template without one ``{}``."""
+    if not isinstance(template, str) or template.count("{}") != 1:
+        raise ConfigError(f"template {template!r} is invalid: use exactly one '{{}}' where the class name goes, "
+                          f"e.g. {TEACH_TEMPLATE!r}")
+    return template.format(class_name.replace("_", " ").strip())
+
+
+def teach_examples(folder: str | Path, per_class: int | None = None) -> dict[str, list[Path]]:
+    """The example images of a folder per class (``folder/<class>/<image>``), sorted; the first ``per_class``."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise NotFoundError(f"folder {str(root)!r} does not exist: give a folder with one sub-folder of images "
+                            "per class, e.g. examples/cat/1.jpg, examples/dog/1.jpg")
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
+        raise ConfigError(f"per_class={per_class!r} is invalid: pass a positive number of examples, or None for all")
+    out = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            out[d.name] = files[:per_class]
+    if not out:
+        raise InvalidInputError(f"{str(root)!r} has no class sub-folders with images: lay them out as "
+                                f"{root}/<class>/<image>.jpg")
+    return out
+
+
+__all__ = ["IMAGE_SUFFIXES", "TEACH_TEMPLATE", "TeachReport", "teach_caption", "teach_examples"]
