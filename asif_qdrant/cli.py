@@ -541,26 +541,48 @@ def _report_skipped(skipped: list[tuple[str, str]]) -> None:
         click.echo(f"warning: ... and {len(skipped) - 10} more unreadable image(s)", err=True)
 
 
-def write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
-    """One row per image to ``out``: CSV (path, label, score, top as label:score;...) or JSON lines, by suffix."""
-    import csv
-
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".jsonl", ".ndjson"):
+def check_out(out: Path | None) -> None:
+    """Refuse an --out file name that is neither .csv nor .jsonl, or whose folder does not exist (before any
+    image is read)."""
+    if out is None:
+        return
+    if out.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
         raise click.UsageError(f"--out {str(out)!r}: use a .csv or .jsonl file name")
     if not out.parent.exists():
         raise click.UsageError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+
+
+def _write_table(out: Path, header: list[str], rows: list[dict[str, Any]],
+                 csv_row: Callable[[dict[str, Any]], list[str]]) -> None:
+    """``rows`` to ``out``: CSV with ``header`` (each row through ``csv_row``), or one JSON object per line."""
+    import csv
+
+    check_out(out)
     with open(out, "w", newline="", encoding="utf-8") as f:
-        if suffix == ".csv":
+        if out.suffix.lower() == ".csv":
             w = csv.writer(f)
-            w.writerow(["path", "label", "score", "top"])
-            for r in rows:
-                score = "" if r["score"] is None else f"{r['score']:.6f}"
-                top = ";".join(f"{t['label']}:{t['score']:.6f}" for t in r["top"])
-                w.writerow([r["path"], r["label"] or "", score, top])
+            w.writerow(header)
+            w.writerows(csv_row(r) for r in rows)
         else:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
+    """One row per image to ``out``: CSV (path, label, score, top as label:score;...) or JSON lines, by suffix."""
+
+    def csv_row(r: dict[str, Any]) -> list[str]:
+        score = "" if r["score"] is None else f"{r['score']:.6f}"
+        return [r["path"], r["label"] or "", score, ";".join(f"{t['label']}:{t['score']:.6f}" for t in r["top"])]
+
+    _write_table(out, ["path", "label", "score", "top"], rows, csv_row)
+
+
+def write_gallery_rows(out: Path, rows: list[dict[str, Any]]) -> None:
+    """One row per image given to ``gallery add``: path, item (the gallery item, as in a search hit's payload),
+    status (added or skipped) and error (why it was skipped); CSV or JSON lines, by suffix."""
+    _write_table(out, ["path", "item", "status", "error"], rows,
+                 lambda r: [r["path"], "" if r["item"] is None else str(r["item"]), r["status"], r["error"] or ""])
 
 
 def _check_scope(asif: Asif, index: str, tenant: str | None) -> None:
@@ -604,6 +626,7 @@ def classify(ctx: click.Context, images: tuple[str, ...], labels_name: str, top:
     """
     from .ingest import encode_image_files
 
+    check_out(out)
     asif = _open(ctx)
     _check_scope(asif, labels_name, tenant)
     paths = _image_files(images, on_error)
@@ -642,20 +665,24 @@ def gallery() -> None:
 @on_error_option
 @no_progress_option
 @click.option("--replace", is_flag=True, help="Rebuild the gallery if the name exists (else refused).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write one row per image (path, item, status added/skipped, error) to this .csv or .jsonl file.")
 @tenant_option
 @json_option
 @click.pass_context
 def gallery_add(ctx: click.Context, name: str, sources: tuple[str, ...], on_error: str, no_progress: bool,
-                replace: bool, tenant: str | None, as_json: bool) -> None:
+                replace: bool, out: Path | None, tenant: str | None, as_json: bool) -> None:
     """Build a gallery from images: files, folders (searched recursively), globs, or a .txt file listing paths.
     An existing name is refused without --replace.
 
     \b
     Example:
       asif gallery add holiday ~/Pictures/holiday
-      asif gallery add holiday 'trip/*.jpg' --on-error skip
+      asif gallery add holiday 'trip/*.jpg' --on-error skip --out holiday.csv
     """
     from .ingest import encode_image_files
+
+    check_out(out)
 
     specs: list[str] = []
     for src in sources:
@@ -675,9 +702,15 @@ def gallery_add(ctx: click.Context, name: str, sources: tuple[str, ...], on_erro
         raise click.ClickException("none of the images could be read: see the warnings above")
     info = asif.add_gallery(name, vectors=enc.vectors, payloads=[{"image_ref": str(p)} for p in enc.paths],
                             tenant=tenant, replace=replace)
-    _emit(as_json, {**vars(info), "skipped": [s for s, _ in enc.skipped]},
+    if out is not None:
+        item = {str(p): i for i, p in enumerate(enc.paths)}
+        why = dict(enc.skipped)
+        write_gallery_rows(out, [{"path": str(p), "item": item.get(str(p)),
+                                  "status": "added" if str(p) in item else "skipped", "error": why.get(str(p))}
+                                 for p in paths])
+    _emit(as_json, {**vars(info), "skipped": [s for s, _ in enc.skipped], "out": str(out) if out else None},
           lambda: f"gallery {info.name!r}: {info.n_items} images (k={info.k}, p={info.p:g})"
-          + (f"; {len(enc.skipped)} skipped" if enc.skipped else ""))
+          + (f"; {len(enc.skipped)} skipped" if enc.skipped else "") + (f"; wrote {out}" if out else ""))
 
 
 @gallery.command("list")

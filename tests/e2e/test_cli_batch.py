@@ -99,3 +99,34 @@ def test_model_loading_is_quiet_unless_verbose(world: tuple[Path, Path]) -> None
     r = run(store, "labels", "add", "quiet", "--classes", "cat,ship")
     assert r.exit_code == 0 and "Loading weights" not in r.stderr and r.stderr.strip() == "", r.stderr
     assert r.stdout.startswith("label set 'quiet': 2 classes x 8 templates")
+
+
+def test_gallery_add_out_lists_every_image_with_its_item(world: tuple[Path, Path], tmp_path: Path) -> None:
+    store, photos = world
+    out = tmp_path / "gallery.csv"
+    r = run(store, "gallery", "add", "trip2", str(photos), "--on-error", "skip", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip().endswith(f"; 1 skipped; wrote {out}")
+    rows = list(csv.DictReader(out.open()))
+    given = sorted(p for p in photos.rglob("*.jpg"))  # the folder's images, in the order they were read
+    assert [row["path"] for row in rows] == [str(p) for p in given]
+    assert [(row["status"], row["error"] == "") for row in rows if row["path"].endswith("broken.jpg")] == [
+        ("skipped", False)]
+    added = [row for row in rows if row["status"] == "added"]
+    assert [int(row["item"]) for row in added] == list(range(4)) and all(row["error"] == "" for row in added)
+    # the item column is the one a search hit carries with the same image
+    hits = json.loads(run(store, "search", "a ship at sea", "--gallery", "trip2", "--top", "4", "--json").stdout)
+    by_path = {row["path"]: int(row["item"]) for row in added}
+    assert len(hits[0]["hits"]) == 4
+    assert all(by_path[h["payload"]["image_ref"]] == h["payload"]["item"] for h in hits[0]["hits"])
+
+    out2 = tmp_path / "gallery.jsonl"
+    r = run(store, "gallery", "add", "trip3", str(photos / "ship"), "--out", str(out2), "--json")
+    assert json.loads(r.stdout)["out"] == str(out2)
+    lines = [json.loads(x) for x in out2.read_text().splitlines()]
+    assert lines == [{"path": str(photos / "ship" / f"{i}.jpg"), "item": i, "status": "added", "error": None}
+                     for i in range(2)]
+    r = CliRunner().invoke(main, ["--path", str(store), "gallery", "add", "trip4", str(photos / "ship"),
+                                  "--out", str(tmp_path / "g.txt")])
+    assert r.exit_code == 2 and ".csv or .jsonl" in r.output
+    assert "trip4" not in run(store, "gallery", "list").stdout  # refused before anything was built

@@ -68,3 +68,7 @@ def test_cli_examples_run(tmp_path: Path) -> None:
     assert (tmp_path / "report.html").read_text().count('class="label-row"') >= 1
     assert "acme" in outputs["tenants stats"]
     assert "added 1 anchor(s)" in outputs["add $DATA/cifar10-test/cat/0001.jpg"]
+    gallery = (tmp_path / "gallery.csv").read_text().splitlines()
+    assert gallery[0] == "path,item,status,error" and len(gallery) == 1 + 1000  # every ship image, added
+    assert all(row.split(",")[2] == "added" for row in gallery[1:])
+    assert "taught tenant 'acme' 10 new pair(s)" in outputs["teach $DATA/cifar10-test"]
