@@ -19,7 +19,7 @@ from .engines.base import Engine, Filter, HasId, Match, PointBatch
 from .errors import FingerprintMismatchError, InvalidInputError
 from .meta import Fingerprint, Meta, validate_tenant
 from .names import anchors_collection
-from .relrep import MAX_ANCHOR_ID
+from .relrep import MAX_ANCHOR_ID, l2_normalize
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -40,25 +40,6 @@ class AddResult:
     new_image: np.ndarray | None = None  # the normalised vectors of the rows written
     new_text: np.ndarray | None = None
     items_touched: dict[str, int] = field(default_factory=dict)  # relative-index items updated, per index
-
-
-def l2_normalise(x: np.ndarray, what: str) -> np.ndarray:
-    """Rows divided by their L2 norm; a row whose norm is zero, or overflows (values near 1e308), is refused."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        norms = np.linalg.norm(np.asarray(x, np.float64), axis=1, keepdims=True)
-    zero = np.flatnonzero(norms[:, 0] == 0)
-    if zero.size:
-        raise InvalidInputError(
-            f"{what} row {int(zero[0])} is all zeros and cannot be L2-normalised: remove it or fix its embedding"
-        )
-    huge = np.flatnonzero(~np.isfinite(norms[:, 0]))
-    if huge.size:
-        raise InvalidInputError(
-            f"{what} row {int(huge[0])} has an L2 norm that overflows (values up to "
-            f"{float(np.abs(x[int(huge[0])]).max()):g}): rescale the embedding (for example divide it by its "
-            "largest value) before adding it"
-        )
-    return (x / norms).astype(np.float32)
 
 
 _JSON_SCALARS = (str, bool, int, type(None))
@@ -230,7 +211,7 @@ class AnchorStore:
             for i, c in enumerate(captions):
                 if c is not None and not isinstance(c, str):
                     raise InvalidInputError(f"caption {i} is {type(c).__name__}, not a string")
-        return l2_normalise(img, "image vectors"), l2_normalise(txt, "text vectors"), id_list
+        return l2_normalize(img, "image vectors"), l2_normalize(txt, "text vectors"), id_list
 
     # -- ids -----------------------------------------------------------------------------------
     def assign_ids(self, hashes: Sequence[str]) -> tuple[list[int], list[bool]]:

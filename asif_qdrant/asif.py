@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from . import migrate as _migrate
-from .anchors import AddResult, AnchorStore, as_matrix, file_digest, l2_normalise, pair_key, text_digest
+from .anchors import AddResult, AnchorStore, as_matrix, file_digest, pair_key, text_digest
 from .engines import create_engine
 from .engines.base import Engine, Filter, PointBatch, Relayout
 from .errors import (
@@ -28,6 +28,7 @@ from .errors import (
 from .locking import RWLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes, check_k_p
+from .relrep import l2_normalize
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
@@ -532,7 +533,7 @@ class Asif:
         arr = as_matrix(vectors, dim, f"{modality} vectors", enc)
         if arr.shape[0] == 0:
             raise InvalidInputError(f"{modality} vectors are empty: pass at least one")
-        return l2_normalise(arr, f"{modality} vectors")
+        return l2_normalize(arr, f"{modality} vectors")
 
     # -- relative indexes ----------------------------------------------------------------------
     @property

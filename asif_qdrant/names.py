@@ -1,6 +1,12 @@
-"""Collection names, derived from the settings' prefix (a bottom module: engines, meta and stores all use it)."""
+"""Names shared by every layer: the two modalities, and collection names derived from the settings' prefix (a bottom
+module: engines, encoders, meta and stores all use it)."""
 
 from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+Modality: TypeAlias = Literal["image", "text"]
+MODALITIES: tuple[Modality, ...] = ("image", "text")
 
 
 def anchors_collection(prefix: str) -> str:

@@ -44,13 +44,12 @@ from .engines.base import (
 )
 from .errors import ConfigError, InvalidInputError, NotFoundError
 from .meta import TENANT_SHARED, Fingerprint, Meta, from_record, index_key
-from .names import anchors_collection, relindex_collection
+from .names import Modality, anchors_collection, relindex_collection
 from .relrep import rank_with_ties
 from .search_options import QUERY_CHUNK, TIE_MARGIN, SearchConfig, dense_topk
 from .topk import TopK
 
 Kind = Literal["labels", "gallery"]
-Modality = Literal["image", "text"]
 SCORE_SLACK = 1e-5
 TOPK_FIELDS = frozenset({"topk", "complete", "thr"})
 PAYLOAD_FIELDS = ["label", "prompt", "class_index", "template_index", "caption", "image_ref", "item"]

@@ -581,17 +581,38 @@ def contributions(a: SparseRep, b: SparseRep) -> tuple[IntArray, npt.NDArray[np.
 # --------------------------------------------------------------------------------------------
 
 
-def _unit_rows(x: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
-    a = _as_float_array(x, name).astype(np.float64)
-    _check_ndim(a, (2,), name)
-    _check_finite(a, name)
-    n = np.linalg.norm(a, axis=1, keepdims=True)
-    if (n == 0).any():
+def l2_normalize(
+    x: npt.ArrayLike, what: str = "vectors", *, zero_rows: str = "refuse", dtype: npt.DTypeLike = np.float32
+) -> np.ndarray:
+    """Rows of ``x`` divided by their L2 norm, as ``dtype``; the one normaliser of the package.
+
+    Norms are computed in float64. A row holding NaN or inf, or whose norm overflows (values near 1e308), raises
+    InvalidInputError naming the row. An all-zero row has no direction: ``zero_rows="refuse"`` (user input) raises,
+    ``"keep"`` (an encoder's output) leaves it zero.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    _check_ndim(a, (2,), what)
+    bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
+    if bad.size:
+        raise InvalidInputError(f"{what} row {int(bad[0])} contains NaN or inf: pass finite values")
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(a, axis=1, keepdims=True)
+    huge = np.flatnonzero(~np.isfinite(norms[:, 0]))
+    if huge.size:
         raise InvalidInputError(
-            f"{name} row {int(np.flatnonzero(n[:, 0] == 0)[0])} is all zeros; cosine similarity is undefined "
-            "for a zero vector (drop it or fix the encoder output)."
+            f"{what} row {int(huge[0])} has an L2 norm that overflows (values up to "
+            f"{float(np.abs(a[int(huge[0])]).max()):g}): rescale the embedding (for example divide it by its "
+            "largest value) before adding it"
         )
-    return a / n
+    zero = norms[:, 0] == 0
+    if zero.any():
+        if zero_rows != "keep":
+            raise InvalidInputError(
+                f"{what} row {int(np.flatnonzero(zero)[0])} is all zeros and cannot be L2-normalised (cosine "
+                "similarity is undefined for a zero vector): remove it or fix its embedding"
+            )
+        norms[zero] = 1.0
+    return (a / norms).astype(dtype, copy=False)
 
 
 def _dense_relrep(sims: npt.NDArray[np.float64], col_ids: IntArray, k: int, p: float) -> npt.NDArray[np.float64]:
@@ -620,10 +641,10 @@ def dense_reference_scores(
     """
     kk = _check_k(k)
     pf = _check_p(p)
-    q = _unit_rows(query_vecs, "query_vecs")
-    qa = _unit_rows(query_anchor_vecs, "query_anchor_vecs")
-    it = _unit_rows(item_vecs, "item_vecs")
-    ia = _unit_rows(item_anchor_vecs, "item_anchor_vecs")
+    q = l2_normalize(_as_float_array(query_vecs, "query_vecs"), "query_vecs", dtype=np.float64)
+    qa = l2_normalize(_as_float_array(query_anchor_vecs, "query_anchor_vecs"), "query_anchor_vecs", dtype=np.float64)
+    it = l2_normalize(_as_float_array(item_vecs, "item_vecs"), "item_vecs", dtype=np.float64)
+    ia = l2_normalize(_as_float_array(item_anchor_vecs, "item_anchor_vecs"), "item_anchor_vecs", dtype=np.float64)
     if q.shape[1] != qa.shape[1]:
         raise InvalidInputError(
             f"query_vecs have dim {q.shape[1]} but query_anchor_vecs have dim {qa.shape[1]}; use the same encoder."

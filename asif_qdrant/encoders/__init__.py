@@ -7,11 +7,10 @@ Importing this package does not import torch, timm or sentence-transformers; the
 from asif_qdrant.encoders.base import (
     DEFAULT_BATCH_SIZE,
     Encoder,
-    Fingerprint,
+    EncoderFingerprint,
     ImageInput,
     Modality,
     check_vectors,
-    l2_normalize,
     load_image,
 )
 from asif_qdrant.encoders.precomputed import PrecomputedEncoder
@@ -32,7 +31,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "Encoder",
     "EncoderInfo",
-    "Fingerprint",
+    "EncoderFingerprint",
     "ImageInput",
     "Modality",
     "PrecomputedEncoder",
@@ -42,7 +41,6 @@ __all__ = [
     "encoder_dim",
     "encoder_info",
     "families",
-    "l2_normalize",
     "list_encoders",
     "load_image",
     "register_family",

@@ -5,21 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from asif_qdrant.errors import ConfigError, FingerprintMismatchError, InvalidInputError
+from asif_qdrant.names import Modality
+from asif_qdrant.relrep import l2_normalize
 
-Modality: TypeAlias = Literal["image", "text"]
 ImageInput: TypeAlias = str | Path | Image.Image
-MODALITIES: tuple[Modality, ...] = ("image", "text")
 DEFAULT_BATCH_SIZE = 32
 
 
 @dataclass(frozen=True, slots=True)
-class Fingerprint:
+class EncoderFingerprint:
     """What identifies an encoder's vector space: its full name and its dimension."""
 
     name: str
@@ -29,7 +29,7 @@ class Fingerprint:
         return {"name": self.name, "dim": self.dim}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Fingerprint:
+    def from_dict(cls, data: Mapping[str, Any]) -> EncoderFingerprint:
         try:
             return cls(name=str(data["name"]), dim=int(data["dim"]))
         except (KeyError, TypeError, ValueError) as exc:
@@ -37,7 +37,7 @@ class Fingerprint:
                 f"encoder fingerprint {dict(data)!r} is malformed: it needs a 'name' (str) and a 'dim' (int)"
             ) from exc
 
-    def check_matches(self, other: Fingerprint, what: str = "vectors") -> None:
+    def check_matches(self, other: EncoderFingerprint, what: str = "vectors") -> None:
         """Raise FingerprintMismatchError when ``other`` is a different vector space."""
         if self != other:
             raise FingerprintMismatchError(
@@ -56,7 +56,7 @@ class Encoder(Protocol):
     modality: Modality
 
     @property
-    def fingerprint(self) -> Fingerprint: ...
+    def fingerprint(self) -> EncoderFingerprint: ...
 
     def encode(self, items: Sequence[Any], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray: ...
 
@@ -66,13 +66,6 @@ def check_batch_size(batch_size: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} is invalid: pass a positive integer such as 32")
     return batch_size
-
-
-def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    """Return float32 rows scaled to unit L2 norm (all-zero rows stay zero)."""
-    arr = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    return (arr / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
 
 
 def check_vectors(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
@@ -85,13 +78,7 @@ def check_vectors(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != dim:
         raise InvalidInputError(f"{what} have shape {arr.shape}: expected (n, {dim}) for this encoder")
-    if not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise InvalidInputError(f"{what} row {bad} contains NaN or inf: pass finite values")
-    zero = np.flatnonzero(np.linalg.norm(arr, axis=1) == 0)
-    if zero.size:
-        raise InvalidInputError(f"{what} row {int(zero[0])} is all zeros: it has no direction to normalise")
-    return l2_normalize(arr)
+    return l2_normalize(arr, what)
 
 
 def load_image(item: ImageInput) -> Image.Image:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from asif_qdrant.encoders.base import DEFAULT_BATCH_SIZE, Fingerprint, Modality, check_vectors
+from asif_qdrant.encoders.base import DEFAULT_BATCH_SIZE, EncoderFingerprint, Modality, check_vectors
 from asif_qdrant.errors import EncoderError
 
 MAX_DIM = 65_536
@@ -35,8 +35,8 @@ class PrecomputedEncoder:
         self.weights_source = "none (vectors are brought by the user)"
 
     @property
-    def fingerprint(self) -> Fingerprint:
-        return Fingerprint(self.name, self.dim)
+    def fingerprint(self) -> EncoderFingerprint:
+        return EncoderFingerprint(self.name, self.dim)
 
     def __repr__(self) -> str:
         return f"PrecomputedEncoder({self.name!r}, modality={self.modality!r})"

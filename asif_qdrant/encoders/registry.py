@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from asif_qdrant.encoders.base import MODALITIES, Encoder, Modality
+from asif_qdrant.encoders.base import Encoder
 from asif_qdrant.encoders.precomputed import PrecomputedEncoder, parse_precomputed
 from asif_qdrant.encoders.weights import LITE0, LITE2, MINILM, MPNET, WeightPackage
 from asif_qdrant.errors import EncoderError
+from asif_qdrant.names import MODALITIES, Modality
 
 
 class EncoderFactory(Protocol):

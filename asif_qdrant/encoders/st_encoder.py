@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from asif_qdrant.encoders.base import DEFAULT_BATCH_SIZE, Fingerprint, Modality, check_batch_size, check_texts
+from asif_qdrant.encoders.base import DEFAULT_BATCH_SIZE, EncoderFingerprint, Modality, check_batch_size, check_texts
 from asif_qdrant.encoders.device import resolve_device
 from asif_qdrant.encoders.weights import (
     DEFAULT_MODEL_CACHE,
@@ -120,8 +120,8 @@ class SentenceTransformerEncoder:
         self.dim: int = int(dim)
 
     @property
-    def fingerprint(self) -> Fingerprint:
-        return Fingerprint(self.name, self.dim)
+    def fingerprint(self) -> EncoderFingerprint:
+        return EncoderFingerprint(self.name, self.dim)
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEncoder({self.name!r}, dim={self.dim}, weights={self.weights_source!r})"

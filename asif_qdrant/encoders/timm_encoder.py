@@ -13,12 +13,11 @@ import torch
 
 from asif_qdrant.encoders.base import (
     DEFAULT_BATCH_SIZE,
-    Fingerprint,
+    EncoderFingerprint,
     ImageInput,
     Modality,
     check_batch_size,
     check_images,
-    l2_normalize,
     load_image,
 )
 from asif_qdrant.encoders.device import resolve_device
@@ -32,6 +31,7 @@ from asif_qdrant.encoders.weights import (
     missing_weights_error,
 )
 from asif_qdrant.errors import EncoderError
+from asif_qdrant.relrep import l2_normalize
 
 CropMode = Literal["squash", "center"]
 
@@ -120,8 +120,8 @@ class TimmImageEncoder:
         self.transform = timm.data.create_transform(**cfg, is_training=False)
 
     @property
-    def fingerprint(self) -> Fingerprint:
-        return Fingerprint(self.name, self.dim)
+    def fingerprint(self) -> EncoderFingerprint:
+        return EncoderFingerprint(self.name, self.dim)
 
     def __repr__(self) -> str:
         return f"TimmImageEncoder({self.name!r}, dim={self.dim}, weights={self.weights_source!r})"
@@ -142,7 +142,7 @@ class TimmImageEncoder:
             for x in self._batches(images, batch_size):
                 feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
                 out.append(feats.float().cpu().numpy())
-        return l2_normalize(np.concatenate(out))
+        return l2_normalize(np.concatenate(out), "image embeddings", zero_rows="keep")
 
     def classify_logits(self, items: Sequence[ImageInput], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Classifier logits (n, num_classes) as float32; used to check that the weights are right."""

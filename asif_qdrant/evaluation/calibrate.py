@@ -36,7 +36,7 @@ CLASSIFY_CHUNK = 256
 
 
 @dataclass
-class CurvePoint:
+class RiskPoint:
     """One threshold of the risk-coverage curve: answer when the best score >= tau."""
 
     tau: float
@@ -74,7 +74,7 @@ class CalibrationReport:
     coverage: float
     precision: float
     calibration: OperatingPoint | None = None  # the figures on the images tau was chosen on
-    curve: list[CurvePoint] = field(default_factory=list)  # on the reported images
+    curve: list[RiskPoint] = field(default_factory=list)  # on the reported images
     stored: bool = False
     stored_in: str | None = None  # "<tenant>/<label set>" whose tau was set
     plot: str | None = None
@@ -132,7 +132,7 @@ def operating_point(
     )
 
 
-def risk_coverage(scores: np.ndarray, correct: np.ndarray, answerable: np.ndarray) -> list[CurvePoint]:
+def risk_coverage(scores: np.ndarray, correct: np.ndarray, answerable: np.ndarray) -> list[RiskPoint]:
     """Every distinct threshold (the answerable scores), highest first, with its coverage and risk."""
     n = int(scores.size)
     s = scores[answerable]
@@ -145,7 +145,7 @@ def risk_coverage(scores: np.ndarray, correct: np.ndarray, answerable: np.ndarra
     n_ok = np.cumsum(ok)
     last = np.r_[s[1:] != s[:-1], True]  # the last of each run of equal scores: tau = that score answers all
     return [
-        CurvePoint(float(s[i]), float(n_ans[i] / n), float(1 - n_ok[i] / n_ans[i]))
+        RiskPoint(float(s[i]), float(n_ans[i] / n), float(1 - n_ok[i] / n_ans[i]))
         for i in np.flatnonzero(last)
     ]
 
@@ -205,7 +205,7 @@ def split_halves(truth: Sequence[str], seed: int = 0) -> tuple[np.ndarray, np.nd
 
 
 def plot_risk_coverage(
-    curves: dict[str, list[CurvePoint]], path: str | Path, chosen: OperatingPoint | None = None, title: str = ""
+    curves: dict[str, list[RiskPoint]], path: str | Path, chosen: OperatingPoint | None = None, title: str = ""
 ) -> Path:
     """Write the risk-coverage curve(s) as a PNG; mark the chosen operating point."""
     try:
@@ -404,7 +404,7 @@ def calibrate(
 
 __all__ = [
     "CalibrationReport",
-    "CurvePoint",
+    "RiskPoint",
     "OperatingPoint",
     "calibrate",
     "calibrate_vectors",

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..anchors import as_matrix, l2_normalise
+from ..anchors import as_matrix
 from ..embcache import EmbeddingCache
 from ..engines.base import Filter, HasId, MatchAny
 from ..errors import ConfigError, InvalidInputError
 from ..meta import validate_tenant
 from ..relindex import check_k_p, tenant_scope
+from ..relrep import l2_normalize
 from .sweeps import anchor_topk_within, check_image_vectors, sparse_scores
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def retrieval_recall_vectors(
     kk, pp = check_k_p(k, p, asif.settings.k, asif.settings.p)
     imgs = check_image_vectors(asif, image_vectors)
     fp = asif.fingerprint
-    caps = l2_normalise(as_matrix(caption_vectors, fp.text_dim, "caption vectors", fp.text_encoder),
+    caps = l2_normalize(as_matrix(caption_vectors, fp.text_dim, "caption vectors", fp.text_encoder),
                         "caption vectors")
     owner = np.asarray(caption_image, np.int64)
     if owner.shape != (caps.shape[0],) or (owner.size and (owner.min() < 0 or owner.max() >= imgs.shape[0])):

@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import relrep
-from ..anchors import as_matrix, l2_normalise
+from ..anchors import as_matrix
 from ..engines.base import Filter, HasId
 from ..errors import ConfigError, InvalidInputError
 from ..meta import validate_tenant
-from ..relindex import IndexInfo, Modality, TopK, tenant_scope
+from ..names import Modality
+from ..relindex import IndexInfo, TopK, tenant_scope
+from ..relrep import l2_normalize
 from ..zeroshot import AGGREGATIONS, TEMPLATE_SETS, resolve_templates
 from .evaluate import SweepRow, labelled_vectors, read_labelled
 
@@ -290,11 +292,11 @@ def prompt_sets(
                     f"got {vecs.shape[0]} prompt vectors for template set {name!r}; expected {n} ({len(classes)} "
                     f"classes x {len(tpl)} templates, class-major)"
                 )
-            vecs = l2_normalise(vecs, f"prompt vectors of {name!r}")
+            vecs = l2_normalize(vecs, f"prompt vectors of {name!r}")
         elif info is not None and list(info.templates) == tpl and list(info.classes) == list(classes):
             vecs = label_set_prompt_vectors(asif, info)
         else:
-            vecs = l2_normalise(np.asarray(asif.encode_texts([t.format(c) for c in classes for t in tpl]),
+            vecs = l2_normalize(np.asarray(asif.encode_texts([t.format(c) for c in classes for t in tpl]),
                                            np.float32), "prompt vectors")
         out[name] = (tpl, vecs)
     return out
@@ -305,7 +307,7 @@ def check_image_vectors(asif: Asif, vectors: Any) -> np.ndarray:
     arr = as_matrix(vectors, fp.image_dim, "image vectors", fp.image_encoder)
     if arr.shape[0] == 0:
         raise InvalidInputError("image vectors are empty: pass at least one")
-    return l2_normalise(arr, "image vectors")
+    return l2_normalize(arr, "image vectors")
 
 
 # -- the grid scorer -------------------------------------------------------------------------------
@@ -498,7 +500,9 @@ def nested_subsets(ids: np.ndarray, sizes: Sequence[int], seed: int) -> list[np.
 
 
 @dataclass
-class CurvePoint:
+class AnchorCountPoint:
+    """One point of the accuracy-versus-anchor-count curve (one subset size and seed)."""
+
     anchors: int
     seed: int
     top1: float
@@ -513,7 +517,7 @@ class CurveReport:
     n_classes: int
     total_anchors: int
     setting: Setting
-    points: list[CurvePoint] = field(default_factory=list)
+    points: list[AnchorCountPoint] = field(default_factory=list)
     seconds: float = 0.0
     plot: str | None = None
 
@@ -593,15 +597,15 @@ def curve_vectors(
     prompts = prompt_sets(asif, classes, [setting.templates], prompt_vectors, info)
     report = CurveReport(labels, vecs.shape[0], len(classes), int(ids.size), setting)
     t0 = time.perf_counter()
-    full: CurvePoint | None = None
+    full: AnchorCountPoint | None = None
     for seed in seed_list:
         for n, subset in zip(counts, nested_subsets(ids, counts, seed), strict=True):
             if n == ids.size and full is not None:  # every seed's full set is the same set
-                report.points.append(CurvePoint(n, seed, full.top1, full.top5, full.unknown))
+                report.points.append(AnchorCountPoint(n, seed, full.top1, full.top5, full.unknown))
                 continue
             scorer = GridScorer(asif, vecs, classes, prompts, setting.k, t, restrict=None if n == ids.size else subset)
             top1, top5, unk = accuracy(scorer.ranked(setting), truth_indices(truth, classes))
-            pt = CurvePoint(n, seed, top1, top5, unk)
+            pt = AnchorCountPoint(n, seed, top1, top5, unk)
             report.points.append(pt)
             if n == ids.size:
                 full = pt

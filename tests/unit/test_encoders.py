@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from asif_qdrant.encoders import (
-    Fingerprint,
+    EncoderFingerprint,
     PrecomputedEncoder,
     canonical_name,
     create_encoder,
@@ -161,13 +161,13 @@ def test_missing_checkpoint(tmp_path: Path) -> None:
 
 
 def test_fingerprint_roundtrip() -> None:
-    fp = Fingerprint("timm:tf_efficientnet_lite0", 1280)
-    assert Fingerprint.from_dict(fp.as_dict()) == fp
-    fp.check_matches(Fingerprint("timm:tf_efficientnet_lite0", 1280))
+    fp = EncoderFingerprint("timm:tf_efficientnet_lite0", 1280)
+    assert EncoderFingerprint.from_dict(fp.as_dict()) == fp
+    fp.check_matches(EncoderFingerprint("timm:tf_efficientnet_lite0", 1280))
     with pytest.raises(FingerprintMismatchError, match="rebuild"):
-        fp.check_matches(Fingerprint("timm:tf_efficientnet_lite2", 1280))
+        fp.check_matches(EncoderFingerprint("timm:tf_efficientnet_lite2", 1280))
     with pytest.raises(InvalidInputError):
-        Fingerprint.from_dict({"name": "x"})
+        EncoderFingerprint.from_dict({"name": "x"})
 
 
 # ---------------------------------------------------------------- precomputed
@@ -177,7 +177,7 @@ def test_precomputed() -> None:
     enc = create_encoder("precomputed:clip-image:4", modality="image")
     assert isinstance(enc, PrecomputedEncoder)
     assert (enc.name, enc.dim, enc.modality) == ("precomputed:clip-image:4", 4, "image")
-    assert enc.fingerprint == Fingerprint("precomputed:clip-image:4", 4)
+    assert enc.fingerprint == EncoderFingerprint("precomputed:clip-image:4", 4)
     with pytest.raises(EncoderError, match="cannot encode raw images.*own \\(n, 4\\) vectors"):
         enc.encode(["a.jpg"])
     v = enc.check([[3.0, 4.0, 0.0, 0.0]])
@@ -231,7 +231,7 @@ def test_lite0_equals_direct_timm(lite0: TimmImageEncoder, image_paths: list[Pat
     got = lite0.encode(image_paths, batch_size=2)
     _check_rows(got, len(image_paths), 1280)
     np.testing.assert_allclose(got, ref, atol=1e-5)
-    assert lite0.fingerprint == Fingerprint("timm:tf_efficientnet_lite0", 1280)
+    assert lite0.fingerprint == EncoderFingerprint("timm:tf_efficientnet_lite0", 1280)
 
 
 @pytest.mark.slow
@@ -321,7 +321,7 @@ def test_minilm_equals_direct_sentence_transformers(minilm: SentenceTransformerE
     _check_rows(got[:3], 3, 384)
     assert got.shape == (len(TEXTS), 384)
     np.testing.assert_allclose(got, ref, atol=1e-5)
-    assert minilm.fingerprint == Fingerprint("st:all-MiniLM-L6-v2", 384)
+    assert minilm.fingerprint == EncoderFingerprint("st:all-MiniLM-L6-v2", 384)
 
 
 @pytest.mark.slow
@@ -401,7 +401,7 @@ def test_center_crop_is_a_different_vector_space() -> None:
     from asif_qdrant.encoders.timm_encoder import TimmImageEncoder
 
     enc = TimmImageEncoder("tf_efficientnet_lite0", crop_mode="center")
-    assert enc.fingerprint == Fingerprint("timm:tf_efficientnet_lite0?crop=center", 1280)
+    assert enc.fingerprint == EncoderFingerprint("timm:tf_efficientnet_lite0?crop=center", 1280)
     assert enc.data_config["crop_pct"] == pytest.approx(0.875)
     with pytest.raises(EncoderError, match="crop_mode='zoom'"):
         TimmImageEncoder("tf_efficientnet_lite0", crop_mode="zoom")  # type: ignore[arg-type]
