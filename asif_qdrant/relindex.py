@@ -179,6 +179,17 @@ def _stamp(info: IndexInfo) -> tuple[Any, ...]:
     return (tuple(sorted(info.revisions.items())), info.extra.get("anchors"), info.n_items)
 
 
+def _still_exact(stored_sims: np.ndarray, new_sims: np.ndarray, k: int) -> bool:
+    """After an edit, is the first k of an item's new list (``new_sims``, made from its stored list of similarities
+    ``stored_sims`` by removing or merging anchors) exact without a query? The anchors below a stored list lie at
+    most relrep.TIE_TOL above its lowest similarity (a tie group spans at most TIE_TOL), so k entries more than
+    2 * TIE_TOL above it come before every one of them."""
+    if stored_sims.size == 0:
+        return True
+    floor = float(np.min(stored_sims)) + 2 * relrep.TIE_TOL
+    return int((np.asarray(new_sims, np.float64) > floor).sum()) >= k
+
+
 def to_sparse_vec(rep: relrep.SparseRep) -> SparseVec:
     return SparseVec(rep.indices.astype(np.uint32), rep.values.astype(np.float32))
 
@@ -457,6 +468,7 @@ class RelIndexes:
         ]
         depth = depth_of(info.k)
         changed: list[int] = []
+        redo: list[int] = []
         ids_out = np.full((items.size, depth), -1, np.int64)
         sims_out = np.zeros((items.size, depth), np.float64)
         comp_out = np.zeros(items.size, bool)
@@ -470,7 +482,9 @@ class RelIndexes:
             m_ids, m_sims, entered = relrep.merge_new_anchors(
                 cur_ids, cur_sims, [c[0] for c in cand], [c[1] for c in cand], depth
             )
-            if entered:
+            if entered and not pl.get("complete") and not _still_exact(cur_sims, m_sims, info.k):
+                redo.append(it)  # a tie group at the k-th place may reach anchors below the stored list
+            elif entered:
                 row = len(changed)
                 ids_out[row, : m_ids.size] = m_ids
                 sims_out[row, : m_sims.size] = m_sims
@@ -482,7 +496,13 @@ class RelIndexes:
             topk = TopK(ids_out[:n], sims_out[:n])
             self._rewrite(info, changed, recs, topk, comp_out[:n])
             thr[changed], complete[changed] = _list_state(topk, comp_out[:n])
-        return len(changed)
+        if redo:
+            vecs = np.stack([np.asarray(recs[i].vectors["item"], np.float32) for i in redo])
+            topk = self.anchor_topk(vecs, info.modality, info.tenant, depth)
+            comp = (topk.ids >= 0).sum(axis=1) < depth
+            self._rewrite(info, redo, recs, topk, comp)
+            thr[redo], complete[redo] = _list_state(topk, comp)
+        return len(changed) + len(redo)
 
     def _rewrite(
         self, info: IndexInfo, items: list[int], recs: dict[int, Any], topk: TopK, complete: np.ndarray
@@ -521,7 +541,7 @@ class RelIndexes:
                 hit = np.isin(ids_r, gone)
                 if not hit.any():
                     continue
-                if r.payload.get("complete") or int((~hit).sum()) >= info.k:
+                if r.payload.get("complete") or _still_exact(sims_r, sims_r[~hit], info.k):
                     kept.append((r, ids_r[~hit], sims_r[~hit]))
                 else:
                     requery.append(r)

@@ -12,14 +12,20 @@ The result is a sparse vector whose indices are anchor ids (unsigned integers be
 because Qdrant uses them as sparse-vector indices). Comparing two inputs of different
 modalities is the dot product of their relative representations.
 
-Tie rule (one rule everywhere in this module): candidates are ordered by **higher similarity
-first; equal similarities are ordered by smaller anchor id first**. The top-k is the first k
-candidates in that order, so it is unique even when similarities tie at the k-th place. This is
-the order we assume Qdrant uses; the integration layer checks Qdrant's actual tie order.
-Similarities that agree to ``TIE_DECIMALS`` (9) decimals are ties: engines score the same pair
-with a different summation order depending on the query's shape (a last-bit difference), which
-must not decide which of two equal anchors is kept. 1e-9 is far below what any encoder means and
-far above float64 rounding noise.
+Tie rule (one rule everywhere: this module, the anchor queries, the incremental updates):
+candidates are ordered by **higher similarity first; similarities within ``TIE_TOL`` (1e-6) of
+each other are ties, ordered by smaller anchor id first**. Engines score the same pair with a
+different summation order depending on the query's shape (two anchors with identical vectors come
+back ~4e-10 apart), which must not decide which of two equal anchors is kept; rounding to a fixed
+number of decimals does not do that (two values 4e-10 apart straddle a rounding boundary about
+once in three), a tolerance does. A tolerance is not transitive, so ties are grouped top-down
+(:func:`tie_order`): the highest remaining similarity leads a group holding every candidate within
+``TIE_TOL`` below it; groups come in leader order, a group's members in id order. Two consequences
+that make the rule safe to apply to partial lists: a group never spans more than ``TIE_TOL``, and
+the order of a prefix of an ordered list is the prefix (cutting a list to k keeps its order). The
+top-k is the first k candidates in that order, so it is unique even when similarities tie at the
+k-th place. 1e-6 is far below what any encoder means (cosines of float32 vectors are good to
+~1e-7) and far above the engines' noise.
 
 Numerical stability: powering is done in float64 *after dividing by the largest kept
 similarity*, using ``x**p / m**p == (x/m)**p``. The largest entry therefore becomes exactly 1 and
@@ -54,18 +60,21 @@ __all__ = [
     "cut_to_k",
     "dense_reference_scores",
     "entrants_mask",
+    "exact_prefix",
     "merge_new_anchors",
     "relative_rep",
     "relative_reps_batch",
     "remove_anchors",
     "sort_by_tie_rule",
     "rank_with_ties",
+    "tie_order",
     "sparse_dot",
     "top_k",
 ]
 
-TIE_DECIMALS: int = 9
-"""Similarities equal to this many decimals are ties (broken by the smaller anchor id)."""
+TIE_TOL: float = 1e-6
+"""Similarities within this of each other (top-down groups, see :func:`tie_order`) are ties, broken by the smaller
+anchor id. Similarities are cosines in [-1, 1], so the tolerance is absolute (relative to 1)."""
 
 SIM_EPS: float = 1e-6
 """Similarities at or below this are treated as zero (float32 rounding noise of an exact zero)."""
@@ -162,9 +171,55 @@ def _check_same_shape(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
         )
 
 
-def tie_key(sims: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """The value similarities are ordered by: rounded to TIE_DECIMALS, so last-bit noise makes a tie."""
-    return np.asarray(np.round(np.asarray(sims, dtype=np.float64), TIE_DECIMALS), dtype=np.float64)
+def _group_starts(desc: npt.NDArray[np.float64], tol: float = TIE_TOL) -> npt.NDArray[np.bool_]:
+    """``(B, n)`` similarities sorted descending per row -> where each tie group starts (top-down: the highest
+    remaining value leads, every value within ``tol`` below it joins). A gap wider than ``tol`` always starts a
+    group; only runs of close values longer than ``tol`` in all (rare) are walked one by one."""
+    b, n = desc.shape
+    starts = np.ones((b, n), bool)
+    if n <= 1:
+        return starts
+    with np.errstate(invalid="ignore"):
+        starts[:, 1:] = (desc[:, :-1] - desc[:, 1:]) > tol
+        run_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0), axis=1)
+        lead = np.take_along_axis(desc, run_start, axis=1)
+        long_rows = np.flatnonzero(((lead - desc) > tol).any(axis=1))
+    for r in long_rows.tolist():
+        row, st = desc[r], starts[r]
+        lead_v = row[0]
+        for j in range(1, n):
+            if st[j] or row[j] < lead_v - tol:
+                st[j], lead_v = True, row[j]
+    return starts
+
+
+def tie_order(ids: npt.ArrayLike, sims: npt.ArrayLike, tol: float = TIE_TOL) -> npt.NDArray[np.intp]:
+    """Positions along the last axis of ``(n,)`` or ``(B, n)`` ids/sims in tie-rule order: higher similarity
+    first; similarities within ``tol`` of their group's leader (the highest of the group) are ties, in smaller-id
+    order. Equal inputs give equal orders whatever the engine's noise below ``tol``."""
+    i = np.asarray(ids, np.int64)
+    s = np.asarray(sims, np.float64)
+    one_d = s.ndim == 1
+    i2, s2 = (i[None, :], s[None, :]) if one_d else (i, s)
+    if s2.shape[-1] == 0:
+        out = np.zeros(s2.shape, np.intp)
+        return out[0] if one_d else out
+    by_score = np.lexsort((i2, -s2), axis=-1)
+    desc = np.take_along_axis(s2, by_score, axis=1)
+    ids_desc = np.take_along_axis(i2, by_score, axis=1)
+    group = np.cumsum(_group_starts(desc, tol), axis=1)
+    out = np.take_along_axis(by_score, np.lexsort((ids_desc, group), axis=-1), axis=1)
+    return out[0] if one_d else out
+
+
+def exact_prefix(sims: npt.ArrayLike, k: int, tol: float = TIE_TOL) -> bool:
+    """True when the first ``k`` of a list ordered by :func:`tie_order` are the first ``k`` of any larger set
+    that adds only candidates at or below ``min(sims)``: at least ``k`` of them lie more than ``tol`` above it
+    (so no tie group that reaches the first ``k`` can take in an unseen candidate)."""
+    s = np.asarray(sims, np.float64)
+    if s.size == 0:
+        return k <= 0
+    return int((s > float(s.min()) + tol).sum()) >= k
 
 
 RESULT_TIE_TOL: float = 1e-6
@@ -188,11 +243,12 @@ def rank_with_ties(ids: npt.ArrayLike, scores: npt.ArrayLike, tol: float = RESUL
 
 
 def _tie_rule_ok(ids: IntArray, sims: FloatArray) -> npt.NDArray[np.bool_]:
-    """For consecutive pairs along the last axis: is entry j strictly before entry j+1?"""
-    sims = tie_key(sims)
-    s0, s1 = sims[..., :-1], sims[..., 1:]
+    """For consecutive pairs along the last axis: may entry j come before entry j+1 under the tie rule? (strictly
+    higher, or within TIE_TOL above, below or equal and a smaller id: a tie group spans at most TIE_TOL)."""
+    s = np.asarray(sims, np.float64)
+    s0, s1 = s[..., :-1], s[..., 1:]
     i0, i1 = ids[..., :-1], ids[..., 1:]
-    return (s0 > s1) | ((s0 == s1) & (i0 < i1))
+    return (s0 > s1) | ((s1 - s0 <= TIE_TOL) & (i0 < i1))
 
 
 def _check_sorted_1d(ids: IntArray, sims: FloatArray, name: str) -> None:
@@ -470,27 +526,31 @@ def _column_ids(ids: npt.ArrayLike | None, shape: tuple[int, int]) -> IntArray:
 
 def _top_k_positions(s: FloatArray, col_ids: IntArray, k: int) -> npt.NDArray[np.intp]:
     """(B, min(k, n)) column positions of each row's top-k in tie-rule order."""
-    s = tie_key(s)
+    s = np.asarray(s, np.float64)
     b, n = s.shape
     kk = min(k, n)
     if kk == 0:
         return np.zeros((b, 0), np.intp)
-    if kk < n:
-        # O(n) preselection; rows whose boundary value ties with unselected entries are redone
-        # with a full lexsort, so the selected set always follows the tie rule exactly.
-        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    m = min(n, kk + 16)
+    if m < n:
+        # O(n) preselection of the m highest; rows where a tie group reaching the first k could take in an
+        # unselected entry (within TIE_TOL of the selection's lowest) are ordered whole
+        part = np.argpartition(-s, m - 1, axis=1)[:, :m]
         sel = np.take_along_axis(s, part, axis=1)
-        t = sel.min(axis=1, keepdims=True)
-        ambiguous = (s == t).sum(axis=1) > (sel == t).sum(axis=1)
-        if ambiguous.any():
-            rows = np.flatnonzero(ambiguous)
-            part[rows] = np.lexsort((col_ids[rows], -s[rows]), axis=-1)[:, :kk]
+        ok = (sel > sel.min(axis=1, keepdims=True) + TIE_TOL).sum(axis=1) >= kk
     else:
         part = np.broadcast_to(np.arange(n), (b, n)).copy()
-    cs = np.take_along_axis(s, part, axis=1)
-    ci = np.take_along_axis(col_ids, part, axis=1)
-    order = np.lexsort((ci, -cs), axis=-1)
-    return np.take_along_axis(part, order, axis=1)
+        ok = np.ones(b, bool)
+    out = np.zeros((b, kk), np.intp)
+    if ok.any():
+        rows = np.flatnonzero(ok)
+        p = part[rows]
+        order = tie_order(np.take_along_axis(col_ids[rows], p, axis=1), np.take_along_axis(s[rows], p, axis=1))
+        out[rows] = np.take_along_axis(p, order, axis=1)[:, :kk]
+    if not ok.all():
+        rows = np.flatnonzero(~ok)
+        out[rows] = tie_order(col_ids[rows], s[rows])[:, :kk]
+    return out
 
 
 def top_k(sims: npt.ArrayLike, k: int, ids: npt.ArrayLike | None = None) -> tuple[IntArray, FloatArray]:
@@ -714,7 +774,7 @@ def merge_new_anchors(
     dtype = np.result_type(s.dtype, ns.dtype)
     all_ids = np.concatenate([i, ni])
     all_sims = np.concatenate([s.astype(dtype), ns.astype(dtype)])
-    order = np.lexsort((all_ids, -tie_key(all_sims)))[:kk]
+    order = tie_order(all_ids, all_sims)[:kk]
     changed = bool((order >= i.size).any())
     return all_ids[order], all_sims[order], changed
 
@@ -745,7 +805,9 @@ def entrants_mask(
     Item m's stored top-k has threshold ``thresholds[m]`` (its k-th similarity) held by anchor
     ``kth_ids[m]``. The new anchor (``new_id``, scalar or ``(M,)``) with similarity
     ``new_sims[m]`` enters when it beats the threshold under the tie rule:
-    ``new_sim > threshold``, or ``new_sim == threshold and new_id < kth_id``. An item whose top-k
+    ``new_sim > threshold + TIE_TOL``, or ``|new_sim - threshold| <= TIE_TOL and new_id < kth_id`` (the rule
+    read pairwise: exact unless other stored similarities lie within TIE_TOL of the threshold, where
+    :func:`merge_new_anchors` decides). An item whose top-k
     is not full (``full[m]`` False: fewer than k anchors existed) has no threshold; every new
     anchor enters it, whatever its similarity, and its threshold/kth id are ignored.
 
@@ -779,6 +841,6 @@ def entrants_mask(
             "first, or pass the id of a new anchor."
         )
     with np.errstate(invalid="ignore"):
-        sk, tk = tie_key(s), tie_key(t)
-        beats = (sk > tk) | ((sk == tk) & (nid_b < kth))
+        s64, t64 = s.astype(np.float64), t.astype(np.float64)
+        beats = (s64 > t64 + TIE_TOL) | ((np.abs(s64 - t64) <= TIE_TOL) & (nid_b < kth))
     return ~f | beats

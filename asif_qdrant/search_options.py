@@ -175,7 +175,8 @@ def dense_topk(
     options: SearchOptions = EXACT,
 ) -> TopK:
     """Top-k neighbours of each row on the dense vector ``using`` (cosine), with the tie rule applied here
-    (higher similarity, then smaller id; k + 8 fetched so that the engine's order of equal scores cannot matter).
+    (higher similarity, similarities within relrep.TIE_TOL are ties broken by smaller id; k + 8 fetched, more when
+    a tie group reaches past them, so that neither the engine's order of equal scores nor its noise can matter).
 
     This is step (1) of a query (``RelIndexes.anchor_topk``) with an explicit filter and SearchOptions: a
     restriction to some anchor ids (``HasId``) evaluates a pruned anchor set without copying it."""
@@ -190,9 +191,16 @@ def dense_topk(
         chunk = vecs[start : start + QUERY_CHUNK]
         queries = [DenseQuery(using, v, k + TIE_MARGIN, filter, options=options) for v in chunk]
         for j, (hid, hs) in enumerate(query_batch_arrays(engine, collection, queries)):
+            limit = k + TIE_MARGIN
+            # a tie group (similarities within relrep.TIE_TOL) that reaches the k-th place and the end of what was
+            # fetched may hold more anchors below: fetch more until it ends among them (or every anchor came back)
+            while hid.size >= limit and not relrep.exact_prefix(hs, k):
+                limit *= 4
+                [(hid, hs)] = query_batch_arrays(engine, collection, [DenseQuery(using, chunk[j], limit, filter,
+                                                                                 options=options)])
             if not hid.size:
                 continue
-            order = np.lexsort((hid, -relrep.tie_key(hs)))[:k]
+            order = relrep.tie_order(hid, hs)[:k]
             ids[start + j, : order.size] = hid[order]
             sims[start + j, : order.size] = hs[order]
     return TopK(ids, sims)

@@ -23,7 +23,7 @@ from asif_qdrant.engines.base import (
 from asif_qdrant.engines.client import ClientEngine
 from asif_qdrant.engines.edge import EdgeEngine
 from asif_qdrant.engines.mapped import MappedEngine
-from asif_qdrant.relrep import tie_key
+from asif_qdrant.relrep import tie_order
 from asif_qdrant.search_options import dense_topk
 
 N, DIM = 400, 16
@@ -84,7 +84,7 @@ def test_dense_topk_on_arrays_equals_brute_force_with_tie_rule(kind: str, tmp_pa
     qn = q / np.linalg.norm(q, axis=1, keepdims=True)
     sims = qn @ xn.T
     for i in range(len(q)):
-        want = np.lexsort((np.arange(N), -tie_key(sims[i])))[:k]
+        want = tie_order(np.arange(N), sims[i])[:k]
         assert got.ids[i].tolist() == want.tolist()
         np.testing.assert_allclose(got.sims[i], sims[i][want], atol=1e-5)
     assert got.ids[0][:2].tolist() == [3, 7]  # the tie: smaller id first

@@ -557,3 +557,56 @@ def test_entrants_mask_agrees_with_merge(seed: int, m: int, n: int, k: int) -> N
         expected.append(merge_new_anchors(t_ids, t_sims, [new_id], sims[row, n:], k)[2])
     got = entrants_mask(sims[:, n], thresholds, new_id, kth, full=full)
     assert got.tolist() == expected
+
+
+# -- ties within a tolerance (engine noise must not decide) -----------------------------------------------------
+
+
+def test_noise_across_a_rounding_boundary_is_a_tie() -> None:
+    """Anchors 3 and 7 have identical vectors; the engine scored them 1e-10 apart, on either side of a 9-decimal
+    rounding boundary (0.7000000004 -> 0.7, 0.7000000005 -> 0.700000001). They tie: the smaller id, 3, comes first,
+    in a top-k, a sort, a merge of 3 into a list that holds 7, and the entrant test."""
+    from asif_qdrant.relrep import TIE_TOL, tie_order
+
+    ids, sims = [7, 3, 5], [0.7000000005, 0.7000000004, 0.2]
+    assert top_k(sims, 1, ids=ids)[0].tolist() == [3]
+    assert sort_by_tie_rule(ids, sims)[0].tolist() == [3, 7, 5]
+    assert tie_order(ids, sims).tolist() == [1, 0, 2]
+    # a list built by one query (7 first: 3 was not there yet), then 3 added, scored by another query
+    got_ids, got_sims, changed = merge_new_anchors([7], [0.7000000005], [3], [0.7000000004], 1)
+    assert (got_ids.tolist(), got_sims.tolist(), changed) == ([3], [0.7000000004], True)
+    assert entrants_mask([0.7000000004], [0.7000000005], 3, [7]).tolist() == [True]
+    # the other way round: 7 arrives second, scored a little higher, and stays out
+    got_ids, _, changed = merge_new_anchors([3], [0.7000000004], [7], [0.7000000005], 1)
+    assert (got_ids.tolist(), changed) == ([3], False)
+    assert entrants_mask([0.7000000005], [0.7000000004], 7, [3]).tolist() == [False]
+    # a stored list in tie order whose later entry is a hair higher is valid (a cut keeps it), a real misorder not
+    assert cut_to_k([3, 7], [0.7000000004, 0.7000000005], 1)[0].tolist() == [3]
+    with pytest.raises(InvalidInputError, match="sort_by_tie_rule"):
+        cut_to_k([3, 7], [0.7, 0.7 + 10 * TIE_TOL], 1)
+    # beyond the tolerance the similarity decides, whatever the ids
+    assert top_k([0.7 + 2 * TIE_TOL, 0.7], 1, ids=[9, 1])[0].tolist() == [9]
+
+
+def test_tie_groups_are_led_top_down() -> None:
+    """A tolerance is not transitive: 0.5, 0.5-0.9e-6 and 0.5-1.8e-6 chain, but the first and the last are 1.8e-6
+    apart. Groups form top-down: 0.5 leads {0.5, 0.5-0.9e-6}; 0.5-1.8e-6 leads its own. A group spans at most
+    TIE_TOL, and a prefix of an ordered list keeps its order."""
+    from asif_qdrant.relrep import tie_order
+
+    ids = np.array([5, 9, 1])
+    sims = np.array([0.5, 0.5 - 0.9e-6, 0.5 - 1.8e-6])
+    assert ids[tie_order(ids, sims)].tolist() == [5, 9, 1]
+    ids2 = np.array([9, 5, 1])  # the leader has the larger id: the group is in id order
+    assert ids2[tie_order(ids2, sims)].tolist() == [5, 9, 1]
+    for cut in (1, 2, 3):
+        o = tie_order(ids2, sims)[:cut]
+        assert tie_order(ids2[o], sims[o]).tolist() == list(range(cut))
+    # a run of 40 near-equal values at the k-th place (more than the preselection's margin): the smallest ids win
+    rng = np.random.default_rng(0)
+    n = 200
+    s = rng.uniform(-1, 0.4, n)
+    s[rng.choice(n, 40, replace=False)] = 0.6 - rng.uniform(0, 0.5e-6, 40)
+    col = rng.permutation(n)
+    got_ids, _ = top_k(s, 5, ids=col)
+    assert got_ids.tolist() == sorted(col[s > 0.5].tolist())[:5]
