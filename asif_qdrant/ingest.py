@@ -169,15 +169,21 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str,
             columns = [h.strip().lower() for h in header]
             _check_columns(path, columns)
             start = reader.line_num + 1
+            rows = 0
             for fields in reader:
                 line, start = start, reader.line_num + 1
                 if not any(x.strip() for x in fields):
                     continue
+                rows += 1
                 if len(fields) != len(columns):
                     names = ", ".join(columns)
                     yield line, f"the row has {len(fields)} fields but the header has {len(columns)} ({names})"
                     continue
                 yield line, dict(zip(columns, fields, strict=True))
+            if rows == 0:
+                raise InvalidInputError(
+                    f"captions file {str(path)!r} has a header but no rows: add one row per image-caption pair"
+                )
     except UnicodeDecodeError as e:
         raise InvalidInputError(f"captions file {str(path)!r} is not UTF-8 text ({e}): save it as UTF-8") from e
     except csv.Error as e:

@@ -153,6 +153,11 @@ def retrieval_recall(
     for r in rows:
         by_ref.setdefault(r.image_ref, []).append(r)
     refs = list(by_ref)
+    if len(refs) < 2:
+        raise ConfigError(
+            f"{captions_file} has {len(refs)} readable image(s) with captions: held-out retrieval needs at least 2 "
+            "(some to hold out, the rest as anchors)"
+        )
     if isinstance(holdout, bool) or not isinstance(holdout, int) or not 1 <= holdout < len(refs):
         raise ConfigError(
             f"holdout={holdout!r} is invalid: give a number of images between 1 and {len(refs) - 1} "
