@@ -1043,7 +1043,7 @@ def demo(ctx: click.Context, data: Path, eval_limit: int) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the HTTP JSON API (docs at /docs): one process owns the store and the warm encoders.
@@ -1053,10 +1053,26 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     Example:
       ASIF_API_KEYS=... asif serve --host 0.0.0.0 --port 8000
     """
+    import socket
+
     from .asif import make_settings
     from .serve import serve as run
 
-    run(host, port, make_settings(None, **ctx.find_root().obj["opts"]))
+    try:
+        socket.getaddrinfo(host, port)
+    except (OSError, UnicodeError) as e:
+        raise click.BadParameter(f"{host!r} is not an address of this machine ({e}): use 127.0.0.1 or 0.0.0.0",
+                                 param_hint="--host") from None
+    settings = make_settings(None, **ctx.find_root().obj["opts"])
+    # the store and the encoders open here, before the server starts: a locked store or a missing model is one
+    # error line, not a traceback from the server's start-up
+    asif = Asif.open(settings=settings)
+    try:
+        asif.encoder("image")
+        asif.encoder("text")
+        run(host, port, settings, asif=asif)
+    finally:
+        asif.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

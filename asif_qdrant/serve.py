@@ -588,9 +588,11 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, settings: AsifSettings | None = None) -> None:
-    """Run the API with uvicorn, in this one process (it owns the store). No access log: nothing of a request's
-    headers (keys) is ever written."""
+def serve(
+    host: str = "127.0.0.1", port: int = 8000, settings: AsifSettings | None = None, asif: Asif | None = None
+) -> None:
+    """Run the API with uvicorn, in this one process (it owns the store; with ``asif``, that open store, which the
+    caller closes). No access log: nothing of a request's headers (keys) is ever written."""
     import uvicorn
 
-    uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(asif=asif, settings=settings), host=host, port=port, log_level="info", access_log=False)

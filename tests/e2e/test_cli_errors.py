@@ -180,11 +180,25 @@ def _cases(w: dict[str, Path]) -> list[tuple[str, list[str]]]:
         ("eval-retrieval empty file", [*on, "eval-retrieval", str(t / "empty.tsv"), "--holdout", "2"]),
         ("eval-retrieval one image", [*on, "eval-retrieval", str(t / "one.tsv"), "--holdout", "1"]),
         ("add nothing", [*on, "add"]),
+        # serve: refused before the server starts
+        ("serve --port 99999", [*on, "serve", "--port", "99999"]),
+        ("serve --port -1", [*on, "serve", "--port", "-1"]),
+        ("serve unknown host", [*on, "serve", "--host", "no-such-host.invalid", "--port", "8799"]),
+        ("serve bad store path", ["--path", str(t / "afile"), "serve", "--port", "8799"]),
         ("classify nothing", [*on, "classify", "--labels", "L"]),
     ]
 
 
 _IDS = [c[0] for c in _cases({k: Path("/x") for k in ("tmp", "store", "good", "classes")})]
+
+
+def test_serving_a_store_open_elsewhere_is_one_error_line(world: dict[str, Path]) -> None:
+    """The store is held by this process: serve refuses it before starting the server (no start-up traceback)."""
+    with Asif.open(world["store"]):
+        r = CliRunner().invoke(main, ["--path", str(world["store"]), "serve", "--port", "8799"])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "already open" in lines[0], r.output
 
 
 @pytest.mark.parametrize("case", range(len(_IDS)), ids=_IDS)
