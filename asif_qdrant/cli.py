@@ -521,7 +521,7 @@ def _progress_wanted(no_progress: bool, as_json: bool) -> bool:
 
 
 def _image_files(specs: tuple[str, ...], on_error: str) -> list[Path]:
-    from .ingest import expand_images
+    from .readers import expand_images
 
     paths, bad = expand_images(specs)
     for spec, why in bad:

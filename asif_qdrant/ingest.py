@@ -12,8 +12,6 @@ for a few images (paths or PIL images) and their captions.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import sys
 import time
@@ -21,6 +19,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,14 +32,13 @@ from .embcache import EmbeddingCache
 from .encoders import load_image
 from .errors import AsifError, ConfigError, InvalidInputError, NotFoundError
 from .meta import validate_tenant
+from .readers import file_format, image_bases, resolve_image, rows_from_file
 from .relrep import MAX_ANCHOR_ID
-from .teaching import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from .asif import Asif
 
 CAPTION_FILES = ("captions.tsv", "captions.csv", "captions.jsonl")
-FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 REQUIRED_COLUMNS = ("image", "caption")
 RESERVED_COLUMNS = frozenset({"image_ref", "content_hash"})
 MAX_BAD_REPORTED = 20
@@ -77,10 +75,14 @@ def read_source(source: str | Path, captions_file: str | Path | None = None) -> 
     """
     path, bases = locate_captions(Path(source), None if captions_file is None else Path(captions_file))
     fmt = captions_format(path)
-    records = _read_jsonl(path) if fmt == "jsonl" else _read_delimited(path, "\t" if fmt == "tsv" else ",")
     resolved: dict[str, Path] = {}
-    for line, record in records:
+    rows = 0
+    for line, record in rows_from_file(path, fmt, "captions file", partial(_check_columns, path)):
+        rows += 1
         yield _to_row(line, record, bases, resolved)
+    if rows == 0:
+        what = "has a header but no rows: add one row" if fmt != "jsonl" else "has no rows: add one JSON object"
+        raise InvalidInputError(f"captions file {str(path)!r} {what} per image-caption pair")
 
 
 def locate_captions(source: Path, captions_file: Path | None = None) -> tuple[Path, list[Path]]:
@@ -97,7 +99,7 @@ def locate_captions(source: Path, captions_file: Path | None = None) -> tuple[Pa
                 f"source {str(source)!r} is a file and captions_file={str(captions_file)!r} was also given: "
                 "pass the captions file as the source, or a folder as the source together with captions_file"
             )
-        return source, _bases(source.parent)
+        return source, image_bases(source.parent)
     if captions_file is not None:
         cand = captions_file.expanduser()
         path = cand if cand.is_absolute() or not (source / cand).exists() else source / cand
@@ -106,10 +108,10 @@ def locate_captions(source: Path, captions_file: Path | None = None) -> tuple[Pa
                 f"captions file {str(captions_file)!r} was found neither in {str(source)!r} nor as given: "
                 "check its name"
             )
-        return path, _unique(_bases(source) + _bases(path.parent))
+        return path, list(dict.fromkeys(image_bases(source) + image_bases(path.parent)))
     for name in CAPTION_FILES:
         if (source / name).is_file():
-            return source / name, _bases(source)
+            return source / name, image_bases(source)
     raise NotFoundError(
         f"folder {str(source)!r} holds no captions file (looked for {', '.join(CAPTION_FILES)}): add one with "
         f"{_COLUMNS_HELP}, or name yours with captions_file=... (--captions)"
@@ -118,24 +120,12 @@ def locate_captions(source: Path, captions_file: Path | None = None) -> tuple[Pa
 
 def captions_format(path: Path) -> str:
     """'tsv', 'csv' or 'jsonl', from the file's suffix; InvalidInputError for anything else."""
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InvalidInputError(
-            f"captions file {str(path)!r} has an unknown format (suffix {path.suffix or '(none)'!r}): "
-            "use a .tsv, .csv or .jsonl file with " + _COLUMNS_HELP.replace("a header row with ", "")
-        )
-    return fmt
-
-
-def _bases(folder: Path) -> list[Path]:
-    return [folder, folder / "images"]
-
-
-def _unique(paths: list[Path]) -> list[Path]:
-    return list(dict.fromkeys(paths))
+    return file_format(path, "captions file", _COLUMNS_HELP.replace("a header row with ", ""))
 
 
 def _check_columns(path: Path, columns: Sequence[str]) -> None:
+    if not columns:
+        raise InvalidInputError(f"captions file {str(path)!r} is empty: it needs {_COLUMNS_HELP}")
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise InvalidInputError(
@@ -153,66 +143,6 @@ def _check_columns(path: Path, columns: Sequence[str]) -> None:
 
 
 MAX_CAPTION_CHARS = 20_000  # longer captions are bad rows (reported, skipped with --on-error skip)
-_FIELD_LIMIT = 64 * 2**20  # the csv module's own limit (128 KiB) would refuse the whole file at one long field
-
-
-def _read_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line, record) for each data row; record is the reason when the row cannot be read."""
-    if csv.field_size_limit() < _FIELD_LIMIT:
-        csv.field_size_limit(_FIELD_LIMIT)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            header = next(reader, None)
-            if header is None:
-                raise InvalidInputError(f"captions file {str(path)!r} is empty: it needs {_COLUMNS_HELP}")
-            columns = [h.strip().lower() for h in header]
-            _check_columns(path, columns)
-            start = reader.line_num + 1
-            rows = 0
-            for fields in reader:
-                line, start = start, reader.line_num + 1
-                if not any(x.strip() for x in fields):
-                    continue
-                rows += 1
-                if len(fields) != len(columns):
-                    names = ", ".join(columns)
-                    yield line, f"the row has {len(fields)} fields but the header has {len(columns)} ({names})"
-                    continue
-                yield line, dict(zip(columns, fields, strict=True))
-            if rows == 0:
-                raise InvalidInputError(
-                    f"captions file {str(path)!r} has a header but no rows: add one row per image-caption pair"
-                )
-    except UnicodeDecodeError as e:
-        raise InvalidInputError(f"captions file {str(path)!r} is not UTF-8 text ({e}): save it as UTF-8") from e
-    except csv.Error as e:
-        raise InvalidInputError(f"captions file {str(path)!r} cannot be parsed ({e}): fix the quoting there") from e
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    checked = False
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            for line, text in enumerate(f, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    obj = json.loads(text)
-                except json.JSONDecodeError as e:
-                    yield line, f"the row is not valid JSON ({e.msg} at column {e.colno})"
-                    continue
-                if not isinstance(obj, dict):
-                    yield line, f"the row is a JSON {type(obj).__name__}, not an object with keys 'image' and 'caption'"
-                    continue
-                if not checked:
-                    _check_columns(path, [str(k) for k in obj])
-                    checked = True
-                yield line, obj
-    except UnicodeDecodeError as e:
-        raise InvalidInputError(f"captions file {str(path)!r} is not UTF-8 text ({e}): save it as UTF-8") from e
-
-
 def _to_row(line: int, record: dict[str, Any] | str, bases: list[Path], resolved: dict[str, Path]) -> Row:
     if isinstance(record, str):
         return Row(line, None, "", "", error=record)
@@ -233,17 +163,6 @@ def _to_row(line: int, record: dict[str, Any] | str, bases: list[Path], resolved
     if ref not in resolved:
         resolved[ref] = resolve_image(ref, bases)
     return Row(line, resolved[ref], ref, str(caption).strip(), (tenant or "").strip() or None, payload)
-
-
-def resolve_image(ref: str, bases: Sequence[Path]) -> Path:
-    """The file that an image reference names: absolute, or the first base folder holding it."""
-    p = Path(ref).expanduser()
-    if p.is_absolute():
-        return p
-    for base in bases:
-        if (base / p).is_file():
-            return (base / p).resolve()
-    return (bases[0] / p).resolve()
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -853,38 +772,9 @@ __all__ = [
     "pair_key",
     "pil_digest",
     "read_source",
-    "resolve_image",
     "stored_mask",
     "text_digest",
 ]
-
-
-# -- many images in: files, folders and globs -------------------------------------------------------
-def expand_images(specs: Sequence[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """The image files that ``specs`` name: files as given, folders searched recursively (sorted), and glob
-    patterns (``photos/*.jpg``, ``**`` recursive). Returns the files (without repeats) and the specs that name
-    nothing, each with the reason."""
-    import glob
-
-    out: list[Path] = []
-    bad: list[tuple[str, str]] = []
-    for spec in specs:
-        p = Path(spec).expanduser()
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                bad.append((str(spec), "the folder holds no images (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")"))
-            out.extend(found)
-        elif p.is_file():
-            out.append(p)
-        elif glob.has_magic(str(spec)):
-            found = sorted(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
-            if not found:
-                bad.append((str(spec), "the pattern matches no file"))
-            out.extend(found)
-        else:
-            bad.append((str(spec), "no such file or folder"))
-    return list(dict.fromkeys(out)), bad
 
 
 @dataclass

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, InvalidInputError, NotFoundError
+from .errors import ConfigError, InvalidInputError
+from .readers import class_folders
 
 TEACH_TEMPLATE = "a photo of a {}."
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
 @dataclass
@@ -54,20 +54,13 @@ def teach_caption(template: str, class_name: str) -> str:
 def teach_examples(folder: str | Path, per_class: int | None = None) -> dict[str, list[Path]]:
     """The example images of a folder per class (``folder/<class>/<image>``), sorted; the first ``per_class``."""
     root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise NotFoundError(f"folder {str(root)!r} does not exist: give a folder with one sub-folder of images "
-                            "per class, e.g. examples/cat/1.jpg, examples/dog/1.jpg")
     if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
         raise ConfigError(f"per_class={per_class!r} is invalid: pass a positive number of examples, or None for all")
-    out = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if files:
-            out[d.name] = files[:per_class]
+    out = {name: files[:per_class] for name, files in class_folders(root) if files}
     if not out:
         raise InvalidInputError(f"{str(root)!r} has no class sub-folders with images: lay them out as "
                                 f"{root}/<class>/<image>.jpg")
     return out
 
 
-__all__ = ["IMAGE_SUFFIXES", "TEACH_TEMPLATE", "TeachReport", "teach_caption", "teach_examples"]
+__all__ = ["TEACH_TEMPLATE", "TeachReport", "teach_caption", "teach_examples"]

@@ -19,12 +19,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidInputError, NotFoundError
+from ..readers import (
+    IMAGE_SUFFIXES,
+    ROW_FORMATS,
+    class_folders,
+    file_format,
+    image_bases,
+    resolve_image,
+    rows_from_file,
+)
 
 if TYPE_CHECKING:
     from ..asif import Asif
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-LABELLED_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+LABELLED_FORMATS = {**ROW_FORMATS, ".txt": "tsv"}
 IMAGE_COLUMNS = ("image", "path", "file")
 LABEL_COLUMNS = ("label", "class")
 _MAP_HEADER_WORDS = {"folder", "folder_name", "label", "class", "source", "from", "name", "key", "raw"}
@@ -132,18 +140,15 @@ def read_folder_per_class(
 ) -> LabelledImages:
     """Images under ``root/<class>/``. With ``limit``, a class-balanced deterministic sample of that size."""
     root = Path(root)
-    if not root.is_dir():
-        raise NotFoundError(f"evaluation folder {root} does not exist: give a folder with one sub-folder per class")
-    classes = sorted(d for d in root.iterdir() if d.is_dir())
+    classes = class_folders(root)
     if not classes:
         raise InvalidInputError(f"{root} has no class sub-folders: lay images out as {root}/<class>/<image>.jpg")
-    names = _class_namer([d.name for d in classes], _resolve_map(mapping), str(root))
-    files = [sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for d in classes]
-    universe = [p for fs in files for p in fs]
-    raw_labels = [d.name for d, fs in zip(classes, files, strict=True) for _ in fs]
+    names = _class_namer([c for c, _ in classes], _resolve_map(mapping), str(root))
+    universe = [p for _, fs in classes for p in fs]
+    raw_labels = [c for c, fs in classes for _ in fs]
     if not universe:
         raise InvalidInputError(f"{root} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in its class sub-folders")
-    return _labelled(universe, raw_labels, [d.name for d in classes], names, limit, seed)
+    return _labelled(universe, raw_labels, [c for c, _ in classes], names, limit, seed)
 
 
 def _labelled(
@@ -166,41 +171,12 @@ def read_labelled_file(
 ) -> LabelledImages:
     """Images and labels from a CSV/TSV/JSONL file with a header (columns ``image`` and ``label``). Image paths are
     absolute or relative to the file's folder (or its ``images/`` sub-folder)."""
-    fmt = LABELLED_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InvalidInputError(
-            f"labelled file {str(path)!r} has an unknown format (suffix {path.suffix or '(none)'!r}): use .csv, .tsv "
-            "or .jsonl with columns 'image' and 'label'"
-        )
+    fmt = file_format(path, "labelled file", "columns 'image' and 'label'", LABELLED_FORMATS)
     records: list[tuple[int, dict[str, Any]]] = []
-    try:
-        if fmt == "jsonl":
-            with open(path, encoding="utf-8-sig") as f:
-                for line, text in enumerate(f, start=1):
-                    if not text.strip():
-                        continue
-                    try:
-                        obj = json.loads(text)
-                    except json.JSONDecodeError as e:
-                        raise InvalidInputError(f"{path} line {line} is not valid JSON ({e.msg}): fix the row") from e
-                    if not isinstance(obj, dict):
-                        raise InvalidInputError(f"{path} line {line} is not a JSON object with 'image' and 'label'")
-                    records.append((line, {str(k).lower(): v for k, v in obj.items()}))
-        else:
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                reader = csv.reader(f, delimiter="\t" if fmt == "tsv" else ",")
-                header = [h.strip().lower() for h in next(reader, [])]
-                for fields in reader:
-                    if not any(x.strip() for x in fields):
-                        continue
-                    if len(fields) != len(header):
-                        raise InvalidInputError(
-                            f"{path} line {reader.line_num} has {len(fields)} fields but the header has "
-                            f"{len(header)} ({', '.join(header)}): fix the row (quote fields with commas)"
-                        )
-                    records.append((reader.line_num, dict(zip(header, fields, strict=True))))
-    except UnicodeDecodeError as e:
-        raise InvalidInputError(f"labelled file {str(path)!r} is not UTF-8 text ({e}): save it as UTF-8") from e
+    for line, rec in rows_from_file(path, fmt, "labelled file", lower_keys=True):
+        if isinstance(rec, str):  # a row that cannot be read: an evaluation set must be right as a whole
+            raise InvalidInputError(f"{path} line {line}: {rec}: fix the row (quote fields holding the delimiter)")
+        records.append((line, rec))
     if not records:
         raise InvalidInputError(f"labelled file {str(path)!r} has no rows: it needs columns 'image' and 'label'")
     cols = set().union(*(r.keys() for _, r in records))
@@ -211,15 +187,14 @@ def read_labelled_file(
             f"labelled file {str(path)!r} has columns {sorted(cols)}: it needs an image column "
             f"({' or '.join(IMAGE_COLUMNS)}) and a label column ({' or '.join(LABEL_COLUMNS)})"
         )
-    bases = [path.parent, path.parent / "images"]
+    bases = image_bases(path.parent)
     universe: list[Path] = []
     raw_labels: list[str] = []
     for line, rec in records:
         ref, lab = str(rec.get(icol) or "").strip(), str(rec.get(lcol) or "").strip()
         if not ref or not lab:
             raise InvalidInputError(f"{path} line {line}: the {icol if not ref else lcol} is empty; fill it in")
-        p = Path(ref).expanduser()
-        found = p if p.is_absolute() else next((b / p for b in bases if (b / p).is_file()), bases[0] / p)
+        found = resolve_image(ref, bases)
         if not found.is_file():
             raise InvalidInputError(
                 f"{path} line {line}: image {ref!r} does not exist (looked in {', '.join(str(b) for b in bases)}): "

@@ -449,12 +449,13 @@ def prune_curve_vectors(
 # -- CLI helper ------------------------------------------------------------------------------------------
 def sample_image_vectors(asif: Asif, folder: str | Path, limit: int | None = 1000, seed: int = 0) -> np.ndarray:
     """Embeddings of a deterministic sample of ``limit`` images found under ``folder`` (any layout), cached."""
-    from .evaluate import IMAGE_SUFFIXES, cached_image_vectors
+    from ..readers import IMAGE_SUFFIXES, images_under
+    from .evaluate import cached_image_vectors
 
     root = Path(folder)
     if not root.is_dir():
         raise NotFoundError(f"sample folder {root} does not exist: give a folder of unlabelled images")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = images_under(root)
     if not paths:
         raise InvalidInputError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if limit is not None and len(paths) > limit:
