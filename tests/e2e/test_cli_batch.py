@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -99,6 +101,41 @@ def test_model_loading_is_quiet_unless_verbose(world: tuple[Path, Path]) -> None
     r = run(store, "labels", "add", "quiet", "--classes", "cat,ship")
     assert r.exit_code == 0 and "Loading weights" not in r.stderr and r.stderr.strip() == "", r.stderr
     assert r.stdout.startswith("label set 'quiet': 2 classes x 8 templates")
+
+
+def test_add_search_and_ingest_are_quiet_and_json_stays_json(world: tuple[Path, Path], tmp_path: Path) -> None:
+    store, photos = world
+    cat = photos / "cat" / "0.jpg"
+    for args in (["add", str(cat), "a quiet cat", "--tenant", "quiet", "--json"],
+                 ["gallery", "add", "quiet", str(photos / "ship"), "--no-progress", "--json"],
+                 ["search", "a", "ship", "--gallery", "quiet", "--json"],
+                 ["classify", str(cat), "--labels", "two", "--json"]):
+        r = run(store, *args)
+        # only asif's own warning (k above the 4 anchors of this store), nothing of the model libraries
+        others = [ln for ln in r.stderr.splitlines() if not ln.startswith("warning: k=800 ")]
+        assert r.exit_code == 0 and others == [], (args, r.stderr)
+        json.loads(r.stdout)  # nothing but the JSON on stdout
+    data = tmp_path / "pairs"
+    (data / "images").mkdir(parents=True)
+    shutil.copy(cat, data / "images" / "c.jpg")
+    (data / "captions.tsv").write_text("image\tcaption\nc.jpg\ta cat, ingested quietly\n")
+    for extra in (["--no-progress"], ["--json"]):
+        r = run(store, "ingest", str(data), "--tenant", "quiet", *extra)
+        assert r.exit_code == 0 and r.stderr == "", (extra, r.stderr)
+    assert json.loads(r.stdout)["duplicates"] == 1
+
+
+def test_verbose_shows_the_libraries_output() -> None:
+    """-v keeps the model libraries' own output (in a fresh process: quieting them is process-wide)."""
+    import subprocess
+    import sys
+
+    asif = str(Path(sys.executable).parent / "asif")
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([asif, "--path", tmp + "/s", "-v", "labels", "add", "v", "--classes", "cat,ship"],
+                              capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Loading weights" in proc.stderr and proc.stdout.startswith("label set 'v': 2 classes")
 
 
 def test_gallery_add_out_lists_every_image_with_its_item(world: tuple[Path, Path], tmp_path: Path) -> None:

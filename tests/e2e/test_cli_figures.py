@@ -166,3 +166,26 @@ def test_tune_dry_run_stores_nothing_and_says_so(colour_store: tuple[Path, Path]
     after = _label_set(store)
     assert (after["k"], after["p"]) == (rep["tuned"]["k"], rep["tuned"]["p"])
     assert after["definition"] == before["definition"] + 1
+
+
+def test_the_progress_bar_counts_images_on_stderr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """classify and gallery add show a bar on stderr (when it is a terminal): images done of the total, also past
+    a skipped one."""
+    from asif_qdrant.ingest import encode_image_files
+
+    install_fakes(monkeypatch)
+    rng = np.random.default_rng(4)
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"{i}.png")
+        shade(COLOURS["red"], rng, 10).save(paths[-1])
+    (tmp_path / "2.png").write_bytes(b"broken")
+    with Asif.open(tmp_path / "s", **small_settings()) as a:
+        capsys.readouterr()
+        enc = encode_image_files(a, paths, on_error="skip", batch_size=2, progress=True, desc="classify")
+        out = capsys.readouterr()
+        assert [p.name for p in enc.paths] == ["0.png", "1.png", "3.png", "4.png"] and len(enc.skipped) == 1
+        assert out.out == "" and "classify: 100%" in out.err and "5/5" in out.err
+        encode_image_files(a, paths[:2], progress=False)
+        assert capsys.readouterr().err == ""

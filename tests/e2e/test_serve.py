@@ -422,3 +422,99 @@ def test_a_request_behind_a_long_edit_gets_503_then_succeeds(tmp_path: Path) -> 
         release.set()
         srv.stop()
         a.close()
+
+
+def _close(x: Any, y: Any) -> bool:
+    """Equal labels / ids and scores within float32 rounding (nested lists of (name, score) pairs)."""
+    if isinstance(x, tuple):
+        return x[0] == y[0] and abs(float(x[1]) - float(y[1])) <= 1e-5
+    return isinstance(y, list) and len(x) == len(y) and all(_close(u, v) for u, v in zip(x, y, strict=True))
+
+
+def test_concurrent_http_reads_and_edits_see_only_whole_states(tmp_path: Path) -> None:
+    """One server, 3 clients reading (classify, search, explain) with tenant A's key while a 4th adds, replaces
+    and deletes A's anchors: every request succeeds and every answer is that of a state before or after an edit."""
+    a = Asif.open(tmp_path / "store", **small_settings(api_keys=f"{ADMIN}=@admin,{KEY_A}=acme"))
+    a.add_vectors(BASE_IMG, BASE_TXT, captions=[f"shared {i}" for i in range(30)])
+    a.add_vectors(np.ones((1, IMG_DIM)), np.ones((1, TXT_DIM)), captions=["own"], tenant="acme")
+    a.define_labels("colours", CLASSES, templates="plain", prompt_vectors=PROMPTS, k=8)
+    a.add_gallery("pics", vectors=GALLERY, k=8)
+    ids = list(range(70_000, 70_006))
+    second = (rng.standard_normal((6, IMG_DIM)), rng.standard_normal((6, TXT_DIM)))
+    edits = [("POST", "/v1/anchors", {"ids": ids, "image_vectors": A_IMG.tolist(), "text_vectors": A_TXT.tolist()}),
+             ("PUT", "/v1/anchors", {"ids": ids, "image_vectors": second[0].tolist(),
+                                     "text_vectors": second[1].tolist()}),
+             ("POST", "/v1/anchors/delete", {"ids": ids})]
+    reads = {
+        "classify": ("/v1/classify", {"labels": "colours", "vectors": QUERY.tolist(), "top": 3},
+                     lambda j: [[(t["label"], t["score"]) for t in p["top"]] for p in j["predictions"]]),
+        "search": ("/v1/search", {"gallery": "pics", "vectors": rng.standard_normal((2, TXT_DIM)).tolist(), "top": 3},
+                   lambda j: [[(h["id"], h["score"]) for h in hs] for hs in j["results"]]),
+        "explain": ("/v1/explain", {"labels": "colours", "vector": QUERY[0].tolist(), "top": 5},
+                    lambda j: [(c["id"], c["contribution"]) for c in j["explained"][0]["contributions"]]),
+    }
+    srv = Server(a)
+    try:
+        with client(srv, KEY_A) as c:
+            def answers() -> dict[str, Any]:
+                out = {}
+                for what, (path, body, pick) in reads.items():
+                    r = c.post(path, json=body)
+                    assert r.status_code == 200, r.text
+                    out[what] = pick(r.json())
+                return out
+
+            states = [answers()]
+            for method, path, body in edits:  # the states, one request at a time
+                assert c.request(method, path, json=body).status_code == 200
+                states.append(answers())
+        assert not _close(states[0]["classify"], states[1]["classify"])  # the edits change the answers
+        assert not _close(states[1]["explain"], states[2]["explain"])
+        assert all(_close(states[0][w], states[3][w]) for w in reads)
+
+        failures: list[str] = []
+        mismatches: list[tuple[str, Any]] = []
+        counts = dict.fromkeys(reads, 0)
+        stop = threading.Event()
+
+        def reader(what: str) -> None:
+            path, body, pick = reads[what]
+            with client(srv, KEY_A) as c:
+                while not stop.is_set():
+                    r = c.post(path, json=body)
+                    if r.status_code != 200:
+                        failures.append(f"{what}: {r.status_code} {r.text}")
+                        return
+                    got = pick(r.json())
+                    counts[what] += 1
+                    if not any(_close(got, s[what]) for s in states):
+                        mismatches.append((what, got))
+
+        def writer() -> None:
+            try:
+                with client(srv, KEY_A) as c:
+                    for _ in range(5):
+                        for method, path, body in edits:
+                            r = c.request(method, path, json=body)
+                            if r.status_code != 200:
+                                failures.append(f"{method} {path}: {r.status_code} {r.text}")
+                                return
+                            time.sleep(0.01)
+            finally:
+                stop.set()
+
+        threads = [threading.Thread(target=reader, args=(w,)) for w in reads] + [threading.Thread(target=writer)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=240)
+        assert not any(t.is_alive() for t in threads)
+        assert failures == [] and mismatches == []
+        assert min(counts.values()) >= 3, counts
+        with client(srv, KEY_A) as c:
+            final = {w: pick(c.post(path, json=body).json()) for w, (path, body, pick) in reads.items()}
+        assert all(_close(final[w], states[0][w]) for w in reads)  # whole cycles: back to the first state
+        assert a.count("acme") == 1
+    finally:
+        srv.stop()
+        a.close()
