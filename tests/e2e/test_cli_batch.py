@@ -131,9 +131,12 @@ def test_verbose_shows_the_libraries_output() -> None:
     import sys
 
     asif = str(Path(sys.executable).parent / "asif")
+    # the quiet runs of this session set these in os.environ (as the CLI does in its own process): not inherited
+    quieted = ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS")
+    env = {k: v for k, v in os.environ.items() if k not in quieted} | {"HF_HUB_OFFLINE": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run([asif, "--path", tmp + "/s", "-v", "labels", "add", "v", "--classes", "cat,ship"],
-                              capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                              capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Loading weights" in proc.stderr and proc.stdout.startswith("label set 'v': 2 classes")
 
