@@ -236,27 +236,8 @@ class Asif:
         return store
 
     # -- anchors -------------------------------------------------------------------------------
-    def add_vectors(
-        self,
-        image_vectors: Any,
-        text_vectors: Any,
-        captions: Sequence[str | None] | None = None,
-        payloads: Sequence[Mapping[str, Any]] | None = None,
-        tenant: str | None = None,
-        ids: Sequence[int] | None = None,
-        *,
-        image_refs: Sequence[str | None] | None = None,
-        image_encoder: str | None = None,
-        text_encoder: str | None = None,
-    ) -> list[int]:
-        """Add anchor pairs from precomputed vectors; return their ids. All-or-nothing per call."""
-        return self.add_vectors_result(
-            image_vectors, text_vectors, captions, payloads, tenant, ids,
-            image_refs=image_refs, image_encoder=image_encoder, text_encoder=text_encoder,
-        ).ids
-
     @_writes
-    def add_vectors_result(
+    def add_vectors(
         self,
         image_vectors: Any,
         text_vectors: Any,
@@ -270,7 +251,10 @@ class Asif:
         text_encoder: str | None = None,
         content_keys: Sequence[bytes] | None = None,
     ) -> AddResult:
-        """Like :meth:`add_vectors`, with the counts of added and duplicate pairs."""
+        """Add anchor pairs from precomputed vectors, all or nothing: the result holds the id of every input row,
+        the counts of added and already-stored pairs, and the relative-index items each index had updated.
+        Explicit ``ids`` that exist for the tenant are replacements (the old pairs go through the incremental
+        path, and come back when the write fails)."""
         store = self.anchors
         store.check_encoders(image_encoder, text_encoder)
         removed: dict[str, int] = {}
@@ -284,7 +268,7 @@ class Asif:
                                                       with_vectors=("image", "text"))
                       if r.payload.get("tenant") == t]
             if before:
-                removed = self.delete_result([r.id for r in before], tenant=t).items_touched
+                removed = self.delete([r.id for r in before], tenant=t).items_touched
             try:
                 res = store.add(
                     image_vectors, text_vectors, captions=captions, payloads=payloads, tenant=tenant, ids=ids,
@@ -334,7 +318,7 @@ class Asif:
         digests = [file_digest(p) for p in files]
         img = self._cached_encode("image", dict(zip(digests, files, strict=True)), cache)
         txt = self._cached_encode("text", {text_digest(c): c for c in caps.values()}, cache)
-        res = self.add_vectors_result(
+        res = self.add_vectors(
             np.stack([img[d] for d in digests]),
             np.stack([txt[text_digest(c)] for c in captions]),
             captions=captions,
@@ -397,19 +381,13 @@ class Asif:
             )
         self._encoders[modality] = encoder
 
+    @_writes
     def delete(
         self, ids: Sequence[int] | None = None, *, tenant: str | None = None, filter: Filter | None = None,
         all: bool = False,
-    ) -> int:
-        """Delete anchors of ``tenant`` by ids or filter (or every one with ``all=True``); return how many."""
-        return len(self.delete_result(ids, tenant=tenant, filter=filter, all=all).deleted)
-
-    @_writes
-    def delete_result(
-        self, ids: Sequence[int] | None = None, *, tenant: str | None = None, filter: Filter | None = None,
-        all: bool = False,
     ) -> DeleteResult:
-        """Like :meth:`delete`, with the deleted ids and the relative-index items each index had updated."""
+        """Delete anchors of ``tenant`` by ids or filter (or every one with ``all=True``): the result holds the ids
+        deleted (``count`` of them) and the relative-index items each index had updated."""
         if ids is None and filter is None and not all:
             raise ConfigError("delete needs ids=[...], filter=... or all=True (to delete every anchor of the tenant)")
         tenant = validate_tenant(tenant)
@@ -439,7 +417,7 @@ class Asif:
                 f"anchor id {missing[0]} does not exist for tenant {tenant!r}: replace only existing anchors "
                 "(add new ones with add_vectors)"
             )
-        return self.add_vectors_result(image_vectors, text_vectors, captions, payloads, tenant, ids)
+        return self.add_vectors(image_vectors, text_vectors, captions, payloads, tenant, ids)
 
     @_writes
     def optimize(self, relayout: bool = True) -> bool:
@@ -870,6 +848,11 @@ class DeleteResult:
 
     deleted: list[int]
     items_touched: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        """How many anchors were deleted."""
+        return len(self.deleted)
 
 
 def _check_name(name: str) -> None:

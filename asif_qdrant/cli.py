@@ -202,7 +202,7 @@ def delete(ctx: click.Context, ids: tuple[int, ...], tenant: str | None, as_json
       asif delete 123456 987654 --tenant acme
     """
     asif = _open(ctx)
-    res = asif.delete_result(list(ids), tenant=tenant)
+    res = asif.delete(list(ids), tenant=tenant)
     missing = [i for i in dict.fromkeys(ids) if i not in set(res.deleted)]
     who = f"tenant {tenant!r}" if tenant else "the shared anchors"
     _emit(as_json, {"deleted": res.deleted, "not_found": missing, "items_touched": res.items_touched},
@@ -231,10 +231,10 @@ def add(ctx: click.Context, pairs: tuple[str, ...], tenant: str | None, as_json:
     """
     if len(pairs) % 2:
         raise click.UsageError("give pairs: IMAGE CAPTION [IMAGE CAPTION ...] (an odd number of arguments was given)")
-    from .ingest import add_pairs_result
+    from .ingest import add_pairs
 
     asif = _open(ctx, create=True)
-    res = add_pairs_result(asif, list(pairs[0::2]), list(pairs[1::2]), tenant=tenant)
+    res = add_pairs(asif, list(pairs[0::2]), list(pairs[1::2]), tenant=tenant)
     _emit(as_json, {"ids": res.ids, "added": res.added, "duplicates": res.duplicates,
                     "items_touched": res.items_touched},
           lambda: f"added {res.added} anchor(s) ({res.duplicates} already stored): ids {res.ids}; "

@@ -445,7 +445,7 @@ class _Ingest:
         for p in pending:
             by_tenant.setdefault(p.tenant, []).append(p)
         for tenant, ps in by_tenant.items():
-            res = self.asif.add_vectors_result(
+            res = self.asif.add_vectors(
                 np.stack([vectors[p.digest] for p in ps]),
                 np.stack([texts[p.row.caption] for p in ps]),
                 captions=[p.row.caption for p in ps],
@@ -593,21 +593,9 @@ def add_pairs(
     payloads: Sequence[Mapping[str, Any]] | None = None,
     *,
     cache: CacheArg = True,
-) -> list[int]:
-    """Encode images (paths or PIL images) and their captions, add them as anchor pairs; return their ids."""
-    return add_pairs_result(asif, images, captions, tenant, payloads, cache=cache).ids
-
-
-def add_pairs_result(
-    asif: Asif,
-    images: Sequence[str | Path | Image.Image],
-    captions: Sequence[str],
-    tenant: str | None = None,
-    payloads: Sequence[Mapping[str, Any]] | None = None,
-    *,
-    cache: CacheArg = True,
 ) -> AddResult:
-    """Like :func:`add_pairs`, returning the AddResult (counts, and relative-index items updated).
+    """Encode images (paths or PIL images) and their captions and add them as anchor pairs: the AddResult holds
+    their ids, the counts of added and already-stored pairs, and the relative-index items updated.
 
     An image that repeats (same file bytes, or same pixels) is encoded once. Ids come from the content,
     so adding the same pairs again writes nothing new and returns the stored ids.
@@ -631,7 +619,7 @@ def add_pairs_result(
     finally:
         if owned and store_cache is not None:
             store_cache.close()
-    res = asif.add_vectors_result(
+    res = asif.add_vectors(
         np.stack([vectors[d] for d in digests]),
         np.stack([texts[c] for c in caps]),
         captions=caps,
@@ -684,7 +672,7 @@ def ingest_vectors(asif: Asif, file: str | Path, *, tenant: str | None = None) -
         raise NotFoundError(f"vectors file {str(path)!r} does not exist: check the path")
     arrays = _read_vectors_file(path)
     n = int(np.shape(arrays["image_vectors"])[0]) if np.ndim(arrays["image_vectors"]) else 0
-    res = asif.add_vectors_result(
+    res = asif.add_vectors(
         arrays["image_vectors"],
         arrays["text_vectors"],
         captions=_strings(arrays.get("captions"), "captions", path),

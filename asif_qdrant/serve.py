@@ -497,8 +497,8 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
         """Add anchor pairs from vectors (explicit ids that exist are replaced)."""
         a, t = store(), who.scope(body.tenant)
         bounded(len(body.image_vectors), "anchors")
-        res = a.add_vectors_result(body.image_vectors, body.text_vectors, body.captions, body.payloads, t, body.ids,
-                                   image_refs=body.image_refs)
+        res = a.add_vectors(body.image_vectors, body.text_vectors, body.captions, body.payloads, t, body.ids,
+                            image_refs=body.image_refs)
         return add_result(res)
 
     @app.post("/v1/anchors/image", tags=["anchors"])
@@ -511,9 +511,9 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
 
         a, t = store(), who.scope(tenant)
         pics = await read_images(images)
-        from .ingest import add_pairs_result
+        from .ingest import add_pairs
 
-        res = await run_in_threadpool(add_pairs_result, a, pics, captions, t)
+        res = await run_in_threadpool(add_pairs, a, pics, captions, t)
         return add_result(res)
 
     @app.put("/v1/anchors", tags=["anchors"])
@@ -529,7 +529,7 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
         a, t = store(), who.scope(body.tenant)
         if body.ids is not None:
             bounded(len(body.ids), "ids")
-        res = a.delete_result(body.ids, tenant=t, all=body.all)
+        res = a.delete(body.ids, tenant=t, all=body.all)
         return {"deleted": res.deleted, "items_touched": res.items_touched}
 
     # -- label sets and galleries ------------------------------------------------------------------

@@ -274,7 +274,7 @@ def _copy_into_tenant(asif: Asif, ids: np.ndarray, into: str) -> list[int]:
         if missing:
             raise NotFoundError(f"anchor {missing[0]} disappeared while pruning: run the prune again")
         rows = [recs[i] for i in chunk]
-        res = asif.add_vectors_result(
+        res = asif.add_vectors(
             np.stack([np.asarray(r.vectors["image"], np.float32) for r in rows]),
             np.stack([np.asarray(r.vectors["text"], np.float32) for r in rows]),
             captions=[r.payload.get("caption") for r in rows],

@@ -376,10 +376,10 @@ def test_add_pairs_encodes_each_image_once(real: Asif, dataset: Path, encoders: 
     real.set_encoder("image", Counting())  # type: ignore[arg-type]
     images = [paths[0], str(paths[0]), paths[1], pil]
     caps = ["a first caption", "a second caption", "a third caption", "the pil image"]
-    ids = add_pairs(real, images, caps, payloads=[{"i": i} for i in range(4)])
+    ids = add_pairs(real, images, caps, payloads=[{"i": i} for i in range(4)]).ids
     assert len(set(ids)) == 4 and real.count() == 4
     assert calls == [3]  # paths[0] given twice, encoded once; the PIL image has its own key
-    assert add_pairs(real, images, caps, payloads=[{"i": i} for i in range(4)]) == ids
+    assert add_pairs(real, images, caps, payloads=[{"i": i} for i in range(4)]).ids == ids
     assert calls == [3] and real.count() == 4  # second call: all from the cache, nothing new
     recs = {r.id: r for r in real.engine.retrieve(real.anchors.collection, ids, with_vectors=["image"])}
     assert recs[ids[1]].payload["image_ref"] == str(paths[0]) and recs[ids[3]].payload["image_ref"] is None

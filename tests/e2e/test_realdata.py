@@ -43,7 +43,7 @@ def test_tenant_edit_flips_only_that_tenant_and_delete_restores(store: Asif) -> 
     true_class, image, before = wrong[0]
     # a handful of correct pairs for its class, in tenant acme only (other images of that class)
     extra = [CIFAR / true_class / f"{i:04d}.jpg" for i in range(100, 110)]
-    added = add_pairs(store, extra, [f"a photo of a {true_class}."] * len(extra), tenant="acme")
+    added = add_pairs(store, extra, [f"a photo of a {true_class}."] * len(extra), tenant="acme").ids
     assert len(added) == 10 and store.count("acme") == 10
 
     acme = store.classify(images=[str(image)], labels="cifar10", top=10, tenant="acme")[0]
@@ -56,7 +56,7 @@ def test_tenant_edit_flips_only_that_tenant_and_delete_restores(store: Asif) -> 
     assert ex.label == true_class
     assert {c.id for c in ex.contributions[:3]} & set(added)
 
-    assert store.delete(added, tenant="acme") == 10
+    assert store.delete(added, tenant="acme").count == 10
     restored = store.classify(images=[str(image)], labels="cifar10", top=10, tenant="acme")[0]
     assert restored.label == before.label
     assert _scores(restored) == _scores(before)

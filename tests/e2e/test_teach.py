@@ -16,7 +16,7 @@ from fake_encoders import COLOURS, install_fakes, shade
 from asif_qdrant import Asif
 from asif_qdrant.cli import main
 from asif_qdrant.errors import AsifError, ConfigError, InvalidInputError
-from asif_qdrant.ingest import add_pairs_result
+from asif_qdrant.ingest import add_pairs
 from asif_qdrant.teaching import teach_caption, teach_examples
 
 CIFAR = SHARED_DATA / "cifar10-test"
@@ -80,7 +80,7 @@ def test_explain_warns_when_one_pair_dominates_every_label(tmp_path: Path) -> No
         before = a.explain(vector=q, labels="L", tenant="acme")
         assert before.dominant is None
         # one taught pair: the very image, captioned close to every prompt
-        [aid] = a.add_vectors(q[None], prompts.mean(0)[None], captions=["a photo of a a."], tenant="acme")
+        [aid] = a.add_vectors(q[None], prompts.mean(0)[None], captions=["a photo of a a."], tenant="acme").ids
         ex = a.explain(vector=q, labels="L", tenant="acme")
         assert ex.dominant is not None and ex.dominant.id == aid and ex.dominant.labels == 3
         assert ex.dominant.min_share >= 0.5
@@ -116,7 +116,7 @@ def test_asif_teach_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
             ("a red square.", "red", "0.png", "acme"), ("a red square.", "red", "1.png", "acme")]
         assert a.count("acme") == 4 and a.count() == 20  # the shared anchors are untouched
         # the same ids as adding the pair by hand: teaching is adding pairs, nothing else
-        same = add_pairs_result(a, [ex / "red" / "0.png"], ["a red square."], "acme")
+        same = add_pairs(a, [ex / "red" / "0.png"], ["a red square."], "acme")
         assert same.duplicates == 1 and same.ids[0] in rep.ids
         # the taught tenant's model changed, the shared model did not
         after = a.classify(images=[ex / "red" / "0.png", ex / "blue" / "0.png"], labels="rb", tenant="acme")

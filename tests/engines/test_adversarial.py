@@ -43,7 +43,7 @@ def test_failing_replace_changes_nothing(kind: str, bad: dict[Any, Any], tmp_pat
     before = _answers(a, q)
     img, txt = random_pairs(np.random.default_rng(2), 3)
     for call in (lambda: a.replace([0, 1, 2], img, txt, payloads=[{}, {}, bad]),
-                 lambda: a.add_vectors(img, txt, payloads=[{}, {}, bad], ids=[0, 1, 2])):
+                 lambda: a.add_vectors(img, txt, payloads=[{}, {}, bad], ids=[0, 1, 2]).ids):
         with pytest.raises(InvalidInputError, match="payload 2"):
             call()
         assert a.count() == 20

@@ -49,7 +49,7 @@ def test_attach_existing_collection_with_other_names() -> None:
     ex = a.explain(vector=q[0], labels="L")
     assert all(c.caption.startswith("t") for c in ex.contributions)
     # the plugin writes in the collection's own names
-    new = a.add_vectors(rng.standard_normal((1, IMG_DIM)), rng.standard_normal((1, TXT_DIM)), captions=["fresh"])
+    new = a.add_vectors(rng.standard_normal((1, IMG_DIM)), rng.standard_normal((1, TXT_DIM)), captions=["fresh"]).ids
     rec = client.retrieve("products", new, with_payload=True, with_vectors=True)[0]
     assert rec.payload["title"] == "fresh" and set(rec.vector) == {"img", "txt"}
     assert "asif_anchors" not in {c.name for c in client.get_collections().collections}

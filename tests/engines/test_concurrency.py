@@ -43,7 +43,7 @@ class World:
         self.texts = _unit(rng.standard_normal((2, TXT_DIM)))
 
     def setup(self, a: Asif) -> None:
-        self.base_ids = a.add_vectors(*self.base, captions=[f"base {i}" for i in range(N_BASE)])
+        self.base_ids = a.add_vectors(*self.base, captions=[f"base {i}" for i in range(N_BASE)]).ids
         a.add_vectors(np.ones((1, IMG_DIM)), np.ones((1, TXT_DIM)), captions=["own"], tenant=TENANT)
         a.define_labels("L", CLASSES, templates="plain", prompt_vectors=self.prompts, k=16)
         a.add_gallery("G", vectors=self.gallery, k=16)
@@ -52,9 +52,9 @@ class World:
     def steps(self, a: Asif) -> list[Any]:
         return [
             lambda: a.add_vectors(*self.extra, captions=[f"x {i}" for i in range(N_EXTRA)], tenant=TENANT,
-                                  ids=EXTRA_IDS),
+                                  ids=EXTRA_IDS).ids,
             lambda: a.replace(EXTRA_IDS, *self.extra2, captions=[f"y {i}" for i in range(N_EXTRA)], tenant=TENANT),
-            lambda: a.delete(EXTRA_IDS, tenant=TENANT),
+            lambda: a.delete(EXTRA_IDS, tenant=TENANT).count,
         ]
 
     def classify(self, a: Asif) -> Any:

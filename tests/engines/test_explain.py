@@ -48,7 +48,7 @@ def test_contributions_sum_to_score_and_match_dense(store: Asif, rng: np.random.
     img, txt = random_pairs(rng, 40)
     caps = [f"caption {i}" for i in range(40)]
     ids = store.add_vectors(img, txt, captions=caps, payloads=[{"src": i} for i in range(40)],
-                            image_refs=[f"img/{i}.jpg" for i in range(40)])
+                            image_refs=[f"img/{i}.jpg" for i in range(40)]).ids
     prompts = rng.standard_normal((4 * 2, TXT_DIM))
     store.define_labels("L", ["a", "b", "c", "d"], templates=["x {}", "y {}"], prompt_vectors=prompts, k=12, p=4)
     for q in rng.standard_normal((3, IMG_DIM)):
@@ -98,7 +98,7 @@ def test_top_cut_keeps_the_rest(rng: np.random.Generator) -> None:
 def test_asked_label_and_other_labels(rng: np.random.Generator) -> None:
     with small_store() as s:
         img, txt = random_pairs(rng, 40)
-        ids = s.add_vectors(img, txt)
+        ids = s.add_vectors(img, txt).ids
         prompts = rng.standard_normal((3, TXT_DIM))
         s.define_labels("L", ["a", "b", "c"], templates="plain", prompt_vectors=prompts, k=40, p=1)
         q = rng.standard_normal(IMG_DIM)
@@ -179,9 +179,9 @@ def test_tenant_explanations_never_name_other_tenants_anchors(rng: np.random.Gen
         prompts = rng.standard_normal((2, TXT_DIM))
         near_i = q[None] + 0.01 * rng.standard_normal((5, IMG_DIM))
         acme = s.add_vectors(near_i, prompts[0] + 0.05 * rng.standard_normal((5, TXT_DIM)),
-                             captions=[f"acme {i}" for i in range(5)], tenant="acme")
+                             captions=[f"acme {i}" for i in range(5)], tenant="acme").ids
         globex = s.add_vectors(near_i + 0.001, prompts[1] + 0.05 * rng.standard_normal((5, TXT_DIM)),
-                               captions=[f"globex {i}" for i in range(5)], tenant="globex")
+                               captions=[f"globex {i}" for i in range(5)], tenant="globex").ids
         s.define_labels("L", ["a", "b"], templates="plain", prompt_vectors=prompts, k=30, p=1)
         for tenant, own, other in (("acme", acme, globex), ("globex", globex, acme), (None, [], acme + globex)):
             ex = explain(s, vector=q, labels="L", tenant=tenant, top=100, n_labels=2)

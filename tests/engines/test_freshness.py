@@ -82,7 +82,7 @@ def test_random_edits_match_from_scratch_reference(
     queries = rng.standard_normal((3, IMG_DIM))
     try:
         img, txt = rng.standard_normal((6, IMG_DIM)), rng.standard_normal((6, TXT_DIM))
-        for i, pid in enumerate(a.add_vectors(img, txt)):
+        for i, pid in enumerate(a.add_vectors(img, txt).ids):
             model.anchors[pid] = ("_shared", img[i] / np.linalg.norm(img[i]), txt[i] / np.linalg.norm(txt[i]))
         a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts)
         for step, (op, tenant, n, seed) in enumerate(steps):
@@ -93,11 +93,11 @@ def test_random_edits_match_from_scratch_reference(
             own = [i for i, (t, _, _) in model.anchors.items() if t == tenant]
             if op == "add":
                 img, txt = r.standard_normal((n, IMG_DIM)), r.standard_normal((n, TXT_DIM))
-                for i, pid in enumerate(a.add_vectors(img, txt, tenant=t_arg)):
+                for i, pid in enumerate(a.add_vectors(img, txt, tenant=t_arg).ids):
                     model.anchors[pid] = (tenant, img[i] / np.linalg.norm(img[i]), txt[i] / np.linalg.norm(txt[i]))
             elif op == "delete" and own:
                 gone = [own[j] for j in r.choice(len(own), size=min(n, len(own)), replace=False)]
-                assert a.delete(gone, tenant=t_arg) == len(gone)
+                assert a.delete(gone, tenant=t_arg).count == len(gone)
                 for g in gone:
                     del model.anchors[g]
             elif op == "replace" and own:
@@ -122,11 +122,11 @@ def test_edit_reports_items_touched(tmp_path: Path) -> None:
         # a new anchor identical to prompt 'a' beats its threshold (sim 1.0) and nobody else's necessarily;
         # the in-process threshold cache is dropped first, so the thresholds are read back from the items
         a.relindexes.drop_caches()
-        res = a.add_vectors_result(rng.standard_normal((1, IMG_DIM)), prompts[:1])
+        res = a.add_vectors(rng.standard_normal((1, IMG_DIM)), prompts[:1])
         assert res.items_touched["_shared/L"] >= 1
         item0 = a.relindexes.items(a.relindexes.info("L", "_shared"))[0]
         assert decode_topk(item0.payload)[0][0] == res.ids[0]
-        d = a.delete_result(res.ids)
+        d = a.delete(res.ids)
         assert d.deleted == res.ids and d.items_touched["_shared/L"] >= 1
         item0 = a.relindexes.items(a.relindexes.info("L", "_shared"))[0]
         assert res.ids[0] not in decode_topk(item0.payload)[0]
@@ -136,7 +136,7 @@ def test_behind_the_back_edit_is_detected_and_rebuilt(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     with Asif.open(tmp_path / "s", **small_settings(k=3, p=2)) as a:
         img, txt = rng.standard_normal((8, IMG_DIM)), rng.standard_normal((8, TXT_DIM))
-        ids = a.add_vectors(img, txt)
+        ids = a.add_vectors(img, txt).ids
         prompts = rng.standard_normal((3, TXT_DIM))
         a.define_labels("L", list("abc"), templates="plain", prompt_vectors=prompts)
         # delete anchors directly in Qdrant, not through the plugin
@@ -152,7 +152,7 @@ def test_behind_the_back_edit_is_detected_and_rebuilt(tmp_path: Path) -> None:
 def test_replace_and_tenant_validation(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     with Asif.open(tmp_path / "s", **small_settings()) as a:
-        ids = a.add_vectors(rng.standard_normal((3, IMG_DIM)), rng.standard_normal((3, TXT_DIM)), tenant="t1")
+        ids = a.add_vectors(rng.standard_normal((3, IMG_DIM)), rng.standard_normal((3, TXT_DIM)), tenant="t1").ids
         with pytest.raises(InvalidInputError, match="does not exist for tenant 't2'"):
             a.replace(ids[:1], rng.standard_normal((1, IMG_DIM)), rng.standard_normal((1, TXT_DIM)), tenant="t2")
         with pytest.raises(ConfigError, match="tenant name"):
@@ -170,18 +170,18 @@ def test_buffer_and_requery_paths_stay_exact(kind: str, tmp_path: Path, monkeypa
     model = Model()
     try:
         img, txt = rng.standard_normal((60, IMG_DIM)), rng.standard_normal((60, TXT_DIM))
-        for i, pid in enumerate(a.add_vectors(img, txt)):
+        for i, pid in enumerate(a.add_vectors(img, txt).ids):
             model.anchors[pid] = ("_shared", img[i] / np.linalg.norm(img[i]), txt[i] / np.linalg.norm(txt[i]))
         prompts, queries = rng.standard_normal((5, TXT_DIM)), rng.standard_normal((4, IMG_DIM))
         a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts)
         ids = sorted(model.anchors)
         for batch in ([ids[0]], ids[1:3], ids[3:40]):  # the last one exhausts every buffer
-            assert a.delete(batch) == len(batch)
+            assert a.delete(batch).count == len(batch)
             for g in batch:
                 del model.anchors[g]
             _check(a, model, "_shared", queries, prompts)
         img, txt = rng.standard_normal((30, IMG_DIM)), rng.standard_normal((30, TXT_DIM))
-        for i, pid in enumerate(a.add_vectors(img, txt)):
+        for i, pid in enumerate(a.add_vectors(img, txt).ids):
             model.anchors[pid] = ("_shared", img[i] / np.linalg.norm(img[i]), txt[i] / np.linalg.norm(txt[i]))
         _check(a, model, "_shared", queries, prompts)
     finally:
@@ -196,7 +196,7 @@ def test_add_with_existing_ids_is_a_replacement_kept_incrementally(
     rng = np.random.default_rng(21)
     with Asif.open(tmp_path / "s", **small_settings(k=K, p=P)) as a:
         img, txt = rng.standard_normal((20, IMG_DIM)), rng.standard_normal((20, TXT_DIM))
-        ids = a.add_vectors(img, txt, ids=list(range(20)))
+        ids = a.add_vectors(img, txt, ids=list(range(20))).ids
         prompts, queries = rng.standard_normal((5, TXT_DIM)), rng.standard_normal((3, IMG_DIM))
         a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts)
         img[:5], txt[:5] = rng.standard_normal((5, IMG_DIM)), rng.standard_normal((5, TXT_DIM))

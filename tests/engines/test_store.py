@@ -23,7 +23,7 @@ from asif_qdrant.engines import DenseQuery, Filter, Match
 
 def test_add_count_and_topk(store: Asif, rng: np.random.Generator) -> None:
     img, txt = random_pairs(rng, 50)
-    ids = store.add_vectors(img, txt, captions=[f"c{i}" for i in range(50)], payloads=[{"n": i} for i in range(50)])
+    ids = store.add_vectors(img, txt, captions=[f"c{i}" for i in range(50)], payloads=[{"n": i} for i in range(50)]).ids
     assert len(ids) == 50 and len(set(ids)) == 50
     assert all(0 <= i < 2**32 for i in ids)
     assert store.count() == 50
@@ -55,8 +55,8 @@ def test_the_stores_are_long_lived_and_keep_their_caches(store: Asif, rng: np.ra
 
 def test_same_pairs_again_write_nothing(store: Asif, rng: np.random.Generator) -> None:
     img, txt = random_pairs(rng, 10)
-    first = store.add_vectors_result(img, txt, captions=["a"] * 10)
-    again = store.add_vectors_result(img, txt, captions=["a"] * 10)
+    first = store.add_vectors(img, txt, captions=["a"] * 10)
+    again = store.add_vectors(img, txt, captions=["a"] * 10)
     assert first.added == 10 and again.added == 0 and again.duplicates == 10
     assert again.ids == first.ids
     assert store.count() == 10
@@ -64,8 +64,8 @@ def test_same_pairs_again_write_nothing(store: Asif, rng: np.random.Generator) -
 
 def test_tenants_and_deletes(store: Asif, rng: np.random.Generator) -> None:
     img, txt = random_pairs(rng, 30)
-    shared = store.add_vectors(img[:10], txt[:10])
-    a = store.add_vectors(img[10:20], txt[10:20], tenant="acme")
+    shared = store.add_vectors(img[:10], txt[:10]).ids
+    a = store.add_vectors(img[10:20], txt[10:20], tenant="acme").ids
     store.add_vectors(img[20:], txt[20:], tenant="globex")
     assert (store.count(), store.count("acme"), store.count("globex")) == (10, 10, 10)
     assert store.stats() == {
@@ -74,14 +74,14 @@ def test_tenants_and_deletes(store: Asif, rng: np.random.Generator) -> None:
         "globex": {"anchors": 10, "revision": 1},
     }
     # a tenant cannot delete another tenant's anchors by id
-    assert store.delete(ids=shared[:3], tenant="acme") == 0
+    assert store.delete(ids=shared[:3], tenant="acme").count == 0
     assert store.count() == 10
-    assert store.delete(ids=a[:4], tenant="acme") == 4
+    assert store.delete(ids=a[:4], tenant="acme").count == 4
     assert store.count("acme") == 6
-    assert store.delete(tenant="globex", all=True) == 10
+    assert store.delete(tenant="globex", all=True).count == 10
     assert store.count("globex") == 0 and store.count(all_tenants=True) == 16
     store.add_vectors(img[:2], txt[:2], payloads=[{"src": "x"}, {"src": "y"}], tenant="acme")
-    assert store.delete(tenant="acme", filter=Filter(must=(Match("src", "x"),))) == 1
+    assert store.delete(tenant="acme", filter=Filter(must=(Match("src", "x"),))).count == 1
     assert store.count("acme") == 7
 
 

@@ -165,12 +165,12 @@ def test_isolation_and_exactness_under_random_edits(
     queries, texts = rng.standard_normal((2, IMG_DIM)), rng.standard_normal((2, TXT_DIM))
     try:
         img, txt = rng.standard_normal((6, IMG_DIM)), rng.standard_normal((6, TXT_DIM))
-        for i, pid in enumerate(a.add_vectors(img, txt)):
+        for i, pid in enumerate(a.add_vectors(img, txt).ids):
             model.anchors[pid] = (SHARED, _unit(img[i]), _unit(txt[i]))
         # a start where names are shared across tenants and kinds, so that every step has something to leak
         for t in tenants:
             img, txt = rng.standard_normal((2, IMG_DIM)), rng.standard_normal((2, TXT_DIM))
-            for i, pid in enumerate(a.add_vectors(img, txt, tenant=t)):
+            for i, pid in enumerate(a.add_vectors(img, txt, tenant=t).ids):
                 model.anchors[pid] = (t, _unit(img[i]), _unit(txt[i]))
         for t, name in ((SHARED, names[0]), (tenants[0], names[0]), (tenants[1], names[1])):
             prompts = _unit(rng.standard_normal((len(CLASSES), TXT_DIM)))
@@ -191,11 +191,11 @@ def test_isolation_and_exactness_under_random_edits(
             own = [i for i, (t, _, _) in model.anchors.items() if t == tenant]
             if op == "add":
                 img, txt = r.standard_normal((n, IMG_DIM)), r.standard_normal((n, TXT_DIM))
-                for i, pid in enumerate(a.add_vectors(img, txt, tenant=t_arg)):
+                for i, pid in enumerate(a.add_vectors(img, txt, tenant=t_arg).ids):
                     model.anchors[pid] = (tenant, _unit(img[i]), _unit(txt[i]))
             elif op == "delete" and own:
                 gone = [own[j] for j in r.choice(len(own), size=min(n, len(own)), replace=False)]
-                assert a.delete(gone, tenant=t_arg) == len(gone)
+                assert a.delete(gone, tenant=t_arg).count == len(gone)
                 for g in gone:
                     del model.anchors[g]
             elif op == "replace" and own:

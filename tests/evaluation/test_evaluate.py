@@ -238,7 +238,7 @@ def test_subset_model_equals_a_store_with_only_that_subset(
     local: Asif, rng: np.random.Generator, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     d = _data(rng, n_anchors=50)
-    ids = np.array(local.add_vectors(d["img"], d["txt"]))
+    ids = np.array(local.add_vectors(d["img"], d["txt"]).ids)
     assert anchor_ids(local).tolist() == sorted(ids.tolist())
     sub = nested_subsets(anchor_ids(local), [20], seed=4)[0]
     pos = np.searchsorted(ids, sub) if (np.diff(ids) > 0).all() else np.array([ids.tolist().index(i) for i in sub])

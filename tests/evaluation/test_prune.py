@@ -37,7 +37,7 @@ def _setup(a: Asif, rng: np.random.Generator, n: int = 48, tenant: str | None = 
     img = _unit(rng.standard_normal((n, IMG_DIM)))
     txt = _unit(rng.standard_normal((n, TXT_DIM)))
     ids = a.add_vectors(img, txt, captions=[f"cap {i}" for i in range(n)], payloads=[{"n": i} for i in range(n)],
-                        tenant=tenant)
+                        tenant=tenant).ids
     prompts = _unit(rng.standard_normal((len(CLASSES) * len(TEMPLATES), TXT_DIM)))
     a.define_labels("L", CLASSES, TEMPLATES, prompt_vectors=prompts, tenant=tenant, k=K, p=P)
     return np.asarray(ids, np.int64), img, txt, prompts

@@ -94,7 +94,7 @@ def scene(tmp_path: Path) -> Iterator[Scene]:
     caps = [EVIL] + [f"a cat on a mat {i}" for i in range(1, 6)]
     colours = [(200, 30, 30), (30, 160, 60), (30, 60, 200), (200, 160, 30), (130, 30, 160), (30, 160, 160)]
     refs = [str(_square(imgs / f"a{i}.png", colours[i])) for i in range(5)] + ["missing/nowhere.png"]
-    ids = s.add_vectors(near_i, near_t, captions=caps, image_refs=refs, payloads=[{"n": i} for i in range(6)])
+    ids = s.add_vectors(near_i, near_t, captions=caps, image_refs=refs, payloads=[{"n": i} for i in range(6)]).ids
     s.add_vectors(rng.standard_normal((20, IMG_DIM)), rng.standard_normal((20, TXT_DIM)),
                   captions=[f"random pair {i}" for i in range(20)])
     s.define_labels("pets", ["cat", "dog", "bird"], templates="plain", prompt_vectors=prompts, k=12, p=2)

@@ -25,7 +25,7 @@ def reference(img_anchors, txt_anchors, anchor_ids, queries, prompts, k, p):
 @pytest.mark.parametrize("k,p", [(5, 8.0), (3, 1.0), (100, 4.0)])
 def test_classify_equals_dense_reference(store: Asif, rng: np.random.Generator, k: int, p: float) -> None:
     img, txt = random_pairs(rng, 40)
-    ids = store.add_vectors(img, txt)
+    ids = store.add_vectors(img, txt).ids
     classes = [f"c{i}" for i in range(6)]
     prompts = rng.standard_normal((6, TXT_DIM))
     store.define_labels("L", classes, templates="plain", prompt_vectors=prompts, k=k, p=p)
@@ -44,7 +44,7 @@ def test_classify_equals_dense_reference(store: Asif, rng: np.random.Generator, 
 
 def test_search_equals_dense_reference(store: Asif, rng: np.random.Generator) -> None:
     img, txt = random_pairs(rng, 30)
-    ids = store.add_vectors(img, txt)
+    ids = store.add_vectors(img, txt).ids
     gallery = rng.standard_normal((12, IMG_DIM))
     store.add_gallery("G", vectors=gallery, k=6, p=8)
     queries = rng.standard_normal((4, TXT_DIM))
@@ -58,7 +58,7 @@ def test_search_equals_dense_reference(store: Asif, rng: np.random.Generator) ->
 
 def test_max_and_mean_aggregation(store: Asif, rng: np.random.Generator) -> None:
     img, txt = random_pairs(rng, 30)
-    ids = store.add_vectors(img, txt)
+    ids = store.add_vectors(img, txt).ids
     prompts = rng.standard_normal((3 * 2, TXT_DIM))  # 3 classes x 2 templates, class-major
     store.define_labels("L", ["a", "b", "c"], templates=["x {}", "y {}"], prompt_vectors=prompts, k=8, p=2)
     q = rng.standard_normal((1, IMG_DIM))
@@ -90,7 +90,7 @@ def test_ties_k_larger_than_n_and_all_negative(store: Asif) -> None:
     base_i = np.eye(IMG_DIM)[:4]
     base_t = np.eye(TXT_DIM)[:4]
     img = np.concatenate([base_i, base_i]); txt = np.concatenate([base_t, base_t])
-    ids = store.add_vectors(img, txt, captions=[f"c{i}" for i in range(8)])
+    ids = store.add_vectors(img, txt, captions=[f"c{i}" for i in range(8)]).ids
     prompts = np.eye(TXT_DIM)[:4] + 0.1
     store.define_labels("L", ["a", "b", "c", "d"], templates="plain", prompt_vectors=prompts, k=50, p=3)
     q = np.eye(IMG_DIM)[:4] + 0.05
@@ -128,7 +128,7 @@ def test_property_random_data_matches_reference(tmp_path_factory, n, k, p, seed,
         img, txt, prompts, queries = (_four_signs(rng, x.shape) for x in (img, txt, prompts, queries))
     a = Asif.open(url=":memory:", image_encoder=f"precomputed:img:{IMG_DIM}", text_encoder=f"precomputed:txt:{TXT_DIM}")
     try:
-        ids = a.add_vectors(img, txt, ids=list(range(100, 100 + n)))
+        ids = a.add_vectors(img, txt, ids=list(range(100, 100 + n))).ids
         a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, k=k, p=p)
         preds = a.classify(vectors=queries, labels="L", top=5)
         ref = dense_reference_scores(queries, img, prompts, txt, k, p, anchor_ids=ids)
@@ -166,13 +166,13 @@ def test_errors(store: Asif, rng: np.random.Generator) -> None:
 
 def test_edits_are_visible_on_next_query(store: Asif, rng: np.random.Generator) -> None:
     img, txt = random_pairs(rng, 20)
-    ids = store.add_vectors(img, txt)
+    ids = store.add_vectors(img, txt).ids
     prompts = rng.standard_normal((4, TXT_DIM))
     store.define_labels("L", list("abcd"), templates="plain", prompt_vectors=prompts, k=5, p=8)
     q = rng.standard_normal((2, IMG_DIM))
     before = store.classify(vectors=q, labels="L", top=4)
     img2, txt2 = random_pairs(rng, 10)
-    new = store.add_vectors(img2, txt2, tenant="acme")
+    new = store.add_vectors(img2, txt2, tenant="acme").ids
     # the shared model does not see acme's anchors; acme's does
     assert [p.top for p in store.classify(vectors=q, labels="L", top=4)] == [p.top for p in before]
     got = store.classify(vectors=q, labels="L", top=4, tenant="acme")
