@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -242,15 +242,22 @@ class Relayout(Protocol):
     def relayout(self, name: str) -> bool: ...
 
 
-def query_batch_arrays(engine: Any, name: str, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
+@runtime_checkable
+class ArrayQueries(Protocol):
+    """An optional engine capability, checked with ``isinstance``: answer a batch of queries with each query's hits
+    as two arrays (ids int64, scores float64), in the engine's order, without payloads (Qdrant Edge builds them
+    straight from its results instead of one ``Hit`` per neighbour)."""
+
+    def query_batch_arrays(self, name: str, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]: ...
+
+
+def query_batch_arrays(engine: Engine, name: str, queries: Sequence[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per query, its hits as two arrays (ids int64, scores float64), in the engine's order, without payloads.
 
-    The bulk path of the dense anchor top-k: an engine that offers ``query_batch_arrays`` (Qdrant Edge) builds the
-    arrays straight from its results instead of one ``Hit`` per neighbour (k + 8 per image); any other engine
-    gets its ``query_batch`` converted here."""
-    fn = getattr(engine, "query_batch_arrays", None)
-    if callable(fn):
-        return cast(list[tuple[np.ndarray, np.ndarray]], fn(name, queries))
+    The bulk path of the dense anchor top-k (k + 8 hits per image): an engine with the ``ArrayQueries`` capability
+    answers with arrays itself; any other engine gets its ``query_batch`` converted here."""
+    if isinstance(engine, ArrayQueries):
+        return engine.query_batch_arrays(name, queries)
     return [hits_to_arrays(hits) for hits in engine.query_batch(name, queries)]
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from asif_qdrant.engines.base import (
+    ArrayQueries,
     CollectionSpec,
     DenseQuery,
     Engine,
@@ -41,6 +42,14 @@ def _load(e: Engine, name: str, vec: str, rng: np.random.Generator) -> np.ndarra
     tenants = ["_shared" if i % 3 else "acme" for i in range(N)]
     e.upsert(name, PointBatch(list(range(N)), {vec: x}, payloads=[{"tenant": t} for t in tenants]))
     return x
+
+
+def test_the_bulk_path_is_a_declared_capability(tmp_path: Path) -> None:
+    edge, local = EdgeEngine(tmp_path / "store"), ClientEngine(location=":memory:")
+    assert isinstance(edge, ArrayQueries) and not isinstance(local, ArrayQueries)
+    # a mapped engine forwards the bulk path explicitly, whatever its inner engine offers
+    assert isinstance(MappedEngine(local, "asif_anchors", "products"), ArrayQueries)
+    edge.close()
 
 
 @pytest.mark.parametrize("kind", ["edge", "local"])
