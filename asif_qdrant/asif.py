@@ -165,8 +165,9 @@ class Asif:
             raise
 
     def close(self) -> None:
-        """Close the store, after the reads and edits in flight (it takes the exclusive lock)."""
-        self._lock.write(self.engine.close)
+        """Close the store, after the reads and edits in flight (it takes the exclusive lock, waiting as long as
+        they take, whatever ASIF_LOCK_TIMEOUT_S)."""
+        self._lock.write_untimed(self.engine.close)
 
     def __enter__(self) -> Asif:
         return self

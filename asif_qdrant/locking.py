@@ -58,9 +58,9 @@ class RWLock:
         return r > 0 or w > 0
 
     # -- raw acquire / release ----------------------------------------------------------------
-    def _wait(self, blocked: Callable[[], bool], what: str) -> None:
-        """Wait on the condition (held) until ``blocked()`` is false, at most ``timeout`` seconds."""
-        if self.timeout is None:
+    def _wait(self, blocked: Callable[[], bool], what: str, timed: bool = True) -> None:
+        """Wait on the condition (held) until ``blocked()`` is false, at most ``timeout`` seconds (if ``timed``)."""
+        if self.timeout is None or not timed:
             while blocked():
                 self._cond.wait()
             return
@@ -87,12 +87,12 @@ class RWLock:
             if self._readers == 0:
                 self._cond.notify_all()
 
-    def _acquire_write(self) -> None:
+    def _acquire_write(self, timed: bool = True) -> None:
         me = threading.get_ident()
         with self._cond:
             self._waiting_writers += 1
             try:
-                self._wait(lambda: self._writer is not None or self._readers > 0, "an edit")
+                self._wait(lambda: self._writer is not None or self._readers > 0, "an edit", timed)
             except BaseException:
                 self._waiting_writers -= 1
                 self._cond.notify_all()  # it gave up: the readers queued behind this writer may go on
@@ -125,6 +125,14 @@ class RWLock:
     def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` under the exclusive lock (re-entrant). Inside a read section this raises WriteNeeded, so
         the outermost read gives up its shared lock and runs again exclusively (a lock is never upgraded)."""
+        return self._write(True, fn, *args, **kwargs)
+
+    def write_untimed(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like :meth:`write`, waiting as long as it takes whatever the timeout (closing the store must not give
+        up half-way through the shutdown of a server)."""
+        return self._write(False, fn, *args, **kwargs)
+
+    def _write(self, timed: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         reads, writes = self._depth()
         if writes:
             self._local.writes = writes + 1
@@ -134,7 +142,7 @@ class RWLock:
                 self._local.writes = writes
         if reads:
             raise WriteNeeded()
-        self._acquire_write()
+        self._acquire_write(timed)
         try:
             return fn(*args, **kwargs)
         finally:

@@ -285,6 +285,7 @@ def test_rwlock_timeout_refuses_a_waiter_whole_and_lets_the_queue_move() -> None
     with pytest.raises(StoreBusyError, match="a read waited more than 1 s"):
         lock.read(lambda: ran.append("read"))
     assert ran == []
-    done.set()
+    threading.Timer(1.5, done.set).start()  # the edit ends after the timeout: an untimed write (close) waits
+    assert lock.write_untimed(lambda: "closed") == "closed"
     blocker.join(5)
     assert lock.read(lambda: 7) == 7
