@@ -538,11 +538,11 @@ class RelIndexes:
             requery: list[Any] = []
             for r in recs:
                 ids_r, sims_r = decode_topk(r.payload)
-                hit = np.isin(ids_r, gone)
-                if not hit.any():
+                rest_ids, rest_sims, n_gone = relrep.remove_anchors(ids_r, sims_r, gone)
+                if not n_gone:
                     continue
-                if r.payload.get("complete") or _still_exact(sims_r, sims_r[~hit], info.k):
-                    kept.append((r, ids_r[~hit], sims_r[~hit]))
+                if r.payload.get("complete") or _still_exact(sims_r, rest_sims, info.k):
+                    kept.append((r, rest_ids, rest_sims))
                 else:
                     requery.append(r)
             by_id = {r.id: r for r in recs}

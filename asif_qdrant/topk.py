@@ -24,4 +24,6 @@ class TopK:
         return relrep.relative_reps_batch(self.ids, self.sims, p)
 
     def cut(self, k: int) -> TopK:
-        return TopK(self.ids[:, :k], self.sims[:, :k])
+        """The first ``k`` of every row (relrep.cut_to_k, which checks the rows are in tie-rule order)."""
+        ids, sims = relrep.cut_to_k(self.ids, self.sims, k)
+        return TopK(ids, sims)
