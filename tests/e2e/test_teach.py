@@ -88,6 +88,12 @@ def test_explain_warns_when_one_pair_dominates_every_label(tmp_path: Path) -> No
             assert block.contributions[0].id == aid
             assert block.contributions[0].contribution / block.score >= ex.dominant.min_share - 1e-9
         assert "warning: anchor #" in ex.text() and "of the score of every one of the 3 labels" in ex.text()
+        assert ex.as_dict()["dominant"]["id"] == aid
+        from asif_qdrant.evaluation.report import render_html
+
+        page = render_html(ex, None)  # the HTML report says it too, above the labels
+        assert page.count('id="dominant"') == 1 and "of the score of every one of the 3 labels" in page
+        assert 'id="dominant"' not in render_html(before, None)
         assert a.explain(vector=q, labels="L").dominant is None  # the shared model is not affected
 
 
