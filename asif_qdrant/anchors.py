@@ -252,6 +252,13 @@ class AnchorStore:
                 ids[i] = ids[first[hashes[i]]]
         return ids, dup
 
+    def stored_mask(self, hashes: Sequence[str]) -> list[bool]:
+        """Whether each content hash is stored already (the id probing of :meth:`assign_ids`; writes nothing)."""
+        unique = list(dict.fromkeys(hashes))
+        _, dup = self.assign_ids(unique)  # without repeats in the batch, a duplicate is a stored pair
+        stored = dict(zip(unique, dup, strict=True))
+        return [stored[h] for h in hashes]
+
     # -- writes --------------------------------------------------------------------------------
     def add(
         self,

@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from PIL import Image
 
-from .anchors import AddResult, AnchorStore, content_hash, file_digest, pair_key, pil_digest, text_digest
+from .anchors import AddResult, content_hash, file_digest, pair_key, pil_digest, text_digest
 from .embcache import EmbeddingCache
 from .encoders import load_image
 from .errors import AsifError, ConfigError, InvalidInputError, NotFoundError
 from .meta import validate_tenant
 from .readers import file_format, image_bases, resolve_image, rows_from_file
-from .relrep import MAX_ANCHOR_ID
 
 if TYPE_CHECKING:
     from .asif import Asif
@@ -243,28 +242,6 @@ class IngestReport:
         return "\n".join(lines)
 
 
-def stored_mask(store: AnchorStore, hashes: Sequence[str]) -> list[bool]:
-    """Whether each content hash is stored already, following the store's id probing (no writes)."""
-    n = len(hashes)
-    ids = [int(h[:8], 16) for h in hashes]
-    found = [False] * n
-    pending = list(range(n))
-    while pending:
-        recs = store.engine.retrieve(store.collection, sorted({ids[i] for i in pending}), with_payload=True)
-        owner = {r.id: r.payload.get("content_hash") for r in recs}
-        nxt = []
-        for i in pending:
-            if ids[i] not in owner:
-                continue  # a free slot ends the probe: not stored
-            if owner[ids[i]] == hashes[i]:
-                found[i] = True
-            else:
-                ids[i] = (ids[i] + 1) % (MAX_ANCHOR_ID + 1)
-                nxt.append(i)
-        pending = nxt
-    return found
-
-
 # -- encoding with the cache -----------------------------------------------------------------------
 class _Embedder:
     """Encodes images and texts with the store's encoders, through the embedding cache.
@@ -396,7 +373,7 @@ class _Ingest:
     def _drop_stored(self, pending: list[_Pending]) -> list[_Pending]:
         if not pending:
             return pending
-        stored = stored_mask(self.asif.anchors, [p.hash for p in pending])
+        stored = self.asif.anchors.stored_mask([p.hash for p in pending])
         self.report.duplicates += sum(stored)
         return [p for p, s in zip(pending, stored, strict=True) if not s]
 
@@ -760,7 +737,6 @@ __all__ = [
     "pair_key",
     "pil_digest",
     "read_source",
-    "stored_mask",
     "text_digest",
 ]
 

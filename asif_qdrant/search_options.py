@@ -37,7 +37,7 @@ has no background optimizer; until then a segment is searched exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -53,10 +53,16 @@ from .engines.base import (
     query_batch_arrays,
 )
 from .errors import ConfigError
+from .settings import (
+    HNSW_EF_CONSTRUCT_MIN,
+    HNSW_M_MAX,
+    HNSW_M_MIN,
+    OVERSAMPLING_MIN,
+    QUANTIZATIONS,
+    Quantization,
+)
 from .topk import TopK
 
-Quantization = Literal["none", "int8", "binary", "turbo4", "turbo2"]
-QUANTIZATIONS: tuple[str, ...] = ("none", "int8", "binary", "turbo4", "turbo2")
 EXACT = SearchOptions()
 # Extra neighbours fetched beyond k so that the tie rule (higher score, then smaller id) is applied here, whatever
 # order an engine returns equal scores in.
@@ -84,17 +90,23 @@ class SearchConfig:
                 f"quantization={self.quantization!r} is invalid: use 'none' (exact, the default), 'int8', 'binary', "
                 "'turbo4' or 'turbo2'"
             )
-        if not 4 <= int(self.hnsw_m) <= 128:
-            raise ConfigError(f"hnsw_m={self.hnsw_m!r} is invalid: use 4..128 links per node (default 16)")
-        if int(self.hnsw_ef_construct) < 4:
-            raise ConfigError(f"hnsw_ef_construct={self.hnsw_ef_construct!r} is invalid: use >= 4 (default 100)")
+        if not HNSW_M_MIN <= int(self.hnsw_m) <= HNSW_M_MAX:
+            raise ConfigError(
+                f"hnsw_m={self.hnsw_m!r} is invalid: use {HNSW_M_MIN}..{HNSW_M_MAX} links per node (default 16)"
+            )
+        if int(self.hnsw_ef_construct) < HNSW_EF_CONSTRUCT_MIN:
+            raise ConfigError(
+                f"hnsw_ef_construct={self.hnsw_ef_construct!r} is invalid: use >= {HNSW_EF_CONSTRUCT_MIN} (default 100)"
+            )
         if self.hnsw_ef is not None and int(self.hnsw_ef) < 1:
             raise ConfigError(
                 f"hnsw_ef={self.hnsw_ef!r} is invalid: use >= k (it is raised to the query's limit anyway), "
                 "or leave it unset for max(k + 8, 2k)"
             )
-        if not (np.isfinite(self.oversampling) and self.oversampling >= 1.0):
-            raise ConfigError(f"oversampling={self.oversampling!r} is invalid: use a number >= 1 (default 2.0)")
+        if not (np.isfinite(self.oversampling) and self.oversampling >= OVERSAMPLING_MIN):
+            raise ConfigError(
+                f"oversampling={self.oversampling!r} is invalid: use a number >= {OVERSAMPLING_MIN:g} (default 2.0)"
+            )
         for name in ("index_threshold_kb", "full_scan_threshold_kb"):
             v = getattr(self, name)
             if v is not None and int(v) < 1:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The search options' rules, in one place: the settings enforce them when loaded, search_options.SearchConfig when it
+# is made directly (benchmarks, tests).
+Quantization = Literal["none", "int8", "binary", "turbo4", "turbo2"]
+QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
+HNSW_M_MIN, HNSW_M_MAX = 4, 128
+HNSW_EF_CONSTRUCT_MIN = 4
+OVERSAMPLING_MIN = 1.0
 
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
@@ -74,17 +82,21 @@ class AsifSettings(BaseSettings):
     max_batch: int = Field(256, ge=1, description="Most vectors, images or anchors in one server request.")
     # search: exact by default; the rest is opt-in (see asif_qdrant/search_options.py). Quantization and HNSW are
     # applied when the anchors collection is created; Qdrant Edge builds them in `asif optimize`.
-    quantization: Literal["none", "int8", "binary", "turbo4", "turbo2"] = Field(
+    quantization: Quantization = Field(
         "none", description="Quantize the anchor vectors: int8, binary, or TurboQuant turbo4 / turbo2 (kept in RAM; "
         "originals on disk, used to rescore)."
     )
     hnsw: bool = Field(False, description="Search the anchors with an HNSW graph instead of a full scan.")
-    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW links per node.")
-    hnsw_ef_construct: int = Field(100, ge=4, description="HNSW candidates while building the graph.")
+    hnsw_m: int = Field(16, ge=HNSW_M_MIN, le=HNSW_M_MAX, description="HNSW links per node.")
+    hnsw_ef_construct: int = Field(
+        100, ge=HNSW_EF_CONSTRUCT_MIN, description="HNSW candidates while building the graph."
+    )
     hnsw_ef: int | None = Field(
         None, ge=1, description="HNSW candidates per query (raised to at least k + 8); default max(k + 8, 2k)."
     )
-    oversampling: float = Field(2.0, ge=1.0, description="Quantized candidates fetched per result, for rescoring.")
+    oversampling: float = Field(
+        2.0, ge=OVERSAMPLING_MIN, description="Quantized candidates fetched per result, for rescoring."
+    )
     rescore: bool = Field(True, description="Rescore quantized candidates with the original vectors.")
     index_threshold_kb: int | None = Field(
         None, ge=1, description="Segments above this size (KB) get the HNSW graph / quantized vectors built."
