@@ -59,7 +59,6 @@ __all__ = [
     "contributions",
     "cut_to_k",
     "dense_reference_scores",
-    "entrants_mask",
     "exact_prefix",
     "merge_new_anchors",
     "relative_rep",
@@ -791,56 +790,3 @@ def remove_anchors(
     r = _as_int_array(removed_ids, "removed_ids").ravel()
     gone = np.isin(i, r)
     return i[~gone], s[~gone], int(gone.sum())
-
-
-def entrants_mask(
-    new_sims: npt.ArrayLike,
-    thresholds: npt.ArrayLike,
-    new_id: int | npt.ArrayLike,
-    kth_ids: npt.ArrayLike,
-    full: npt.ArrayLike | None = None,
-) -> npt.NDArray[np.bool_]:
-    """Which of M items a new anchor enters: ``(M,)`` bool.
-
-    Item m's stored top-k has threshold ``thresholds[m]`` (its k-th similarity) held by anchor
-    ``kth_ids[m]``. The new anchor (``new_id``, scalar or ``(M,)``) with similarity
-    ``new_sims[m]`` enters when it beats the threshold under the tie rule:
-    ``new_sim > threshold + TIE_TOL``, or ``|new_sim - threshold| <= TIE_TOL and new_id < kth_id`` (the rule
-    read pairwise: exact unless other stored similarities lie within TIE_TOL of the threshold, where
-    :func:`merge_new_anchors` decides). An item whose top-k
-    is not full (``full[m]`` False: fewer than k anchors existed) has no threshold; every new
-    anchor enters it, whatever its similarity, and its threshold/kth id are ignored.
-
-    For several new anchors at once, test each against the thresholds *before* the update:
-    thresholds only rise, so this selects a superset of the items to merge.
-    """
-    s = _as_float_array(new_sims, "new_sims")
-    t = _as_float_array(thresholds, "thresholds")
-    kth = _as_int_array(kth_ids, "kth_ids")
-    _check_ndim(s, (1,), "new_sims")
-    _check_same_shape(s, t, "new_sims", "thresholds")
-    _check_same_shape(s, kth, "new_sims", "kth_ids")
-    if full is None:
-        f = np.ones(s.shape, bool)
-    else:
-        f = np.asarray(full)
-        if f.dtype != np.bool_:
-            raise InvalidInputError(f"full has dtype {f.dtype}; pass a boolean (M,) mask.")
-        _check_same_shape(s, f, "new_sims", "full")
-    nid = _as_int_array(new_id, "new_id")
-    if nid.ndim > 1 or (nid.ndim == 1 and nid.shape != s.shape):
-        raise InvalidInputError(f"new_id has shape {nid.shape}; pass one id, or one per item {s.shape}.")
-    nid_b = np.broadcast_to(nid, s.shape)
-    _check_id_range(nid_b, "new_id")
-    _check_finite(s, "new_sims")
-    _check_finite(t, "thresholds", f)
-    _check_id_range(kth, "kth_ids", f)
-    if (f & (nid_b == kth)).any():
-        raise InvalidInputError(
-            "new_id equals an item's k-th anchor id: that anchor is already in the item's top-k; remove it "
-            "first, or pass the id of a new anchor."
-        )
-    with np.errstate(invalid="ignore"):
-        s64, t64 = s.astype(np.float64), t.astype(np.float64)
-        beats = (s64 > t64 + TIE_TOL) | ((np.abs(s64 - t64) <= TIE_TOL) & (nid_b < kth))
-    return ~f | beats

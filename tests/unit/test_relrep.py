@@ -17,7 +17,6 @@ from asif_qdrant.relrep import (
     contributions,
     cut_to_k,
     dense_reference_scores,
-    entrants_mask,
     merge_new_anchors,
     relative_rep,
     relative_reps_batch,
@@ -484,23 +483,6 @@ def test_merge_validation() -> None:
         remove_anchors([9, 2], [0.5, 0.5], [3])
 
 
-def test_entrants_mask_hand() -> None:
-    # item 0: 0.4 > 0.3 beats; item 1: ties 0.3, new id 5 < kth id 9 -> enters;
-    # item 2: ties 0.3, 5 > 3 -> stays out; item 3: not full -> enters whatever its sim
-    got = entrants_mask(
-        [0.4, 0.3, 0.3, 0.1],
-        [0.3, 0.3, 0.3, np.nan],
-        5,
-        [9, 9, 3, -1],
-        full=np.array([True, True, True, False]),
-    )
-    assert got.tolist() == [True, True, False, True]
-    with pytest.raises(InvalidInputError, match="already in"):
-        entrants_mask([0.4], [0.3], 9, [9])
-    with pytest.raises(InvalidInputError, match="non-finite"):
-        entrants_mask([0.4], [np.nan], 5, [9])
-
-
 @PROPS
 @given(SEEDS, st.integers(0, 20), st.integers(0, 8), st.integers(1, 10), st.booleans())
 def test_merge_equals_recompute(seed: int, n_old: int, n_new: int, k: int, f32: bool) -> None:
@@ -539,33 +521,13 @@ def test_remove_then_fill_equals_recompute(seed: int, n: int, k: int, frac: floa
     assert got_ids.tolist() == exp_ids.tolist() and got_sims.tolist() == exp_sims.tolist()
 
 
-@PROPS
-@given(SEEDS, st.integers(1, 8), st.integers(0, 12), st.integers(1, 6))
-def test_entrants_mask_agrees_with_merge(seed: int, m: int, n: int, k: int) -> None:
-    rng = np.random.default_rng(seed)
-    ids = unique_ids(rng, n + 1)
-    old_ids, new_id = ids[:n], int(ids[n])
-    sims = grid_sims(rng, (m, n + 1), np.float32)
-    thresholds = np.full(m, np.nan, np.float32)
-    kth = np.full(m, -1)
-    full = np.zeros(m, bool)
-    expected = []
-    for row in range(m):
-        t_ids, t_sims = top_k(sims[row, :n], k, ids=old_ids) if n else (old_ids, sims[row, :0])
-        if len(t_ids) == k:
-            full[row], thresholds[row], kth[row] = True, t_sims[-1], t_ids[-1]
-        expected.append(merge_new_anchors(t_ids, t_sims, [new_id], sims[row, n:], k)[2])
-    got = entrants_mask(sims[:, n], thresholds, new_id, kth, full=full)
-    assert got.tolist() == expected
-
-
 # -- ties within a tolerance (engine noise must not decide) -----------------------------------------------------
 
 
 def test_noise_across_a_rounding_boundary_is_a_tie() -> None:
     """Anchors 3 and 7 have identical vectors; the engine scored them 1e-10 apart, on either side of a 9-decimal
     rounding boundary (0.7000000004 -> 0.7, 0.7000000005 -> 0.700000001). They tie: the smaller id, 3, comes first,
-    in a top-k, a sort, a merge of 3 into a list that holds 7, and the entrant test."""
+    in a top-k, a sort, and a merge of 3 into a list that holds 7."""
     from asif_qdrant.relrep import TIE_TOL, tie_order
 
     ids, sims = [7, 3, 5], [0.7000000005, 0.7000000004, 0.2]
@@ -575,11 +537,9 @@ def test_noise_across_a_rounding_boundary_is_a_tie() -> None:
     # a list built by one query (7 first: 3 was not there yet), then 3 added, scored by another query
     got_ids, got_sims, changed = merge_new_anchors([7], [0.7000000005], [3], [0.7000000004], 1)
     assert (got_ids.tolist(), got_sims.tolist(), changed) == ([3], [0.7000000004], True)
-    assert entrants_mask([0.7000000004], [0.7000000005], 3, [7]).tolist() == [True]
     # the other way round: 7 arrives second, scored a little higher, and stays out
     got_ids, _, changed = merge_new_anchors([3], [0.7000000004], [7], [0.7000000005], 1)
     assert (got_ids.tolist(), changed) == ([3], False)
-    assert entrants_mask([0.7000000005], [0.7000000004], 7, [3]).tolist() == [False]
     # a stored list in tie order whose later entry is a hair higher is valid (a cut keeps it), a real misorder not
     assert cut_to_k([3, 7], [0.7000000004, 0.7000000005], 1)[0].tolist() == [3]
     with pytest.raises(InvalidInputError, match="sort_by_tie_rule"):
