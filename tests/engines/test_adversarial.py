@@ -589,6 +589,7 @@ def _stored_topk(a: Asif, name: str) -> list[list[int]]:
     return [decode_topk(r.payload)[0][: info.k].tolist() for r in a.relindexes.items(info)]
 
 
+@pytest.mark.slow  # 30 seeds of edits and rebuilds
 @pytest.mark.parametrize("k", [1, 3])
 def test_duplicate_anchors_keep_incremental_equal_to_a_rebuild(k: int, tmp_path: Path,
                                                                request: pytest.FixtureRequest) -> None:

@@ -262,6 +262,7 @@ def test_lite2_weights_chelsea(chelsea: Image.Image) -> None:
     assert cls == EGYPTIAN_CAT and prob > 0.6
 
 
+@pytest.mark.slow  # loads a model (seconds); make test runs it, test-quick does not
 def test_weights_for_another_architecture_refused() -> None:
     lite0_file = find_package_file(LITE0.dists[0], ".pth")
     assert lite0_file is not None
@@ -333,6 +334,7 @@ def test_text_input_errors(minilm: SentenceTransformerEncoder) -> None:
     assert minilm.encode([]).shape == (0, 384)
 
 
+@pytest.mark.slow  # sentence-transformers searches for the model (seconds)
 def test_unknown_st_model_offline() -> None:
     with pytest.raises(EncoderError) as err:
         create_encoder("st:asif-test/no-such-model")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from asif_qdrant.errors import InvalidInputError
 from asif_qdrant.relrep import (
     MAX_ANCHOR_ID,
+    SIM_EPS,
     SparseRep,
     contributions,
     cut_to_k,
@@ -41,7 +42,7 @@ def naive_top_k(ids: list[int], sims: list[float], k: int) -> list[tuple[int, fl
 
 
 def naive_rel(pairs: list[tuple[int, float]], p: float) -> dict[int, float]:
-    raw = {i: max(s, 0.0) ** p for i, s in pairs}
+    raw = {i: (s if s > SIM_EPS else 0.0) ** p for i, s in pairs}  # at or below SIM_EPS is a zero (module docs)
     norm = math.sqrt(sum(v * v for v in raw.values()))
     return {i: v / norm for i, v in raw.items() if v > 0}
 
