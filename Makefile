@@ -19,12 +19,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/asif demo
 
-# All of tests/ (unit, engines, evaluation, e2e); test-quick: unit + engines without the slow ones (under a minute).
+# All of tests/ (unit, engines, evaluation, e2e); test-quick: unit + engines without the slow ones, on two workers
+# (pytest-xdist), under a minute.
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 test-quick: $(STAMP)
-	$(PY) -m pytest -q tests/unit tests/engines -m "not slow"
+	$(PY) -m pytest -q -n 2 tests/unit tests/engines -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check asif_qdrant tests migrations benchmarks

@@ -240,6 +240,7 @@ def test_rwlock_reads_share_writes_exclude_and_a_read_that_must_write_retries() 
     assert lock.write(lambda: lock.read(lambda: lock.write(lambda: 5))) == 5
 
 
+@pytest.mark.slow  # waits out real lock timeouts (seconds)
 def test_rwlock_timeout_refuses_a_waiter_whole_and_lets_the_queue_move() -> None:
     """A waiter past the timeout gets StoreBusyError and nothing of it runs; a writer that gives up lets the
     readers queued behind it in at once (not at their own deadline); the lock stays usable."""

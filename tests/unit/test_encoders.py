@@ -270,6 +270,7 @@ def test_weights_for_another_architecture_refused() -> None:
         create_encoder("timm:tf_efficientnet_lite2", checkpoint=lite0_file)
 
 
+@pytest.mark.slow  # loads a model (seconds)
 def test_shape_mismatch_in_mapping() -> None:
     import torch
 
@@ -286,6 +287,7 @@ def test_shape_mismatch_in_mapping() -> None:
         map_state_dict(source, target, "lite0")
 
 
+@pytest.mark.slow  # timm searches for the model (seconds)
 def test_unknown_timm_model_offline() -> None:
     with pytest.raises(EncoderError, match="timm has no model named 'no_such_net'"):
         create_encoder("timm:no_such_net")

@@ -4,6 +4,7 @@ no module imports another module's underscore name, and the runtime core never i
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import asif_qdrant
@@ -58,6 +59,13 @@ class _Imports(ast.NodeVisitor):
             self.found.append((base, alias.name, node.lineno))
 
 
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """Each module parsed once for all the checks of this file."""
+    return ast.parse(path.read_text(), str(path))
+
+
+@functools.cache
 def _graph() -> tuple[dict[str, set[str]], list[str]]:
     """Edges between the package's modules; a submodule import also depends on its parent packages (Python runs
     their ``__init__`` first). Returns the edges and the underscore-name imports found."""
@@ -66,7 +74,7 @@ def _graph() -> tuple[dict[str, set[str]], list[str]]:
     private: list[str] = []
     for mod, path in modules.items():
         visitor = _Imports(mod, path.name == "__init__.py")
-        visitor.visit(ast.parse(path.read_text(), str(path)))
+        visitor.visit(_tree(path))
         for target, name, line in visitor.found:
             if not target.startswith("asif_qdrant"):
                 continue
@@ -157,7 +165,7 @@ def test_the_core_never_imports_the_evaluation_tools() -> None:
 
 def _foreign_private_attributes(path: Path, label: str) -> list[str]:
     """``x._name`` where ``x`` is neither ``self``/``cls`` nor a class of the same module: a back door."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = _tree(path)
     own = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)} | {"self", "cls"}
     return [
         f"{label}:{n.lineno} {ast.unparse(n)}"
@@ -182,7 +190,7 @@ def test_index_records_are_written_by_their_owners_only() -> None:
     """Tools change label sets through the facade (``annotate_index``), never by writing meta records themselves."""
     writers = set()
     for p in PACKAGE.rglob("*.py"):
-        for n in ast.walk(ast.parse(p.read_text(), str(p))):
+        for n in ast.walk(_tree(p)):
             if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "put"
                     and isinstance(n.func.value, ast.Attribute) and n.func.value.attr == "meta"):
                 writers.add(_module_name(p))
