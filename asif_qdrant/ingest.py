@@ -1,4 +1,5 @@
-"""Ingest image-caption pairs: readers (folder, TSV/CSV/JSONL), batching, progress, content-hash ids.
+"""Ingest image-caption pairs: captions files and folders (read with :mod:`asif_qdrant.readers`) into rows, batching,
+progress, content-hash ids.
 
 ``ingest(asif, "data/flickr8k")`` reads a captions file, encodes each image once (however many captions
 it has) and each caption, and adds one anchor per row. Ids come from a content hash of the image
