@@ -41,7 +41,7 @@ class PixelEncoder:
 
     name, dim, modality = f"precomputed:img:{IMG_DIM}", IMG_DIM, "image"
 
-    def __init__(self, clock: Clock | None) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock
 
     def encode(self, items: Any, batch_size: int = 64) -> np.ndarray:
@@ -62,7 +62,7 @@ class CharEncoder:
 
     name, dim, modality = f"precomputed:txt:{TXT_DIM}", TXT_DIM, "text"
 
-    def __init__(self, clock: Clock | None) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock
 
     def encode(self, items: Any, batch_size: int = 64) -> np.ndarray:

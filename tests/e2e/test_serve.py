@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import uvicorn
 from conftest import IMG_DIM, TXT_DIM, small_settings
+from fake_encoders import CharEncoder, PixelEncoder
 from PIL import Image
 
 from asif_qdrant import Asif
@@ -29,35 +30,6 @@ pytestmark = pytest.mark.server
 
 ADMIN, KEY_A, KEY_B = "admin-key-0001", "tenant-a-key-0001", "tenant-b-key-0001"
 CLASSES = ["red", "green", "blue"]
-
-
-class PixelEncoder:
-    """8-d image features from the mean colour and its spread (deterministic, no model)."""
-
-    name, dim, modality = f"precomputed:img:{IMG_DIM}", IMG_DIM, "image"
-
-    def encode(self, items: Any, batch_size: int = 64) -> np.ndarray:
-        out = []
-        for im in items:
-            a = np.asarray((im if isinstance(im, Image.Image) else Image.open(im)).convert("RGB").resize((8, 8)),
-                           np.float32) / 255.0
-            m, sd = a.mean(axis=(0, 1)), a.std(axis=(0, 1))
-            v = np.concatenate([m, sd, [m.sum(), 1.0]]) + 1e-3
-            out.append(v / np.linalg.norm(v))
-        return np.asarray(out, np.float32)
-
-
-class CharEncoder:
-    """6-d text features from character counts."""
-
-    name, dim, modality = f"precomputed:txt:{TXT_DIM}", TXT_DIM, "text"
-
-    def encode(self, items: Any, batch_size: int = 64) -> np.ndarray:
-        out = []
-        for t in items:
-            v = np.array([t.count(c) for c in "redgbl"], np.float32) + 0.1
-            out.append(v / np.linalg.norm(v))
-        return np.asarray(out, np.float32)
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
