@@ -2,6 +2,7 @@
 
 from .asif import Asif
 from .errors import (
+    AlreadyExistsError,
     AsifError,
     ConfigError,
     DiskFullError,
@@ -11,6 +12,7 @@ from .errors import (
     InvalidInputError,
     NotFoundError,
     SchemaError,
+    StoreBusyError,
     StoreLockedError,
 )
 from .settings import AsifSettings
@@ -25,6 +27,7 @@ except PackageNotFoundError:  # a source tree that is not installed
 
 __all__ = [
     "__version__",
+    "AlreadyExistsError",
     "Asif",
     "AsifError",
     "AsifSettings",
@@ -36,5 +39,6 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "SchemaError",
+    "StoreBusyError",
     "StoreLockedError",
 ]

@@ -93,3 +93,34 @@ def random_pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarr
 
 
 __all__ = ["AsifSettings", "IMG_DIM", "TXT_DIM", "SHARED_DATA", "random_pairs", "open_store", "small_settings"]
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """``x`` scaled to unit L2 norm along its last axis."""
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def edit_anchors(
+    a: Asif, anchors: dict[int, tuple[str, np.ndarray, np.ndarray]], op: str, tenant: str, n: int,
+    r: np.random.Generator,
+) -> None:
+    """One random anchor edit of ``tenant`` ("add", "delete" or "replace" ``n`` pairs) through the plugin, mirrored in
+    ``anchors`` (id -> (tenant, unit image vector, unit text vector)), the model that property tests check against.
+    A delete or replace of a tenant that owns no anchor does nothing."""
+    t_arg = None if tenant == "_shared" else tenant
+    own = [i for i, (t, _, _) in anchors.items() if t == tenant]
+    if op == "add":
+        img, txt = r.standard_normal((n, IMG_DIM)), r.standard_normal((n, TXT_DIM))
+        for i, pid in enumerate(a.add_vectors(img, txt, tenant=t_arg).ids):
+            anchors[pid] = (tenant, unit(img[i]), unit(txt[i]))
+    elif op == "delete" and own:
+        gone = [own[j] for j in r.choice(len(own), size=min(n, len(own)), replace=False)]
+        assert a.delete(gone, tenant=t_arg).count == len(gone)
+        for g in gone:
+            del anchors[g]
+    elif op == "replace" and own:
+        ids = own[:n]
+        img, txt = r.standard_normal((len(ids), IMG_DIM)), r.standard_normal((len(ids), TXT_DIM))
+        a.replace(ids, img, txt, tenant=t_arg)
+        for i, pid in enumerate(ids):
+            anchors[pid] = (tenant, unit(img[i]), unit(txt[i]))

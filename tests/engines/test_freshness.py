@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IMG_DIM, TXT_DIM, small_settings
+from conftest import IMG_DIM, TXT_DIM, edit_anchors, small_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,24 +88,7 @@ def test_random_edits_match_from_scratch_reference(
         for step, (op, tenant, n, seed) in enumerate(steps):
             # distinct vectors per step: exact duplicates across tenants tie to the last bit, and local mode's
             # float64 matmul can order such ties differently by query shape (Edge scores each pair the same way)
-            r = np.random.default_rng([seed, step])
-            t_arg = None if tenant == "_shared" else tenant
-            own = [i for i, (t, _, _) in model.anchors.items() if t == tenant]
-            if op == "add":
-                img, txt = r.standard_normal((n, IMG_DIM)), r.standard_normal((n, TXT_DIM))
-                for i, pid in enumerate(a.add_vectors(img, txt, tenant=t_arg).ids):
-                    model.anchors[pid] = (tenant, img[i] / np.linalg.norm(img[i]), txt[i] / np.linalg.norm(txt[i]))
-            elif op == "delete" and own:
-                gone = [own[j] for j in r.choice(len(own), size=min(n, len(own)), replace=False)]
-                assert a.delete(gone, tenant=t_arg).count == len(gone)
-                for g in gone:
-                    del model.anchors[g]
-            elif op == "replace" and own:
-                ids = own[:n]
-                img, txt = r.standard_normal((len(ids), IMG_DIM)), r.standard_normal((len(ids), TXT_DIM))
-                a.replace(ids, img, txt, tenant=t_arg)
-                for i, pid in enumerate(ids):
-                    model.anchors[pid] = (tenant, img[i] / np.linalg.norm(img[i]), txt[i] / np.linalg.norm(txt[i]))
+            edit_anchors(a, model.anchors, op, tenant, n, np.random.default_rng([seed, step]))
             _check(a, model, tenant, queries, prompts)
         for t in TENANTS:
             _check(a, model, t, queries, prompts)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import IMG_DIM, TXT_DIM, small_settings
+from conftest import IMG_DIM, TXT_DIM, edit_anchors, small_settings, unit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,10 +32,6 @@ def _open(kind: str, path: Path, **kw: Any) -> Asif:
     if kind == "edge":
         return Asif.open(path / "store", **small_settings(k=K, p=P, **kw))
     return Asif.open(url=":memory:", **small_settings(k=K, p=P, **kw))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 class Model:
@@ -166,19 +162,19 @@ def test_isolation_and_exactness_under_random_edits(
     try:
         img, txt = rng.standard_normal((6, IMG_DIM)), rng.standard_normal((6, TXT_DIM))
         for i, pid in enumerate(a.add_vectors(img, txt).ids):
-            model.anchors[pid] = (SHARED, _unit(img[i]), _unit(txt[i]))
+            model.anchors[pid] = (SHARED, unit(img[i]), unit(txt[i]))
         # a start where names are shared across tenants and kinds, so that every step has something to leak
         for t in tenants:
             img, txt = rng.standard_normal((2, IMG_DIM)), rng.standard_normal((2, TXT_DIM))
             for i, pid in enumerate(a.add_vectors(img, txt, tenant=t).ids):
-                model.anchors[pid] = (t, _unit(img[i]), _unit(txt[i]))
+                model.anchors[pid] = (t, unit(img[i]), unit(txt[i]))
         for t, name in ((SHARED, names[0]), (tenants[0], names[0]), (tenants[1], names[1])):
-            prompts = _unit(rng.standard_normal((len(CLASSES), TXT_DIM)))
+            prompts = unit(rng.standard_normal((len(CLASSES), TXT_DIM)))
             _define(a, name, CLASSES, templates="plain", prompt_vectors=prompts,
                             tenant=None if t == SHARED else t)
             model.labels[(t, name)] = prompts
         for t, name in ((tenants[1], names[0]), (tenants[2], names[0]), (SHARED, names[1])):
-            gal = _unit(rng.standard_normal((3, IMG_DIM)))
+            gal = unit(rng.standard_normal((3, IMG_DIM)))
             _gallery(a, name, vectors=gal, tenant=None if t == SHARED else t,
                           payloads=[{"image_ref": f"{t}/{name}/{i}"} for i in range(3)])
             model.galleries[(t, name)] = gal
@@ -188,28 +184,14 @@ def test_isolation_and_exactness_under_random_edits(
             r = np.random.default_rng([seed, step])
             tenant, name = everyone[t_i], names[n_i]
             t_arg = None if tenant == SHARED else tenant
-            own = [i for i, (t, _, _) in model.anchors.items() if t == tenant]
-            if op == "add":
-                img, txt = r.standard_normal((n, IMG_DIM)), r.standard_normal((n, TXT_DIM))
-                for i, pid in enumerate(a.add_vectors(img, txt, tenant=t_arg).ids):
-                    model.anchors[pid] = (tenant, _unit(img[i]), _unit(txt[i]))
-            elif op == "delete" and own:
-                gone = [own[j] for j in r.choice(len(own), size=min(n, len(own)), replace=False)]
-                assert a.delete(gone, tenant=t_arg).count == len(gone)
-                for g in gone:
-                    del model.anchors[g]
-            elif op == "replace" and own:
-                ids = own[:n]
-                img, txt = r.standard_normal((len(ids), IMG_DIM)), r.standard_normal((len(ids), TXT_DIM))
-                a.replace(ids, img, txt, tenant=t_arg)
-                for i, pid in enumerate(ids):
-                    model.anchors[pid] = (tenant, _unit(img[i]), _unit(txt[i]))
+            if op in ("add", "delete", "replace"):
+                edit_anchors(a, model.anchors, op, tenant, n, r)
             elif op == "define":
-                prompts = _unit(r.standard_normal((len(CLASSES), TXT_DIM)))
+                prompts = unit(r.standard_normal((len(CLASSES), TXT_DIM)))
                 _define(a, name, CLASSES, templates="plain", prompt_vectors=prompts, tenant=t_arg)
                 model.labels[(tenant, name)] = prompts
             elif op == "gallery":
-                gal = _unit(r.standard_normal((n + 1, IMG_DIM)))
+                gal = unit(r.standard_normal((n + 1, IMG_DIM)))
                 _gallery(a, name, vectors=gal, tenant=t_arg,
                               payloads=[{"image_ref": f"{tenant}/{name}/{i}"} for i in range(n + 1)])
                 model.galleries[(tenant, name)] = gal
