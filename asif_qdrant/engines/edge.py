@@ -432,9 +432,34 @@ class EdgeEngine:
                 return
 
     def count(self, name: str, filter: Filter | None = None) -> int:
+        """Exact count. All points, or the points of some values of a tenant field (``is_tenant`` keyword index,
+        one value per point, as the plugin writes ``tenant``), are read from the id tracker and the payload index
+        (one value at a time: Edge's estimate of a Match on one indexed value is that index's exact count; of a
+        MatchAny it is not), not by a scan: 0.06 ms instead of 6-8 ms at 100k anchors, which an edit pays once
+        (tests/engines/test_store.py compares both after deletes, moves, payload changes, merges and a reopen)."""
         shard = self._shard(name)
+        values = self._tenant_values(name, filter)
+        if values is not None:
+            key, vals = values
+            reqs = [qe.CountRequest(exact=False, filter=_edge_filter(Filter(must=(Match(key, v),)))) for v in vals]
+            if not key:
+                reqs = [qe.CountRequest(exact=False)]
+            return sum(int(self._call(f"count {name!r}", partial(shard.count, r))) for r in reqs)
         req = qe.CountRequest(exact=True, filter=_edge_filter(filter) if filter is not None else None)
         return int(self._call(f"count {name!r}", lambda: shard.count(req)))
+
+    def _tenant_values(self, name: str, filter: Filter | None) -> tuple[str, list[Any]] | None:
+        """("", []) for no filter; (field, distinct values) for a filter that is one Match / MatchAny on a tenant
+        field; None for any other filter (counted by a scan)."""
+        if filter is None:
+            return "", []
+        if filter.must_not or len(filter.must) != 1:
+            return None
+        (c,) = filter.must
+        if not isinstance(c, Match | MatchAny) or not self.collection_spec(name).keyword_indexes.get(c.key):
+            return None
+        vals = [c.value] if isinstance(c, Match) else list(dict.fromkeys(c.values))
+        return (c.key, vals) if all(isinstance(v, str) for v in vals) else None
 
     def optimize(self, name: str) -> bool:
         """Run Edge's optimizers until none is planned: merge segments and build the HNSW graph and quantized
