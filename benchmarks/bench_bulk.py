@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import CACHE, table, write_results
+from common import CACHE, DATA, table, write_results
 
 from asif_qdrant import Asif
 from asif_qdrant.evaluation.demo import CIFAR10
@@ -49,6 +49,7 @@ def cached(name: str) -> Path:
 
 
 ANCHORS_NPZ = CACHE / "flickr_anchors.npz"
+REAL = 40_445  # the Flickr8k anchors of the prebuilt store
 OPTIONS = ("exact", "int8", "turbo4", "turbo2")
 
 
@@ -101,9 +102,31 @@ def anchors_and_prompts(copy: Path) -> dict[str, np.ndarray]:
     return data
 
 
-def cifar_sample(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """A class-balanced sample: the first n / 10 test images of each class (vectors, class indices)."""
-    z = np.load(cached("cifar10_lite0.npz"), allow_pickle=True)
+def structured(data: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """n anchors that keep the Flickr8k pair structure (bench_scale_1m.py's set: the real pairs first, then pairs
+    interpolated between two real ones on both sides), with the same label set's prompt vectors."""
+    from bench_scale_1m import synthetic_chunks
+
+    img = np.empty((n, data["image"].shape[1]), np.float32)
+    txt = np.empty((n, data["text"].shape[1]), np.float32)
+    for start, i, t in synthetic_chunks(data["image"], data["text"], n):
+        img[start : start + len(i)], txt[start : start + len(t)] = i, t
+    return {**data, "ids": np.arange(n, dtype=np.int64), "image": img, "text": txt}
+
+
+def cifar_sample(store: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A class-balanced sample of n CIFAR-10 test images (vectors, class indices): the precomputed
+    cifar10_lite0.npz where a cache/ folder holds one (the first n / 10 images of each class), else n images of
+    ../shared/data/cifar10-test encoded once with the store's image encoder (cached under benchmarks/cache/)."""
+    try:
+        z = np.load(cached("cifar10_lite0.npz"), allow_pickle=True)
+    except SystemExit:
+        from asif_qdrant.evaluation.evaluate import cached_image_vectors, read_folder_per_class
+
+        data = read_folder_per_class(DATA / "cifar10-test", limit=n)
+        with Asif.open(store, cache_dir=CACHE / "embeddings") as a:  # kept when the scratch copy is not
+            vecs = cached_image_vectors(a, data.paths)
+        return vecs.astype(np.float32), np.array([CIFAR10.index(s) for s in data.labels])
     vecs, labels = z["vectors"].astype(np.float32), np.asarray(z["labels"])
     names = [str(x) for x in labels] if labels.dtype.kind in "US" else [CIFAR10[int(x)] for x in labels]
     y = np.array([CIFAR10.index(s) for s in names])
@@ -114,17 +137,18 @@ def cifar_sample(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def option_store(scratch: Path, option: str, data: dict[str, np.ndarray], k: int, p: float) -> Path:
     """A store of the same anchors created with quantization ``option`` (optimized, with the label set); reused."""
-    path = scratch / f"bulk-{option}"
     n = len(data["ids"])
+    path = scratch / (f"bulk-{option}" if n == REAL else f"bulk-{option}-{n}")
+    quantization = None if option == "exact" else option
     enc = {"image_encoder": f"precomputed:img:{data['image'].shape[1]}",
            "text_encoder": f"precomputed:txt:{data['text'].shape[1]}"}
     if path.exists():
-        with Asif.open(path, quantization=option, **enc) as a:
+        with Asif.open(path, quantization=quantization, **enc) as a:
             if a.count() == n and a.list_indexes(kind="labels"):
                 return path
         shutil.rmtree(path)
     t = time.perf_counter()
-    with Asif.open(path, quantization=option, **enc) as a:
+    with Asif.open(path, quantization=quantization, **enc) as a:
         for s in range(0, n, 5000):
             sl = slice(s, s + 5000)
             a.add_vectors(data["image"][sl], data["text"][sl], ids=[int(i) for i in data["ids"][sl]])
@@ -177,6 +201,56 @@ def dense_torch(x: np.ndarray, anchors: np.ndarray, prompt_reps: np.ndarray, k: 
     return np.concatenate(top)
 
 
+def best_ms(fn: Callable[[], Any], n: int, repeat: int = 3) -> float:
+    """Best of ``repeat`` runs of fn, in ms per image (n images)."""
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000 / n)
+    return min(out)
+
+
+def floor_parts(a: Asif, x: np.ndarray, k: int, p: float) -> dict[str, float]:
+    """Where one image's time goes inside Edge's batch query (ms per image, best of 3, queries of 64 as the bulk
+    path sends them): the scan alone (limit 10), the scan plus returning k + 8 neighbours (without rescoring, for a
+    quantized store), the query as classify sends it, and the sparse stage (80 prompts). The first two plus the
+    sparse stage are the least this engine can spend per image on this path, whatever the plugin does around it."""
+    from dataclasses import replace
+
+    from asif_qdrant.engines.base import DenseQuery, query_batch_arrays
+    from asif_qdrant.relindex import tenant_scope
+    from asif_qdrant.search_options import QUERY_CHUNK, TIE_MARGIN
+
+    e, coll, scope = a.engine, a.anchors.collection, tenant_scope("_shared")
+    as_sent = a.search_config.query_options(k, k + TIE_MARGIN)
+    plain = as_sent if as_sent.exact else replace(as_sent, quantization_rescore=False)
+
+    def raw(limit: int, opts: Any) -> None:
+        for s in range(0, len(x), QUERY_CHUNK):
+            query_batch_arrays(e, coll, [DenseQuery("image", v, limit, scope, options=opts)
+                                         for v in x[s : s + QUERY_CHUNK]])
+
+    raw(k + TIE_MARGIN, as_sent)  # warm
+    info = a.relindexes.require("cifar10", "_shared", "labels")
+    reps = a.relindexes.reps(x, "image", "_shared", k, p)
+    parts = {"scan_limit10_ms": best_ms(lambda: raw(10, plain), len(x)),
+             "scan_and_results_ms": best_ms(lambda: raw(k + TIE_MARGIN, plain), len(x)),
+             "query_as_sent_ms": best_ms(lambda: raw(k + TIE_MARGIN, as_sent), len(x)),
+             "sparse_stage_ms": best_ms(lambda: a.relindexes.query(info, reps, info.n_items, with_payload=False),
+                                        len(x)),
+             "classify_ms": best_ms(lambda: a.classify(vectors=x, labels="cifar10", top=1), len(x))}
+    parts["results_ms"] = parts["scan_and_results_ms"] - parts["scan_limit10_ms"]
+    parts["floor_ms"] = parts["scan_and_results_ms"] + parts["sparse_stage_ms"]
+    return parts
+
+
+def parse_option(opt: str) -> tuple[str, float | None]:
+    """'exact', 'int8', or 'int8:1.5' (quantization with rescoring of 1.5 x the limit)."""
+    name, _, ov = opt.partition(":")
+    return name, float(ov) if ov else None
+
+
 def classify_top1(a: Asif, x: np.ndarray, classes: list[str], batch: int) -> np.ndarray:
     out = []
     for s in range(0, len(x), batch):
@@ -190,9 +264,15 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=None, help="the Flickr8k store (default: cache/flickr-store)")
     ap.add_argument("--scratch", type=Path, default=Path("/tmp/asif-bulk"))
     ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--anchors", type=int, default=REAL,
+                    help=f"anchors: {REAL} = the real Flickr8k set; more = the structured set of bench_scale_1m.py "
+                         "(e.g. 1000000; a store per option is built once under --scratch)")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--options", default=",".join(OPTIONS), help="search options: exact,int8,turbo4,turbo2")
+    ap.add_argument("--options", default=",".join(OPTIONS),
+                    help="search options: exact,int8,turbo4,turbo2,binary; NAME:X rescores X times the limit")
+    ap.add_argument("--floor", action="store_true",
+                    help="also split each option's batch time into scan, results and sparse stage (floor table)")
     ap.add_argument("--no-torch", action="store_true", help="skip the torch row")
     ap.add_argument("--k", type=int, default=800)
     ap.add_argument("--p", type=float, default=8.0)
@@ -203,9 +283,11 @@ def main() -> None:
     args.scratch.mkdir(parents=True, exist_ok=True)
     copy = flickr_copy(args.scratch, args.store or cached("flickr-store"))
     data = anchors_and_prompts(copy)
+    if args.anchors != REAL:
+        data = structured(data, args.anchors)
     classes = [str(c) for c in data["classes"]]
     n_t = int(data["n_templates"])
-    x, y = cifar_sample(args.images)
+    x, y = cifar_sample(copy, args.images)
     anchors_img, anchors_txt = data["image"], data["text"]
     prompt_reps = relative_dense(data["prompts"] @ anchors_txt.T, k, p)  # the label set, built once
     print(f"{len(anchors_img)} anchors, {len(x)} CIFAR-10 images, {len(data['prompts'])} prompts, k={k} p={p:g}, "
@@ -218,13 +300,26 @@ def main() -> None:
             x, anchors_img, prompt_reps, k, p, n_t, args.batch)
     stores: dict[str, Asif] = {}
     mem: dict[str, dict[str, float]] = {}
-    for opt in args.options.split(","):
-        if opt == "exact":
+    options = args.options.split(",")
+    built = {q: option_store(args.scratch, q, data, k, p)  # each built (or checked) before any is held open
+             for q in dict.fromkeys(parse_option(o)[0] for o in options) if q != "exact" or args.anchors != REAL}
+    for opt in options:
+        quant, oversampling = parse_option(opt)
+        over = {} if oversampling is None else {"oversampling": oversampling}
+        if quant == "exact" and args.anchors == REAL:
             stores[opt] = Asif.open(copy)
         else:
-            stores[opt] = Asif.open(option_store(args.scratch, opt, data, k, p), quantization=opt,
+            path = built[quant]
+            if oversampling is not None:  # a store is open in one facade at a time: a copy per oversampling
+                variant = path.with_name(f"{path.name}-x{oversampling:g}")
+                if not (variant / "collections").exists():
+                    shutil.rmtree(variant, ignore_errors=True)
+                    shutil.copytree(path, variant)
+                path = variant
+            stores[opt] = Asif.open(path,
+                                    quantization=None if quant == "exact" else quant,
                                     image_encoder=f"precomputed:img:{anchors_img.shape[1]}",
-                                    text_encoder=f"precomputed:txt:{anchors_txt.shape[1]}")
+                                    text_encoder=f"precomputed:txt:{anchors_txt.shape[1]}", **over)
         label = f"Asif.classify, {stores[opt].search_config.describe()}"
         runners[label] = lambda a=stores[opt]: classify_top1(a, x, classes, args.batch)
     try:
@@ -270,6 +365,12 @@ def main() -> None:
                 a.classify(vectors=v[None, :], labels="cifar10", top=1)
             single.append({"path": f"Asif.classify one image, {a.search_config.describe()}",
                            "ms_per_image": (time.perf_counter() - t) * 1000 / args.single})
+        floor = []
+        if args.floor:
+            for a in stores.values():
+                parts = floor_parts(a, x[: args.batch], k, p)
+                floor.append({"path": a.search_config.describe(), **parts,
+                              "floor_x_reference": parts["floor_ms"] / ref_ms})
     finally:
         for a in stores.values():
             a.close()
@@ -277,7 +378,10 @@ def main() -> None:
             "topk_overlap", "rows_exact_topk", "rss_mb", "pss_mb"]
     print(table(rows, cols))
     print(table(single, ["path", "ms_per_image"]))
-    print("wrote", write_results(args.name, rows, single=single, anchors=len(anchors_img), images=len(x),
+    if floor:
+        print(table(floor, ["path", "scan_limit10_ms", "results_ms", "query_as_sent_ms", "sparse_stage_ms",
+                            "floor_ms", "floor_x_reference", "classify_ms"]))
+    print("wrote", write_results(args.name, rows, single=single, floor=floor, anchors=len(anchors_img), images=len(x),
                                  prompts=len(data["prompts"]), k=k, p=p, batch=args.batch, repeat=args.repeat,
                                  cpus=os.cpu_count(), loadavg=os.getloadavg()))
 
