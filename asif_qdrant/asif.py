@@ -426,9 +426,10 @@ class Asif:
         settings at creation). Qdrant Edge has no background optimizer: call this after bulk loads; a server is
         waited for. True if anything was rebuilt.
 
-        ``relayout``: on Qdrant Edge, an anchors collection created before segment layouts existed (one segment,
-        searched by one core) is first rewritten into sealed segments searched in parallel (a copy, then a swap;
-        ids, vectors and payloads unchanged, so label sets stay valid)."""
+        ``relayout``: on Qdrant Edge, an anchors collection in more segments than search threads (a bulk load
+        seals one every 64 MB), or in one (created before segment layouts existed), is first rewritten into one
+        sealed segment per search thread (a copy, then a swap; ids, vectors and payloads unchanged, so label sets
+        stay valid)."""
         changed = False
         if relayout and isinstance(self.engine, Relayout):
             changed = bool(self.engine.relayout(self.anchors.collection))

@@ -326,9 +326,9 @@ def prune(ctx: click.Context, labels_name: str, keep: int, into_tenant: str | No
 @click.pass_context
 def optimize(ctx: click.Context, as_json: bool) -> None:
     """Build the anchors' HNSW graph and quantized vectors (ASIF_HNSW, ASIF_QUANTIZATION). Qdrant Edge has no
-    background optimizer: run this after a bulk ingest. With exact search (the default) there is nothing to build,
-    except in an embedded store created by an earlier version: its anchors are rewritten once into segments that
-    are searched on every core (needs free disk for one more copy).
+    background optimizer: run this after a bulk ingest. On an embedded store it also rewrites the anchors into one
+    segment per core when a bulk load left more (or, in a store from an earlier version, a single one): fewer,
+    equal segments, each searched by its own core, make classify faster (needs free disk for one more copy).
 
     \b
     Example:

@@ -372,12 +372,18 @@ def test_relayout_rewrites_an_old_collection_into_segments(
         _old_style(e, monkeypatch, rng)
         monkeypatch.setattr(edge, "SEAL_KB", 40)
         monkeypatch.setattr(edge, "SEGMENTS", 4)
+        monkeypatch.setattr(edge, "search_threads", lambda: 2)  # as on this project's 2-core machines
         before = _records(e)
         q = _unit(rng.standard_normal((5, DIM)))
         top_before = dense_topk(e, "a", q, "image", None, K)
         assert e.relayout("a") is True
         assert e.relayout("a") is False  # done once
-        assert e._layout("a") == {"seal_kb": 40, "segments": 4} and e._shard("a").info().segments_count >= 2
+        # one sealed segment per search thread: N / threads points of DIM float32 each (at least SEAL_KB)
+        per = -(-N // edge.search_threads())
+        assert e._layout("a") == {"seal_kb": max(40, per * DIM * 4 // 1024), "segments": 4}
+        # one sealed segment per search thread, and Edge's empty appendable one
+        assert e._shard("a").info().segments_count == edge.search_threads() + 1
+        assert e.indexed_vectors("a") == N  # every segment sealed, the last one too
         _assert_same(_records(e), before)
         top_after = dense_topk(e, "a", q, "image", None, K)
         np.testing.assert_array_equal(top_after.ids, top_before.ids)
@@ -387,7 +393,42 @@ def test_relayout_rewrites_an_old_collection_into_segments(
         e.close()
     e = edge.EdgeEngine(tmp_path / "store")
     try:
-        assert e.count("a") == N and e._layout("a") == {"seal_kb": 40, "segments": 4}
+        assert e.count("a") == N and e._layout("a")["seal_kb"] == max(40, per * DIM * 4 // 1024)  # type: ignore[index]
+    finally:
+        e.close()
+
+
+@pytest.mark.slow
+def test_relayout_merges_a_bulk_load_into_one_segment_per_search_thread(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk load seals every SEAL_KB: more segments than search threads, each returning its own top k. relayout
+    rewrites them into one segment per thread; ids, vectors, payloads and the exact top-k stay the same; then it
+    has nothing left to do, until the collection has grown again into more segments."""
+    from asif_qdrant.engines import edge
+
+    monkeypatch.setattr(edge, "SEAL_KB", 16)  # 128 points of 32-d float32: a segment per write of 250 below
+    monkeypatch.setattr(edge, "SEGMENTS", 32)
+    monkeypatch.setattr(edge, "search_threads", lambda: 2)
+    e = edge.EdgeEngine(tmp_path / "store")
+    try:
+        e.create_collection("a", CollectionSpec(dense={"image": DIM}, keyword_indexes={"tenant": True}))
+        x = _unit(rng.standard_normal((N, DIM)))
+        for s in range(0, N, 250):
+            e.upsert("a", PointBatch(list(range(s, s + 250)), {"image": x[s : s + 250]},
+                                     payloads=[{"tenant": "_shared"}] * 250))
+        assert e._shard("a").info().segments_count >= N // 250  # (and an empty appendable one)
+        before = _records(e)
+        q = _unit(rng.standard_normal((5, DIM)))
+        top_before = dense_topk(e, "a", q, "image", None, K)
+        assert e.relayout("a") is True
+        assert e._shard("a").info().segments_count == 2 + 1 and e.indexed_vectors("a") == N  # + the appendable one
+        assert e._layout("a") == {"seal_kb": N // 2 * DIM * 4 // 1024, "segments": 32}
+        assert e.relayout("a") is False
+        _assert_same(_records(e), before)
+        np.testing.assert_array_equal(dense_topk(e, "a", q, "image", None, K).ids, top_before.ids)
+        e.upsert("a", PointBatch([N + 1], {"image": x[:1]}, payloads=[{"tenant": "_shared"}]))
+        assert e.relayout("a") is False  # one point more: still two segments (and a tail)
     finally:
         e.close()
 
