@@ -135,7 +135,8 @@ def cifar_sample(store: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     return vecs[pick], y[pick]
 
 
-def option_store(scratch: Path, option: str, data: dict[str, np.ndarray], k: int, p: float) -> Path:
+def option_store(scratch: Path, option: str, data: dict[str, np.ndarray], k: int, p: float,
+                 relayout: bool = True) -> Path:
     """A store of the same anchors created with quantization ``option`` (optimized, with the label set); reused."""
     n = len(data["ids"])
     path = scratch / (f"bulk-{option}" if n == REAL else f"bulk-{option}-{n}")
@@ -145,6 +146,8 @@ def option_store(scratch: Path, option: str, data: dict[str, np.ndarray], k: int
     if path.exists():
         with Asif.open(path, quantization=quantization, **enc) as a:
             if a.count() == n and a.list_indexes(kind="labels"):
+                if relayout:
+                    a.optimize()  # one segment per core, as `asif optimize` leaves a store (nothing when done)
                 return path
         shutil.rmtree(path)
     t = time.perf_counter()
@@ -152,7 +155,7 @@ def option_store(scratch: Path, option: str, data: dict[str, np.ndarray], k: int
         for s in range(0, n, 5000):
             sl = slice(s, s + 5000)
             a.add_vectors(data["image"][sl], data["text"][sl], ids=[int(i) for i in data["ids"][sl]])
-        a.optimize()
+        a.optimize(relayout=relayout)
         a.define_labels("cifar10", list(data["classes"]), "photo", prompt_vectors=data["prompts"], k=k, p=p)
     print(f"built {path} in {time.perf_counter() - t:.0f} s", flush=True)
     return path
@@ -271,6 +274,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--options", default=",".join(OPTIONS),
                     help="search options: exact,int8,turbo4,turbo2,binary; NAME:X rescores X times the limit")
+    ap.add_argument("--no-relayout", action="store_true",
+                    help="keep the stores' segments as a bulk load leaves them (one per 64 MB) instead of one per core")
     ap.add_argument("--floor", action="store_true",
                     help="also split each option's batch time into scan, results and sparse stage (floor table)")
     ap.add_argument("--no-torch", action="store_true", help="skip the torch row")
@@ -282,6 +287,9 @@ def main() -> None:
     k, p = args.k, args.p
     args.scratch.mkdir(parents=True, exist_ok=True)
     copy = flickr_copy(args.scratch, args.store or cached("flickr-store"))
+    if not args.no_relayout:
+        with Asif.open(copy) as a:  # the ingested store, as `asif optimize` leaves it: one segment per core
+            a.optimize()
     data = anchors_and_prompts(copy)
     if args.anchors != REAL:
         data = structured(data, args.anchors)
@@ -301,7 +309,8 @@ def main() -> None:
     stores: dict[str, Asif] = {}
     mem: dict[str, dict[str, float]] = {}
     options = args.options.split(",")
-    built = {q: option_store(args.scratch, q, data, k, p)  # each built (or checked) before any is held open
+    # each store built (or checked) before any is held open
+    built = {q: option_store(args.scratch, q, data, k, p, relayout=not args.no_relayout)
              for q in dict.fromkeys(parse_option(o)[0] for o in options) if q != "exact" or args.anchors != REAL}
     for opt in options:
         quant, oversampling = parse_option(opt)
