@@ -41,6 +41,7 @@ def store(n: int, rebuild: bool) -> Asif:
             img, txt = clustered_pairs(rng, m, topics=topics)
             for s in range(0, m, 5000):
                 a.add_vectors(img[s : s + 5000], txt[s : s + 5000], ids=list(range(c + s, c + min(m, s + 5000))))
+    a.optimize()  # as `asif optimize` leaves a bulk load: one segment per core (nothing to do the next time)
     return a
 
 
