@@ -45,13 +45,15 @@ bench: $(STAMP)
 	../$(PY) ingest_flickr.py && \
 	../$(PY) bench_add.py --n 40000 && \
 	../$(PY) bench_classify.py --sizes 40000,100000 --prompts 80,1000 && \
-	../$(PY) bench_bulk.py && \
+	../$(PY) bench_bulk.py --options exact$(COMMA)int8$(COMMA)int8:1$(COMMA)turbo2$(COMMA)turbo2:1$(COMMA)binary --floor && \
 	../$(PY) bench_topk.py $(BIG) && \
 	../$(PY) bench_memory.py && \
 	../$(PY) bench_quantization.py $(BIG) && \
 	$(if $(BIG),../$(PY) bench_scale_1m.py --turbo turbo2 && \
 	../$(PY) bench_memory.py --n 1000000 --modes int8-norescore$(COMMA)int8 && \
-	../$(PY) bench_classify.py --sizes 1000000 --prompts 80$(COMMA)1000 --queries 5 --suffix _1m &&,) \
+	../$(PY) bench_classify.py --sizes 1000000 --prompts 80$(COMMA)1000 --queries 5 --suffix _1m && \
+	../$(PY) bench_bulk.py --anchors 1000000 --options exact$(COMMA)turbo2$(COMMA)turbo2:1 --floor --images 512 \
+		--repeat 2 --no-torch --single 8 --name bulk_1m &&,) \
 	../$(PY) eval_cifar.py --sweep && \
 	../$(PY) eval_curve.py && \
 	../$(PY) eval_tune.py && \
