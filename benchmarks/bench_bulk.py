@@ -40,16 +40,22 @@ from asif_qdrant import Asif
 from asif_qdrant.evaluation.demo import CIFAR10
 
 
-def cached(name: str) -> Path:
+def find_cached(name: str) -> Path | None:
     """``name`` in benchmarks/cache/, else in the first ``cache/`` folder above the checkout that holds it."""
     for root in (CACHE, *(d / "cache" for d in Path(__file__).resolve().parents)):
         if (root / name).exists():
             return root / name
-    raise SystemExit(f"{name} not found in {CACHE} or a cache/ folder above it: build it first (ingest_flickr.py)")
+    return None
+
+
+def cached(name: str) -> Path:
+    found = find_cached(name)
+    if found is None:
+        raise SystemExit(f"{name} not found in {CACHE} or a cache/ folder above it: build it first (ingest_flickr.py)")
+    return found
 
 
 ANCHORS_NPZ = CACHE / "flickr_anchors.npz"
-REAL = 40_445  # the Flickr8k anchors of the prebuilt store
 OPTIONS = ("exact", "int8", "turbo4", "turbo2")
 
 
@@ -118,15 +124,15 @@ def cifar_sample(store: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     """A class-balanced sample of n CIFAR-10 test images (vectors, class indices): the precomputed
     cifar10_lite0.npz where a cache/ folder holds one (the first n / 10 images of each class), else n images of
     ../shared/data/cifar10-test encoded once with the store's image encoder (cached under benchmarks/cache/)."""
-    try:
-        z = np.load(cached("cifar10_lite0.npz"), allow_pickle=True)
-    except SystemExit:
+    npz = find_cached("cifar10_lite0.npz")
+    if npz is None:
         from asif_qdrant.evaluation.evaluate import cached_image_vectors, read_folder_per_class
 
         data = read_folder_per_class(DATA / "cifar10-test", limit=n)
         with Asif.open(store, cache_dir=CACHE / "embeddings") as a:  # kept when the scratch copy is not
             vecs = cached_image_vectors(a, data.paths)
         return vecs.astype(np.float32), np.array([CIFAR10.index(s) for s in data.labels])
+    z = np.load(npz, allow_pickle=True)
     vecs, labels = z["vectors"].astype(np.float32), np.asarray(z["labels"])
     names = [str(x) for x in labels] if labels.dtype.kind in "US" else [CIFAR10[int(x)] for x in labels]
     y = np.array([CIFAR10.index(s) for s in names])
@@ -136,10 +142,11 @@ def cifar_sample(store: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def option_store(scratch: Path, option: str, data: dict[str, np.ndarray], k: int, p: float,
-                 relayout: bool = True) -> Path:
-    """A store of the same anchors created with quantization ``option`` (optimized, with the label set); reused."""
+                 relayout: bool = True, tag: str = "") -> Path:
+    """A store of the same anchors created with quantization ``option`` (optimized, with the label set), in
+    ``scratch/bulk-{option}{tag}``; reused."""
     n = len(data["ids"])
-    path = scratch / (f"bulk-{option}" if n == REAL else f"bulk-{option}-{n}")
+    path = scratch / f"bulk-{option}{tag}"
     quantization = None if option == "exact" else option
     enc = {"image_encoder": f"precomputed:img:{data['image'].shape[1]}",
            "text_encoder": f"precomputed:txt:{data['text'].shape[1]}"}
@@ -267,9 +274,9 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=None, help="the Flickr8k store (default: cache/flickr-store)")
     ap.add_argument("--scratch", type=Path, default=Path("/tmp/asif-bulk"))
     ap.add_argument("--images", type=int, default=2000)
-    ap.add_argument("--anchors", type=int, default=REAL,
-                    help=f"anchors: {REAL} = the real Flickr8k set; more = the structured set of bench_scale_1m.py "
-                         "(e.g. 1000000; a store per option is built once under --scratch)")
+    ap.add_argument("--anchors", type=int, default=None,
+                    help="the structured set of bench_scale_1m.py with this many anchors (e.g. 1000000; a store per "
+                         "option is built once under --scratch) instead of the real Flickr8k anchors")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--options", default=",".join(OPTIONS),
@@ -291,7 +298,8 @@ def main() -> None:
         with Asif.open(copy) as a:  # the ingested store, as `asif optimize` leaves it: one segment per core
             a.optimize()
     data = anchors_and_prompts(copy)
-    if args.anchors != REAL:
+    big = args.anchors is not None
+    if big:
         data = structured(data, args.anchors)
     classes = [str(c) for c in data["classes"]]
     n_t = int(data["n_templates"])
@@ -310,12 +318,13 @@ def main() -> None:
     mem: dict[str, dict[str, float]] = {}
     options = args.options.split(",")
     # each store built (or checked) before any is held open
-    built = {q: option_store(args.scratch, q, data, k, p, relayout=not args.no_relayout)
-             for q in dict.fromkeys(parse_option(o)[0] for o in options) if q != "exact" or args.anchors != REAL}
+    built = {q: option_store(args.scratch, q, data, k, p, relayout=not args.no_relayout,
+                             tag=f"-{args.anchors}" if big else "")
+             for q in dict.fromkeys(parse_option(o)[0] for o in options) if q != "exact" or big}
     for opt in options:
         quant, oversampling = parse_option(opt)
         over = {} if oversampling is None else {"oversampling": oversampling}
-        if quant == "exact" and args.anchors == REAL:
+        if quant == "exact" and not big:
             stores[opt] = Asif.open(copy)
         else:
             path = built[quant]

@@ -161,9 +161,10 @@ class EdgeEngine:
         """Rewrite a collection into as many sealed segments as Edge has search threads (one per CPU), each
         searched by its own thread: a collection created without a segment layout (before it existed: one segment,
         one core), or one that holds more segments than that while each could be larger than SEAL_KB (a bulk
-        load seals every SEAL_KB: 4 segments at 40k anchors of 1280-d, 8 at 100k). Each segment returns its own
+        load seals every SEAL_KB: 4 segments at 40k anchors of 1280-d, 32 at 1M). Each segment returns its own
         top k to be merged, so fewer, larger segments return fewer points: at 40k anchors, 2 segments instead of 4
-        classify a batch 10 % faster and one image 17 % faster (README, "Performance"); one segment is slower.
+        took exact classify from 4.47 to 3.93 ms per image in batches and from 15.2 to 11.3 ms one image at a time
+        (benchmarks/bench_bulk.py, README "Performance"); one segment is slower (one core).
 
         A copy (same ids, vectors and payloads) is written beside it and swapped in once its count matches; until
         then the collection is untouched, and an interrupted run leaves it as it was. Needs free disk for one more
@@ -458,28 +459,29 @@ class EdgeEngine:
         MatchAny it is not), not by a scan: 0.06 ms instead of 6-8 ms at 100k anchors, which an edit pays once
         (tests/engines/test_store.py compares both after deletes, moves, payload changes, merges and a reopen)."""
         shard = self._shard(name)
-        values = self._tenant_values(name, filter)
-        if values is not None:
+        if filter is None:
+            reqs = [qe.CountRequest(exact=False)]
+        else:
+            values = self._tenant_values(name, filter)
+            if values is None:
+                req = qe.CountRequest(exact=True, filter=_edge_filter(filter))
+                return int(self._call(f"count {name!r}", lambda: shard.count(req)))
             key, vals = values
             reqs = [qe.CountRequest(exact=False, filter=_edge_filter(Filter(must=(Match(key, v),)))) for v in vals]
-            if not key:
-                reqs = [qe.CountRequest(exact=False)]
-            return sum(int(self._call(f"count {name!r}", partial(shard.count, r))) for r in reqs)
-        req = qe.CountRequest(exact=True, filter=_edge_filter(filter) if filter is not None else None)
-        return int(self._call(f"count {name!r}", lambda: shard.count(req)))
+        return sum(int(self._call(f"count {name!r}", partial(shard.count, r))) for r in reqs)
 
-    def _tenant_values(self, name: str, filter: Filter | None) -> tuple[str, list[Any]] | None:
-        """("", []) for no filter; (field, distinct values) for a filter that is one Match / MatchAny on a tenant
-        field; None for any other filter (counted by a scan)."""
-        if filter is None:
-            return "", []
+    def _tenant_values(self, name: str, filter: Filter) -> tuple[str, list[str]] | None:
+        """(field, distinct values) for a filter that is one Match / MatchAny of strings on a tenant field; None for
+        any other filter (counted by a scan)."""
         if filter.must_not or len(filter.must) != 1:
             return None
         (c,) = filter.must
         if not isinstance(c, Match | MatchAny) or not self.collection_spec(name).keyword_indexes.get(c.key):
             return None
         vals = [c.value] if isinstance(c, Match) else list(dict.fromkeys(c.values))
-        return (c.key, vals) if all(isinstance(v, str) for v in vals) else None
+        if not all(isinstance(v, str) for v in vals):
+            return None
+        return c.key, [str(v) for v in vals]
 
     def optimize(self, name: str) -> bool:
         """Run Edge's optimizers until none is planned: merge segments and build the HNSW graph and quantized
