@@ -32,12 +32,21 @@ from .relrep import l2_normalize
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
-from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
+from .zeroshot import (
+    AGGREGATIONS,
+    Prediction,
+    SearchHit,
+    aggregate,
+    check_correction,
+    resolve_classes,
+    resolve_templates,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from .correction import Corrections
     from .doctor import DoctorReport
     from .encoders import Encoder
     from .explain import Explanation
@@ -130,6 +139,7 @@ class Asif:
         self._search: SearchConfig | None = None
         self._anchors: AnchorStore | None = None  # built once the fingerprint is known, then kept (they own caches)
         self._relindexes: RelIndexes | None = None
+        self._corrections: Corrections | None = None
         if migrate:
             self.migrate()
 
@@ -532,6 +542,18 @@ class Asif:
         return ri
 
     @property
+    def corrections(self) -> Corrections:
+        """The label sets' reference samples and score corrections (correction.py): one per facade (it caches)."""
+        if self._corrections is None:
+            from .correction import Corrections
+
+            ri = self.relindexes
+            with self._cache_lock:
+                if self._corrections is None:
+                    self._corrections = Corrections(ri)
+        return self._corrections
+
+    @property
     def search_config(self) -> SearchConfig:
         """How anchor queries run: exact by default; HNSW / quantization where both the search settings and the
         anchors collection (created with them) opt in."""
@@ -557,13 +579,17 @@ class Asif:
         p: float | None = None,
         aggregation: str = "max",
         replace: bool = False,
+        correction: str | None = None,
     ) -> IndexInfo:
         """Define a label set: one prompt per class x template, as a relative index. A name the tenant already
         has is refused unless ``replace=True`` (then it is redefined).
 
         ``templates``: 'photo' (default, 8 CLIP templates), 'plain' ('{}'), a file, or a list.
         ``prompt_vectors``: your own text vectors, one per prompt, class-major order.
+        ``correction``: 'mean', 'zscore' or 'none' (the paper's scores; default ASIF_CORRECTION): see correction.py. Redefining a
+        label set (for example with another correction) clears its tau: calibrate it again.
         """
+        corr = check_correction(self.settings.correction if correction is None else correction)
         _check_name(name)
         tenant = validate_tenant(tenant)
         self._check_new(name, tenant, "labels", replace)
@@ -589,7 +615,7 @@ class Asif:
             for ti, t in enumerate(tpl)
         ]
         info = IndexInfo(name, tenant, "labels", kk, pp, len(prompts), {}, classes=cls, templates=tpl,
-                         aggregation=aggregation, extra={"prompt_vectors": prompt_vectors is not None})
+                         aggregation=aggregation, extra={"prompt_vectors": prompt_vectors is not None}, correction=corr)
         return self._build(info, vecs, payloads, replace)
 
     def add_gallery(
@@ -649,6 +675,8 @@ class Asif:
         copies = ri.copies_of(info) if tenant == TENANT_SHARED else []
         for c in copies:  # the copies first: an interrupted delete leaves no copy without its shared definition
             ri.delete(c)
+        if info.kind == "labels":
+            self.corrections.delete(info)
         ri.delete(info)
         return info
 
@@ -657,7 +685,10 @@ class Asif:
         """(Re)define an index from encoded items: the encoding happened before, outside the lock. The name is
         checked again under the lock: of two concurrent definitions of a new name, the second is refused."""
         self._check_new(info.name, info.tenant, info.kind, replace)
-        return self.relindexes.define(info, vecs, payloads)
+        info = self.relindexes.define(info, vecs, payloads)
+        if info.kind == "labels":
+            self.corrections.draw(info)  # the reference sample of its correction (or none)
+        return info
 
     @_reads
     def check_name_free(self, name: str, tenant: str | None = None, kind: Kind = "labels") -> None:
@@ -696,7 +727,7 @@ class Asif:
     def list_indexes(self, tenant: str | None = None, kind: Kind | None = None) -> list[IndexInfo]:
         """Label sets and galleries visible to ``tenant`` (its own and the shared ones)."""
         tenant = validate_tenant(tenant)
-        return [i for i in self.relindexes.infos(tenant) if kind is None or i.kind == kind]
+        return [i for i in self.relindexes.infos(tenant) if (i.kind == kind if kind else i.kind != "reference")]
 
     @_reads
     def index_info(self, name: str, tenant: str, kind: Kind) -> IndexInfo:
@@ -796,6 +827,10 @@ class Asif:
                 h.payload = info.prompt_of(h.id)
         agg = aggregation or info.aggregation
         t = tau if tau is not None else info.tau
+        if info.correction != "none":
+            cs = self.corrections
+            corr = cs.correction(info, cs.reference(self, info, tenant))
+            return [cs.predict(info, corr, h, agg, top, t) for h in hits]
         return [aggregate(h, max(1, len(info.templates)), agg, top, t) for h in hits]
 
     @_reads

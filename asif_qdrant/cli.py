@@ -13,6 +13,7 @@ import click
 from . import __version__
 from .asif import Asif
 from .errors import AsifError
+from .zeroshot import CORRECTIONS
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -461,12 +462,15 @@ def labels() -> None:
 @click.option("--k", type=int, default=None, help="Anchors kept per representation (default ASIF_K=800).")
 @click.option("--p", type=float, default=None, help="Exponent (default ASIF_P=8).")
 @click.option("--aggregation", type=click.Choice(["max", "mean"]), default="max", show_default=True)
+@click.option("--correction", type=click.Choice(list(CORRECTIONS)), default=None,
+              help="Score correction by a reference sample of the anchor images (default mean; none: the paper's "
+                   "scores).")
 @click.option("--replace", is_flag=True, help="Redefine the label set if the name exists (else refused).")
 @tenant_option
 @json_option
 @click.pass_context
 def labels_add(ctx: click.Context, name: str, classes: str, templates: str, k: int | None, p: float | None,
-               aggregation: str, replace: bool, tenant: str | None, as_json: bool) -> None:
+               aggregation: str, correction: str | None, replace: bool, tenant: str | None, as_json: bool) -> None:
     """Define a label set (an existing name is refused without --replace).
 
     \b
@@ -476,9 +480,10 @@ def labels_add(ctx: click.Context, name: str, classes: str, templates: str, k: i
     """
     asif = _open(ctx, create=True)
     info = asif.define_labels(name, classes, templates, tenant=tenant, k=k, p=p, aggregation=aggregation,
-                              replace=replace)
+                              replace=replace, correction=correction)
     _emit(as_json, vars(info), lambda: f"label set {info.name!r}: {len(info.classes)} classes x "
-          f"{len(info.templates)} templates = {info.n_items} prompts (k={info.k}, p={info.p:g})")
+          f"{len(info.templates)} templates = {info.n_items} prompts (k={info.k}, p={info.p:g}, "
+          f"correction={info.correction})")
 
 
 @labels.command("list")

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from . import relrep
 from .anchors import RESERVED_PAYLOAD_KEYS
 from .engines.base import Hit
@@ -28,6 +30,7 @@ from .zeroshot import LabelScore, aggregate
 
 if TYPE_CHECKING:
     from .asif import Asif
+    from .correction import Correction
     from .relindex import IndexInfo
 
 RANKING_SHOWN = 5
@@ -79,11 +82,12 @@ class LabelExplanation:
     shared_anchors: int
     contributions: list[AnchorContribution] = field(default_factory=list)
     rest: float = 0.0
+    correction: float = 0.0  # the label set's score correction (correction.py): score = contributions + rest + this
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "label": self.label, "score": self.score, "index_score": self.index_score, "prompt": self.prompt,
-            "shared_anchors": self.shared_anchors, "rest": self.rest,
+            "shared_anchors": self.shared_anchors, "rest": self.rest, "correction": self.correction,
             "contributions": [c.as_dict() for c in self.contributions],
         }
 
@@ -140,6 +144,8 @@ class Explanation:
     query_anchors: int = 0
     image_roots: list[str] = field(default_factory=list)
     dominant: Dominance | None = None
+    correction: str = "none"
+    reference: int = 0  # reference anchor images the correction was computed on
 
     @property
     def main(self) -> LabelExplanation | None:
@@ -183,6 +189,8 @@ class Explanation:
             "ranking": [vars(r) for r in self.ranking],
             "explained": [e.as_dict() for e in self.explained],
             "dominant": self.dominant.as_dict() if self.dominant else None,
+            "correction": self.correction, "reference": self.reference,
+            "correction_term": main.correction if main else 0.0,
         }
 
     def text(self) -> str:
@@ -205,6 +213,9 @@ class Explanation:
                 )
             if ex.rest > 0:
                 lines.append(f"  {ex.rest:.4f}  (the other {ex.shared_anchors - len(ex.contributions)} anchors)")
+            if self.correction != "none":
+                lines.append(f"  {ex.correction:+.4f}  (correction {self.correction!r}: the prompt's score over "
+                             f"{self.reference} reference anchor images)")
         if self.dominant is not None:
             lines.append(f"warning: {self.dominant.message()}")
         return "\n".join(lines)
@@ -222,32 +233,39 @@ def _explain_label(
     q_rep: relrep.SparseRep,
     q_sims: dict[int, float],
     top: int,
+    corr: Correction | None = None,
 ) -> LabelExplanation:
-    mine = _label_hits(hits, label)
-    if not mine:
-        return LabelExplanation(label, 0.0, 0.0, None, 0)
-    # the prompt classify picked: the first hit with the largest score (aggregate's rule)
-    best = max(mine, key=lambda h: h.score)
-    n_tpl = max(1, len(info.templates))
-    if info.aggregation == "mean":
-        used, weight, index_score = mine, 1.0 / n_tpl, sum(h.score for h in mine) / n_tpl
+    if corr is not None:
+        if not hits:  # unknown: nothing shared, nothing corrected (classify answers no label)
+            return LabelExplanation(label, 0.0, 0.0, None, 0)
+        weights, best_id, index_score, correction = corrected_weights(info, label, hits, corr)
     else:
-        used, weight, index_score = [best], 1.0, best.score
+        mine = _label_hits(hits, label)
+        if not mine:
+            return LabelExplanation(label, 0.0, 0.0, None, 0)
+        # the prompt classify picked: the first hit with the largest score (aggregate's rule)
+        best = max(mine, key=lambda h: h.score)
+        n_tpl = max(1, len(info.templates))
+        if info.aggregation == "mean":
+            weights, index_score = {h.id: 1.0 / n_tpl for h in mine}, sum(h.score for h in mine) / n_tpl
+        else:
+            weights, index_score = {best.id: 1.0}, best.score
+        best_id, correction = best.id, 0.0
     ri = asif.relindexes
-    recs = ri.retrieve_items(info, [h.id for h in used])
+    recs = ri.retrieve_items(info, list(dict.fromkeys([*weights, best_id])))
     totals: dict[int, float] = {}
-    for h in used:
-        pl = recs[h.id].payload
+    for item, weight in weights.items():
+        pl = recs[item].payload
         ids_pl, sims_pl = decode_topk(pl)
         rep = relrep.relative_rep(ids_pl[: info.k], sims_pl[: info.k], info.p)
         ids, contrib = relrep.contributions(q_rep, rep)
         for a, c in zip(ids.tolist(), contrib.tolist(), strict=True):
             totals[a] = totals.get(a, 0.0) + weight * c
-    best_pl = recs[best.id].payload
+    best_pl = recs[best_id].payload
     best_ids, best_sims = decode_topk(best_pl)
     prompt_sims = dict(zip(best_ids.tolist(), best_sims.tolist(), strict=True))
     ranked = sorted(totals.items(), key=lambda t: (-t[1], t[0]))
-    score = float(sum(c for _, c in ranked))
+    score = float(sum(c for _, c in ranked)) + correction
     shown = ranked[:top]
     anchors = {r.id: r.payload for r in asif.engine.retrieve(asif.anchors.collection, [a for a, _ in shown])}
     q_weights = dict(zip(q_rep.indices.tolist(), q_rep.values.tolist(), strict=True))
@@ -268,7 +286,27 @@ def _explain_label(
             contribution=c,
         ))
     rest = float(sum(c for _, c in ranked[top:]))
-    return LabelExplanation(label, score, float(index_score), best_pl.get("prompt"), len(ranked), out, rest)
+    prompt = best_pl.get("prompt") or info.prompt_of(best_id)["prompt"]
+    return LabelExplanation(label, score, float(index_score), prompt, len(ranked), out, rest, correction)
+
+
+def corrected_weights(
+    info: IndexInfo, label: str, hits: Sequence[Hit], corr: Correction
+) -> tuple[dict[int, float], int, float, float]:
+    """With a correction: the weight of each prompt item of ``label`` in its score, the best prompt item, the
+    reported (corrected) score and the correction term, so that score = sum(weight * raw) + correction."""
+    n_tpl = max(1, len(info.templates))
+    items = [info.classes.index(label) * n_tpl + t for t in range(n_tpl)]
+    raw = {h.id: h.score for h in hits}
+    corrected = [(raw.get(i, 0.0) - corr.shift[i]) / corr.scale[i] for i in items]
+    best = items[int(np.argmax(corrected))]
+    if info.aggregation == "mean":
+        used = {i: 1.0 / (n_tpl * float(corr.scale[i])) for i in items}
+        score = float(np.mean(corrected))
+    else:
+        used = {best: 1.0 / float(corr.scale[best])}
+        score = float(max(corrected))
+    return used, best, score, -float(sum(w * corr.shift[i] for i, w in used.items()))
 
 
 def dominance(asif: Asif, info: IndexInfo, hits: Sequence[Hit], q_rep: relrep.SparseRep) -> Dominance | None:
@@ -340,17 +378,24 @@ def explain(
     answers: Any = ri.query(info, [q_rep], limit=info.n_items)  # Any: mypy misreads RelIndexes.list in its type
     hits: list[Hit] = answers[0]
     n_tpl = max(1, len(info.templates))
-    pred = aggregate(hits, n_tpl, info.aggregation, max(1, len(info.classes)), info.tau)
+    corr = None
+    if info.correction != "none":
+        cs = asif.corrections
+        corr = cs.correction(info, cs.reference(asif, info, tenant))
+        pred = cs.predict(info, corr, hits, info.aggregation, max(1, len(info.classes)), info.tau)
+    else:
+        pred = aggregate(hits, n_tpl, info.aggregation, max(1, len(info.classes)), info.tau)
     q_sims = dict(zip(q_ids.tolist(), q_sim_arr.tolist(), strict=True))
     order = [s.label for s in pred.top]
     if label is not None:
         order = [label] + [lb for lb in order if lb != label]
-    explained = [_explain_label(asif, info, lb, hits, q_rep, q_sims, top) for lb in order[:n_labels]]
+    explained = [_explain_label(asif, info, lb, hits, q_rep, q_sims, top, corr) for lb in order[:n_labels]]
     return Explanation(
         labels=labels, tenant=tenant, k=info.k, p=info.p, aggregation=info.aggregation, tau=info.tau,
         predicted=pred.label, ranking=pred.top[: max(RANKING_SHOWN, n_labels)], explained=explained,
         image=str(image) if isinstance(image, (str, Path)) else None, query_anchors=len(q_rep),
         image_roots=[str(r) for r in asif.image_roots(tenant)], dominant=dominance(asif, info, hits, q_rep),
+        correction=info.correction, reference=corr.reference if corr is not None else 0,
     )
 
 

@@ -49,7 +49,7 @@ from .relrep import rank_with_ties
 from .search_options import QUERY_CHUNK, TIE_MARGIN, SearchConfig, dense_topk
 from .topk import TopK
 
-Kind = Literal["labels", "gallery"]
+Kind = Literal["labels", "gallery", "reference"]  # reference: a label set's sample of anchor images (correction.py)
 SCORE_SLACK = 1e-5
 TOPK_FIELDS = frozenset({"topk", "complete", "thr"})
 PAYLOAD_FIELDS = ["label", "prompt", "class_index", "template_index", "caption", "image_ref", "item"]
@@ -85,6 +85,7 @@ class IndexInfo:
     slot: int = -1  # point ids of the items: slot << ITEM_BITS | item
     definition: int = 0  # revision of the definition (classes, templates, items): +1 on every redefinition
     copied_from: int | None = None  # a tenant copy of a shared index: the shared definition it was made from
+    correction: str = "none"  # a label set's score correction (zeroshot.CORRECTIONS; correction.py keeps it exact)
 
     @property
     def key(self) -> str:
@@ -263,7 +264,7 @@ class RelIndexes:
         if info is None and tenant != TENANT_SHARED:
             info = self.info(name, TENANT_SHARED, kind)
         if info is None:
-            what = {"labels": "label set", "gallery": "gallery", None: "relative index"}[kind]
+            what = {"labels": "label set", "gallery": "gallery", "reference": "reference sample", None: "relative index"}[kind]
             have = sorted({i.name for i in self.infos(tenant) if kind is None or i.kind == kind})
             close = difflib.get_close_matches(name, have, n=1, cutoff=0.6)
             hint = (f"did you mean {close[0]!r}? " if close else "")

@@ -66,6 +66,7 @@ __all__ = [
     "remove_anchors",
     "sort_by_tie_rule",
     "rank_with_ties",
+    "score_matrix",
     "tie_order",
     "sparse_dot",
     "top_k",
@@ -633,6 +634,27 @@ def contributions(a: SparseRep, b: SparseRep) -> tuple[IntArray, npt.NDArray[np.
     c = a.values[ia] * b.values[ib]
     order = np.lexsort((shared, -c))
     return shared[order].astype(np.int64), c[order]
+
+
+def score_matrix(queries: list[SparseRep], items: list[SparseRep]) -> npt.NDArray[np.float64]:
+    """``(len(queries), len(items))`` sparse dot products in float64: ``out[i, j] == sparse_dot(queries[i],
+    items[j])``. The items become a dense block over the anchor ids they use; each query gathers its own ids' rows
+    (cost ~ nnz(queries) x len(items); memory bounded by blocks of 64 items and 256 queries)."""
+    out = np.zeros((len(queries), len(items)), np.float64)
+    for j0 in range(0, len(items), 64):
+        block = items[j0 : j0 + 64]
+        cols = np.unique(np.concatenate([r.indices for r in block] + [np.zeros(0, np.int64)]))
+        if cols.size == 0:
+            continue
+        mat = np.zeros((cols.size + 1, len(block)), np.float64)  # the last row: ids no item of the block uses
+        for c, r in enumerate(block):
+            mat[np.searchsorted(cols, r.indices), c] = r.values
+        for i0 in range(0, len(queries), 256):
+            for i, q in enumerate(queries[i0 : i0 + 256], i0):
+                pos = np.minimum(np.searchsorted(cols, q.indices), cols.size - 1)
+                pos = np.where(cols[pos] == q.indices, pos, cols.size)
+                out[i, j0 : j0 + len(block)] = q.values @ mat[pos]
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -284,6 +284,8 @@ class LabelsBody(BaseModel):
     k: int | None = None
     p: float | None = None
     aggregation: Literal["max", "mean"] = "max"
+    correction: Literal["none", "mean", "zscore"] | None = Field(
+        None, description="Score correction by a reference sample of the anchor images (default 'mean').")
     replace: bool = Field(False, description="Redefine the label set if the name exists (else 409).")
     tenant: str | None = None
 
@@ -300,7 +302,7 @@ class GalleryBody(BaseModel):
 def info_dict(info: IndexInfo) -> dict[str, Any]:
     d = asdict(info)
     return {k: d[k] for k in ("name", "tenant", "kind", "k", "p", "n_items", "classes", "templates", "aggregation",
-                              "tau")}
+                              "tau", "correction")}
 
 
 # -- the app ---------------------------------------------------------------------------------------
@@ -539,7 +541,7 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
         unless ``replace`` is true (then it is redefined)."""
         a, t = store(), who.scope(body.tenant)
         info = a.define_labels(name, body.classes, body.templates, body.prompt_vectors, t, k=body.k, p=body.p,
-                               aggregation=body.aggregation, replace=body.replace)
+                               aggregation=body.aggregation, replace=body.replace, correction=body.correction)
         return info_dict(info)
 
     @app.get("/v1/labels", tags=["indexes"])

@@ -163,3 +163,81 @@ def aggregate(
     if tau is not None and ranked[0].score < tau:
         return Prediction(None, ranked[0].score, ranked, ranked[0].prompt)
     return Prediction(ranked[0].label, ranked[0].score, ranked, ranked[0].prompt)
+
+
+# -- hub-corrected scores ------------------------------------------------------------------------------------------
+CORRECTIONS = ("none", "mean", "zscore")
+"""How a label set corrects its prompts' scores with a reference sample of the tenant's anchor images:
+
+- ``none``: the ASIF score as the paper defines it;
+- ``mean``: minus the prompt's mean score over the reference images (the part of the score every image gets: a
+  prompt whose anchors are hubs, such as "dog" on Flickr8k, no longer wins by default);
+- ``zscore``: the same, divided by the standard deviation of the prompt's scores over the reference images."""
+
+
+def check_correction(correction: str) -> str:
+    """``correction`` if it is one of CORRECTIONS, else ConfigError naming the choices."""
+    if correction not in CORRECTIONS:
+        raise ConfigError(f"correction {correction!r} is invalid: use one of {', '.join(CORRECTIONS)}")
+    return correction
+
+
+def reference_shift_scale(ref_scores: Any, correction: str) -> tuple[Any, Any]:
+    """Per prompt ``(shift, scale)`` from its scores over the reference images, ``ref_scores`` ``(n_ref, n_prompts)``:
+    a corrected score is ``(score - shift) / scale``. ``none`` (or no reference image): shift 0, scale 1. A prompt
+    whose reference scores are all equal keeps scale 1 under ``zscore`` (nothing to divide by)."""
+    import numpy as np
+
+    s = np.asarray(ref_scores, np.float64)
+    n_p = s.shape[1] if s.ndim == 2 else 0
+    shift, scale = np.zeros(n_p), np.ones(n_p)
+    if check_correction(correction) == "none" or s.ndim != 2 or s.shape[0] == 0:
+        return shift, scale
+    shift = s.mean(axis=0)
+    if correction == "zscore":
+        sd = s.std(axis=0)
+        scale = np.where(sd > 1e-12, sd, 1.0)
+    return shift, scale
+
+
+def corrected_label_scores(
+    raw: Any, n_templates: int, aggregation: str, shift: Any, scale: Any
+) -> tuple[Any, Any]:
+    """Class-major raw prompt scores ``(n_prompts,)`` -> per class ``(scores, best template)``: each prompt's score
+    corrected to ``(raw - shift) / scale``, then the max over a class's templates (or their mean; the best template
+    is then the one with the largest corrected score)."""
+    import numpy as np
+
+    if aggregation not in AGGREGATIONS:
+        raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
+    c = ((np.asarray(raw, np.float64) - np.asarray(shift, np.float64)) / np.asarray(scale, np.float64))
+    c = c.reshape(-1, n_templates)
+    best = c.argmax(axis=1)
+    agg = c.max(axis=1) if aggregation == "max" else c.mean(axis=1)
+    return agg, best
+
+
+def aggregate_corrected(
+    raw: Any,
+    classes: Sequence[str],
+    templates: Sequence[str],
+    aggregation: str,
+    shift: Any,
+    scale: Any,
+    top: int,
+    tau: float | None = None,
+) -> Prediction:
+    """A Prediction from every prompt's raw score (0 where it shares no anchor with the input) and the label set's
+    correction. Every class gets a score (a corrected score can be negative); the input is "unknown" only when no
+    prompt shares an anchor with it, or when the best corrected score is below ``tau``."""
+    import numpy as np
+
+    r = np.asarray(raw, np.float64)
+    if not (r > 0).any():
+        return Prediction(None, 0.0, [])
+    agg, best = corrected_label_scores(r, len(templates), aggregation, shift, scale)
+    scores = [LabelScore(c, float(agg[i]), templates[int(best[i])].format(c)) for i, c in enumerate(classes)]
+    ranked = rank_labels(scores)[:top]
+    if tau is not None and ranked[0].score < tau:
+        return Prediction(None, ranked[0].score, ranked, ranked[0].prompt)
+    return Prediction(ranked[0].label, ranked[0].score, ranked, ranked[0].prompt)

@@ -56,7 +56,10 @@ def qdrant_server_url() -> Iterator[str]:
 
 
 def small_settings(**kw: Any) -> dict[str, Any]:
-    return {"image_encoder": f"precomputed:img:{IMG_DIM}", "text_encoder": f"precomputed:txt:{TXT_DIM}", **kw}
+    """Tiny precomputed encoders. Label sets score as the paper does (correction 'none') unless a test asks for the
+    hub correction (correction=...): the tests of the ASIF math compare against the uncorrected dense reference."""
+    return {"image_encoder": f"precomputed:img:{IMG_DIM}", "text_encoder": f"precomputed:txt:{TXT_DIM}",
+            "correction": "none", **kw}
 
 
 def open_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **kw: Any) -> Asif:

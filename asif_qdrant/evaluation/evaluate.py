@@ -375,6 +375,7 @@ class SweepRow:
     top5: float
     unknown: float = 0.0
     n: int = 0
+    correction: str = "none"
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))

@@ -389,7 +389,7 @@ def restricted_ranking(
 
     prompts = prompt_sets(asif, info.classes, [OWN_TEMPLATES], None, info)
     scorer = GridScorer(asif, vectors, info.classes, prompts, info.k, tenant, restrict=within)
-    return scorer.ranked(Setting(info.k, info.p, OWN_TEMPLATES, info.aggregation))
+    return scorer.ranked(Setting(info.k, info.p, OWN_TEMPLATES, info.aggregation, info.correction))
 
 
 def prune_curve_vectors(

@@ -34,13 +34,13 @@ from ..meta import validate_tenant
 from ..names import Modality
 from ..relindex import IndexInfo, TopK, tenant_scope
 from ..relrep import l2_normalize
-from ..zeroshot import AGGREGATIONS, TEMPLATE_SETS, resolve_templates
+from ..zeroshot import AGGREGATIONS, CORRECTIONS, TEMPLATE_SETS, reference_shift_scale, resolve_templates
 from .evaluate import SweepRow, labelled_vectors, read_labelled
 
 if TYPE_CHECKING:
     from ..asif import Asif
 
-SWEEP_KEYS = ("k", "p", "templates", "aggregation")
+SWEEP_KEYS = ("k", "p", "templates", "aggregation", "correction")
 OWN_TEMPLATES = "labelset"  # the label set's own templates, when they are not a built-in set
 TOP = 5
 _BLOCK_BYTES = 32 << 20  # memory of one gathered block in sparse_scores
@@ -55,6 +55,7 @@ class Setting:
     p: float
     templates: str
     aggregation: str
+    correction: str = "none"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +92,11 @@ def check_sweeps(sweeps: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
             bad = [v for v in vals if v not in AGGREGATIONS]
             if bad:
                 raise ConfigError(f"aggregation {bad[0]!r} is invalid: use {' or '.join(AGGREGATIONS)}")
+            out[key] = [str(v) for v in vals]
+        elif key == "correction":
+            bad = [v for v in vals if v not in CORRECTIONS]
+            if bad:
+                raise ConfigError(f"correction {bad[0]!r} is invalid: use {', '.join(CORRECTIONS)}")
             out[key] = [str(v) for v in vals]
         else:
             for v in vals:
@@ -130,15 +136,16 @@ def template_set_name(templates: Sequence[str]) -> str:
 
 
 def grid(axes: Mapping[str, Sequence[Any]], defaults: Setting | None = None) -> list[Setting]:
-    """Every combination of the axes (templates, then k, then p, then aggregation); a key not in ``axes`` keeps its
-    value in ``defaults``."""
+    """Every combination of the axes (templates, then k, then p, then aggregation, then correction); a key not in
+    ``axes`` keeps its value in ``defaults`` (correction: 'none' without defaults)."""
     a = check_sweeps(axes)
     for key in SWEEP_KEYS:
         if key not in a:
-            if defaults is None:
+            if defaults is None and key != "correction":
                 raise ConfigError(f"sweep has no values for {key!r}: give {key}=... or a label set's defaults")
-            a[key] = [getattr(defaults, key)]
-    return [Setting(k, p, t, g) for t in a["templates"] for k in a["k"] for p in a["p"] for g in a["aggregation"]]
+            a[key] = [getattr(defaults, key) if defaults is not None else "none"]
+    return [Setting(k, p, t, g, c) for t in a["templates"] for k in a["k"] for p in a["p"] for g in a["aggregation"]
+            for c in a["correction"]]
 
 
 # -- step (1) with a restricted anchor set ---------------------------------------------------------
@@ -224,15 +231,25 @@ class Ranked:
         return out
 
 
-def rank_labels(scores: np.ndarray, classes: Sequence[str], n_templates: int, aggregation: str) -> Ranked:
-    """Labels ranked from class-major prompt scores ``(B, C * T)``, as zeroshot.aggregate ranks them."""
+def rank_labels(
+    scores: np.ndarray, classes: Sequence[str], n_templates: int, aggregation: str,
+    shift: np.ndarray | None = None, scale: np.ndarray | None = None,
+) -> Ranked:
+    """Labels ranked from class-major prompt scores ``(B, C * T)``, as zeroshot.aggregate ranks them (with a
+    correction ``shift`` / ``scale`` per prompt: as zeroshot.aggregate_corrected ranks them)."""
     if aggregation not in AGGREGATIONS:
         raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
     b, c = scores.shape[0], len(classes)
     s = np.where(scores > 0, scores, 0.0).reshape(b, c, n_templates)
-    present = (s > 0).any(axis=2)
-    agg = s.max(axis=2) if aggregation == "max" else s.sum(axis=2) / n_templates
-    agg = np.where(present, agg, -np.inf)
+    if shift is not None and scale is not None:
+        known = (s > 0).any(axis=(1, 2))
+        cs = ((s.reshape(b, -1) - shift) / scale).reshape(b, c, n_templates)
+        agg = cs.max(axis=2) if aggregation == "max" else cs.mean(axis=2)
+        agg = np.where(known[:, None], agg, -np.inf)
+    else:
+        present = (s > 0).any(axis=2)
+        agg = s.max(axis=2) if aggregation == "max" else s.sum(axis=2) / n_templates
+        agg = np.where(present, agg, -np.inf)
     name_rank = np.broadcast_to(np.argsort(np.argsort(np.asarray(classes, dtype=object))), agg.shape)
     order = np.lexsort((name_rank, -agg), axis=-1)[:, :TOP]
     top = order.astype(np.int64)
@@ -343,6 +360,32 @@ class GridScorer:
             for name, (_, pv) in prompts.items()
         }
         self._scores: dict[tuple[str, int, float], np.ndarray] = {}
+        self._asif, self._within = asif, kw
+        self._reference: TopK | None = None
+
+    def reference_top(self) -> TopK:
+        """The top-kmax anchors of the reference sample that a corrected label set draws (correction.py), among the
+        anchors this scorer's model uses; queried once, when a setting with a correction is first scored."""
+        if self._reference is None:
+            from ..correction import reference_ids
+
+            ids = anchor_ids(self._asif, self.tenant)
+            if self._within["restrict"] is not None:
+                ids = np.intersect1d(ids, np.asarray(self._within["restrict"], np.int64))
+            if self._within["exclude"] is not None:
+                ids = np.setdiff1d(ids, np.asarray(self._within["exclude"], np.int64))
+            chosen = reference_ids(ids.tolist())
+            recs = {r.id: r for r in self._asif.engine.retrieve(self._asif.anchors.collection, chosen,
+                                                                 with_vectors=("image",))}
+            vecs = np.stack([np.asarray(recs[i].vectors["image"], np.float32) for i in chosen])
+            self._reference = anchor_topk_within(self._asif, vecs, "image", self.tenant, self.kmax, **self._within)
+        return self._reference
+
+    def shift_scale(self, s: Setting) -> tuple[np.ndarray, np.ndarray]:
+        """The correction of setting ``s`` per prompt, from the reference sample's scores (zeroshot)."""
+        ref = self.reference_top().cut(s.k).reps(s.p)
+        prm = self.prompt_top[s.templates].cut(s.k).reps(s.p)
+        return reference_shift_scale(sparse_scores(ref, prm), s.correction)
 
     def scores(self, templates: str, k: int, p: float) -> np.ndarray:
         """``(B, C * T)`` image-prompt scores at (k, p)."""
@@ -357,6 +400,9 @@ class GridScorer:
 
     def ranked(self, s: Setting) -> Ranked:
         sc = self.scores(s.templates, s.k, s.p)
+        if s.correction != "none":
+            shift, scale = self.shift_scale(s)
+            return rank_labels(sc, self.classes, len(self.templates[s.templates]), s.aggregation, shift, scale)
         return rank_labels(sc, self.classes, len(self.templates[s.templates]), s.aggregation)
 
     def rows(self, settings: Sequence[Setting], truth: Sequence[str]) -> list[SweepRow]:
@@ -365,7 +411,7 @@ class GridScorer:
         out = []
         for i, s in enumerate(settings):
             top1, top5, unk = accuracy(self.ranked(s), tidx)
-            out.append(SweepRow(s.k, s.p, s.templates, s.aggregation, top1, top5, unk, len(tidx)))
+            out.append(SweepRow(s.k, s.p, s.templates, s.aggregation, top1, top5, unk, len(tidx), s.correction))
             nxt = settings[i + 1] if i + 1 < len(settings) else None
             if nxt is None or (nxt.templates, nxt.k, nxt.p) != (s.templates, s.k, s.p):
                 self._scores.pop((s.templates, s.k, s.p), None)  # bounded memory over long grids
@@ -440,7 +486,7 @@ def require_label_set(asif: Asif, labels: str, tenant: str, data_labels: Sequenc
 
 
 def defaults_of(info: IndexInfo) -> Setting:
-    return Setting(info.k, info.p, template_set_name(info.templates), info.aggregation)
+    return Setting(info.k, info.p, template_set_name(info.templates), info.aggregation, info.correction)
 
 
 def run_sweep(
@@ -639,7 +685,7 @@ def anchor_curve(
     info = require_label_set(asif, labels, t, data.labels, source)
     d = defaults_of(info)
     setting = Setting(_int_k(k) if k is not None else d.k, _float_p(p) if p is not None else d.p, d.templates,
-                      d.aggregation)
+                      d.aggregation, d.correction)
     vecs = labelled_vectors(asif, data, progress=progress)
     rep = curve_vectors(asif, vecs, data.labels, info.classes, sizes, seeds, setting=setting, info=info, tenant=t,
                         labels=labels, progress=progress)

@@ -39,6 +39,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "p": [1.0, 2.0, 4.0, 8.0, 16.0],
     "templates": ["photo", "plain"],
     "aggregation": ["max", "mean"],
+    "correction": ["none", "mean", "zscore"],
 }
 
 
@@ -74,14 +75,19 @@ def split_per_class(truth: Sequence[str], val_fraction: float, seed: int = 0) ->
 
 
 def default_setting(asif: Asif) -> Setting:
-    """The settings a label set gets when nothing is chosen: ASIF_K, ASIF_P (800, 8), photo templates, max."""
-    return Setting(int(asif.settings.k), float(asif.settings.p), "photo", "max")
+    """The settings a label set gets when nothing is chosen: ASIF_K, ASIF_P, photo templates, max, the default
+    correction."""
+    return Setting(int(asif.settings.k), float(asif.settings.p), "photo", "max", asif.settings.correction)
 
 
 def _rank_key(row: SweepRow, default: Setting) -> tuple[Any, ...]:
     """Best first: higher top-1, then higher top-5, then the default settings, then smaller k and p."""
-    is_default = Setting(row.k, row.p, row.templates, row.aggregation) == default
-    return (-row.top1, -row.top5, not is_default, row.k, row.p, row.templates, row.aggregation)
+    is_default = _setting(row) == default
+    return (-row.top1, -row.top5, not is_default, row.k, row.p, row.templates, row.aggregation, row.correction)
+
+
+def _setting(row: SweepRow) -> Setting:
+    return Setting(row.k, row.p, row.templates, row.aggregation, row.correction)
 
 
 @dataclass
@@ -110,7 +116,7 @@ def tune_vectors(
                           tenant=tenant)
     rows.sort(key=lambda r: _rank_key(r, default))
     b = rows[0]
-    return TuneResult(Setting(b.k, b.p, b.templates, b.aggregation), rows)
+    return TuneResult(_setting(b), rows)
 
 
 @dataclass
@@ -142,7 +148,7 @@ class TuneReport:
 
     def table(self) -> str:
         def st(s: Setting) -> str:
-            return f"k={s.k} p={s.p:g} templates={s.templates} aggregation={s.aggregation}"
+            return f"k={s.k} p={s.p:g} templates={s.templates} aggregation={s.aggregation} correction={s.correction}"
 
         lines = [f"label set {self.labels!r} (tenant {self.tenant}): {len(self.val_rows)} settings tried on "
                  f"{self.n_val} validation images (val_fraction {self.val_fraction:g}, seed {self.seed}); "
@@ -154,7 +160,7 @@ class TuneReport:
         lines.append(f"gain on the test split: {self.test_tuned.top1 - self.test_default.top1:+.4f} top-1")
         lines.append("best validation settings:")
         for r in self.val_rows[:5]:
-            lines.append(f"  k={r.k:<5} p={r.p:<4g} {r.templates:<8} {r.aggregation:<5} top-1 {r.top1:.4f}  "
+            lines.append(f"  k={r.k:<5} p={r.p:<4g} {r.templates:<8} {r.aggregation:<5} {r.correction:<6} top-1 {r.top1:.4f}  "
                          f"top-5 {r.top5:.4f}")
         if self.stored:
             lines.append(f"stored with {self.stored_in}: {st(self.tuned)}"
@@ -225,17 +231,18 @@ def tune(
     pv = {n: v for n, (_, v) in prompts.items()}
     choice, test_rows = tune_split(asif, everything.take(val_idx), everything.take(test_idx), info.classes,
                                    settings, default=default, prompt_vectors=pv, info=info, tenant=t)
-    by_setting = {Setting(r.k, r.p, r.templates, r.aggregation): r for r in choice.rows}
+    by_setting = {_setting(r): r for r in choice.rows}
     report = TuneReport(
         labels, t, val_fraction, seed, int(val_idx.size), int(test_idx.size), default, choice.best,
         by_setting[default], by_setting[choice.best], test_rows[0], test_rows[1], choice.rows,
-        previous=Setting(info.k, info.p, template_set_name(info.templates), info.aggregation),
+        previous=Setting(info.k, info.p, template_set_name(info.templates), info.aggregation, info.correction),
     )
     if save:
         best = choice.best
         tpl = prompts[best.templates][0]
         new = asif.define_labels(labels, info.classes, templates=tpl, prompt_vectors=pv[best.templates], tenant=t,
-                                 k=best.k, p=best.p, aggregation=best.aggregation, replace=True)
+                                 k=best.k, p=best.p, aggregation=best.aggregation, correction=best.correction,
+                                 replace=True)
         asif.annotate_index(new.name, new.tenant, "labels", extra={"tuned": {
             "setting": best.as_dict(), "val_top1": report.val_tuned.top1, "test_top1": report.test_tuned.top1,
             "default_test_top1": report.test_default.top1, "val_fraction": val_fraction, "seed": seed,

@@ -40,8 +40,9 @@ def dense_terms(q: np.ndarray, anchors: np.ndarray, item: np.ndarray, item_ancho
 
 
 def small_store() -> Asif:
+    """Uncorrected label sets: these tests check the paper's scores (the corrected ones: test_freshness.py)."""
     return Asif.open(url=":memory:", image_encoder=f"precomputed:img:{IMG_DIM}",
-                     text_encoder=f"precomputed:txt:{TXT_DIM}")
+                     text_encoder=f"precomputed:txt:{TXT_DIM}", correction="none")
 
 
 def test_contributions_sum_to_score_and_match_dense(store: Asif, rng: np.random.Generator) -> None:

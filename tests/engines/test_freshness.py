@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IMG_DIM, TXT_DIM, edit_anchors, small_settings
+from conftest import IMG_DIM, TXT_DIM, edit_anchors, small_settings, unit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asif_qdrant import Asif, ConfigError, InvalidInputError
 from asif_qdrant.relindex import RelIndexes, decode_topk
 from asif_qdrant.relrep import dense_reference_scores
+from asif_qdrant.zeroshot import reference_shift_scale
 
 TENANTS = ["_shared", "t1", "t2", "t3"]
 K, P = 4, 3.0
@@ -31,17 +32,32 @@ class Model:
         return ids, img, txt
 
 
-def _check(a: Asif, model: Model, tenant: str, queries: np.ndarray, prompts: np.ndarray) -> None:
+def _check(
+    a: Asif, model: Model, tenant: str, queries: np.ndarray, prompts: np.ndarray, correction: str = "none",
+    reference: np.ndarray | None = None,
+) -> None:
+    """classify equals the dense reference; with a correction, each prompt's score minus its mean (zscore: over its
+    standard deviation) over the label set's reference images, all scored against the tenant's current anchors."""
     preds = a.classify(vectors=queries, labels="L", top=5, tenant=None if tenant == "_shared" else tenant)
     ids, img, txt = model.scope(tenant)
     if ids:
         ref = dense_reference_scores(queries, img, prompts, txt, K, P, anchor_ids=ids)
     else:
         ref = np.zeros((len(queries), len(prompts)))
+    want = ref
+    if correction != "none":
+        assert reference is not None
+        ref_scores = (dense_reference_scores(reference, img, prompts, txt, K, P, anchor_ids=ids) if ids
+                      else np.zeros((len(reference), len(prompts))))
+        shift, scale = reference_shift_scale(ref_scores, correction)
+        want = (ref - shift) / scale
     for b, pred in enumerate(preds):
         got = {s.label: s.score for s in pred.top}
         for i, c in enumerate("abcde"):
-            assert abs(got.get(c, 0.0) - ref[b, i]) < 1e-5, (tenant, c, got, ref[b])
+            if correction != "none" and ref[b].max() <= 0:
+                assert not got  # nothing shared: unknown, no label scored
+            else:
+                assert abs(got.get(c, 0.0) - want[b, i]) < 1e-5, (tenant, c, got, want[b])
         assert (pred.label is None) == (ref[b].max() <= 0)
     # the tenant's index only ever holds anchors of its own scope
     ri = a.relindexes
@@ -65,12 +81,15 @@ ops = st.lists(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["edge", "local"])
+@pytest.mark.parametrize("correction", ["none", "mean", "zscore"])
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=ops)
 def test_random_edits_match_from_scratch_reference(
-    kind: str, steps: list, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    kind: str, correction: str, steps: list, tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the incremental path alone must keep every index exact: a rebuild would hide a bug
+    # the incremental path alone must keep every index exact (the label set, and the reference sample its correction
+    # is computed from): a rebuild would hide a bug
     monkeypatch.setattr(RelIndexes, "rebuild", lambda self, info: pytest.fail("an index fell behind"))
     rng = np.random.default_rng(7)
     if kind == "edge":
@@ -84,14 +103,16 @@ def test_random_edits_match_from_scratch_reference(
         img, txt = rng.standard_normal((6, IMG_DIM)), rng.standard_normal((6, TXT_DIM))
         for i, pid in enumerate(a.add_vectors(img, txt).ids):
             model.anchors[pid] = ("_shared", img[i] / np.linalg.norm(img[i]), txt[i] / np.linalg.norm(txt[i]))
-        a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts)
+        a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, correction=correction)
+        # the reference sample is drawn at definition: here every anchor (fewer than REFERENCE_SIZE), fixed after
+        reference = np.stack([v for _, (_, v, _) in sorted(model.anchors.items())])
         for step, (op, tenant, n, seed) in enumerate(steps):
             # distinct vectors per step: exact duplicates across tenants tie to the last bit, and local mode's
             # float64 matmul can order such ties differently by query shape (Edge scores each pair the same way)
             edit_anchors(a, model.anchors, op, tenant, n, np.random.default_rng([seed, step]))
-            _check(a, model, tenant, queries, prompts)
+            _check(a, model, tenant, queries, prompts, correction, reference)
         for t in TENANTS:
-            _check(a, model, t, queries, prompts)
+            _check(a, model, t, queries, prompts, correction, reference)
     finally:
         a.close()
 
@@ -192,3 +213,66 @@ def test_add_with_existing_ids_is_a_replacement_kept_incrementally(
         with pytest.raises(InvalidInputError, match="already used by another anchor set"):
             a.add_vectors(img[:2], txt[:2], ids=ids[:2], tenant="t1")
         assert a.count() == 20 and a.count("t1") == 0
+
+
+@pytest.mark.parametrize("kind", ["edge", "local"])
+@pytest.mark.parametrize("correction", ["mean", "zscore"])
+def test_correction_stays_exact_under_edits(
+    kind: str, correction: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sample of 10 of 60 anchors is the reference; deleting sampled anchors, adding and replacing keep the
+    correction equal to the from-scratch one (the sample is fixed at definition), without a rebuild; explain's
+    contributions plus its correction line add up to classify's score."""
+    import asif_qdrant.correction as correction_mod
+
+    monkeypatch.setattr(RelIndexes, "rebuild", lambda self, info: pytest.fail("an index fell behind"))
+    monkeypatch.setattr(correction_mod, "REFERENCE_SIZE", 10)
+    rng = np.random.default_rng(13)
+    opts = small_settings(k=K, p=P)
+    a = Asif.open(tmp_path / "s", **opts) if kind == "edge" else Asif.open(url=":memory:", **opts)
+    model = Model()
+    try:
+        img, txt = rng.standard_normal((60, IMG_DIM)), rng.standard_normal((60, TXT_DIM))
+        for i, pid in enumerate(a.add_vectors(img, txt).ids):
+            model.anchors[pid] = ("_shared", unit(img[i]), unit(txt[i]))
+        prompts, queries = rng.standard_normal((5, TXT_DIM)), rng.standard_normal((4, IMG_DIM))
+        a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, correction=correction)
+        sample = correction_mod.reference_ids(sorted(model.anchors))
+        assert len(sample) == 10
+        reference = np.stack([model.anchors[i][1] for i in sample])
+        _check(a, model, "_shared", queries, prompts, correction, reference)
+        for op, n in (("delete", 3), ("add", 4), ("replace", 2), ("delete", 20), ("add", 1)):
+            if op == "delete":  # sampled anchors among them: the sample's vectors stay, their neighbours change
+                gone = sample[:2] + [i for i in sorted(model.anchors) if i not in sample][: n - 2]
+                assert a.delete(gone).count == len(gone)
+                sample = sample[2:] + sample[:0]
+                for g in gone:
+                    del model.anchors[g]
+            else:
+                edit_anchors(a, model.anchors, op, "_shared", n, rng)
+            _check(a, model, "_shared", queries, prompts, correction, reference)
+        ex = a.explain(vector=queries[0], labels="L", top=50, n_labels=2)
+        pred = a.classify(vectors=queries[:1], labels="L", top=5)[0]
+        scores = {s.label: s.score for s in pred.top}
+        for e in ex.explained:
+            total = sum(c.contribution for c in e.contributions) + e.rest + e.correction
+            assert abs(total - scores[e.label]) < 1e-5 and e.correction != 0.0
+    finally:
+        a.close()
+
+
+def test_correction_reference_drawn_once_anchors_exist(tmp_path: Path) -> None:
+    """A corrected label set defined on an empty store draws its reference sample when it first answers."""
+    rng = np.random.default_rng(17)
+    with Asif.open(tmp_path / "s", **small_settings(k=K, p=P)) as a:
+        prompts, queries = rng.standard_normal((5, TXT_DIM)), rng.standard_normal((3, IMG_DIM))
+        a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, correction="mean")
+        assert a.relindexes.info("L", "_shared", "reference") is None
+        model = Model()
+        edit_anchors(a, model.anchors, "add", "_shared", 8, rng)
+        reference = np.stack([v for _, (_, v, _) in sorted(model.anchors.items())])
+        _check(a, model, "_shared", queries, prompts, "mean", reference)
+        assert a.relindexes.info("L", "_shared", "reference").n_items == 8
+        assert [i.kind for i in a.list_indexes()] == ["labels"]  # the reference is not the user's index
+        a.delete_labels("L")
+        assert a.relindexes.info("L", "_shared", "reference") is None

@@ -234,15 +234,16 @@ def test_nested_subsets_are_prefixes() -> None:
     assert [s.tolist() for s in nested_subsets(ids, [2, 4, 8], seed=1)] == [s.tolist() for s in subs]
 
 
+@pytest.mark.parametrize("correction", ["none", "mean"])
 def test_subset_model_equals_a_store_with_only_that_subset(
-    local: Asif, rng: np.random.Generator, tmp_path: Path, request: pytest.FixtureRequest
+    local: Asif, rng: np.random.Generator, tmp_path: Path, request: pytest.FixtureRequest, correction: str
 ) -> None:
     d = _data(rng, n_anchors=50)
     ids = np.array(local.add_vectors(d["img"], d["txt"]).ids)
     assert anchor_ids(local).tolist() == sorted(ids.tolist())
     sub = nested_subsets(anchor_ids(local), [20], seed=4)[0]
     pos = np.searchsorted(ids, sub) if (np.diff(ids) > 0).all() else np.array([ids.tolist().index(i) for i in sub])
-    setting = Setting(6, 4.0, "plain", "max")
+    setting = Setting(6, 4.0, "plain", "max", correction)
     prompts = prompt_sets(local, CLASSES, ["plain"], {"plain": d["plain"]})
     scorer = GridScorer(local, d["q"], CLASSES, prompts, setting.k, restrict=sub)
     got = scorer.ranked(setting)
@@ -252,7 +253,7 @@ def test_subset_model_equals_a_store_with_only_that_subset(
     small = Asif.open(url=":memory:", image_encoder=f"precomputed:img:{IMG_DIM}",
                       text_encoder=f"precomputed:txt:{TXT_DIM}")
     small.add_vectors(d["img"][pos], d["txt"][pos], ids=sub.tolist())
-    small.define_labels("L", CLASSES, templates="plain", prompt_vectors=d["plain"], k=6, p=4.0)
+    small.define_labels("L", CLASSES, templates="plain", prompt_vectors=d["plain"], k=6, p=4.0, correction=correction)
     preds = small.classify(vectors=d["q"], labels="L")
     assert got.labels(CLASSES) == [[t.label for t in p.top] or [None] for p in preds]
     rep = curve_vectors(local, d["q"], d["truth"], CLASSES, [20, "all"], [4], setting=setting,

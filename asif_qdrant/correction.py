@@ -1,0 +1,168 @@
+"""Hub-corrected label scores: the reference sample a label set's correction is computed from, kept exact.
+
+Flickr8k captions are full of dogs, so the prompts "a photo of a dog." share anchor mass with almost every image and
+win by default (a hub). A label set with ``correction="mean"`` subtracts from each prompt's score its mean score over
+a *reference sample* of the tenant's anchor images (``"zscore"`` also divides by the standard deviation); the math
+is :func:`zeroshot.reference_shift_scale` / :func:`zeroshot.aggregate_corrected`, in numpy.
+
+The reference is part of the label set's model:
+
+- it is drawn when the label set is defined (or refreshed): the ``REFERENCE_SIZE`` anchors of the tenant's scope whose
+  ids have the smallest hash (deterministic, spread over the whole set); their image vectors are stored as the items
+  of a relative index of kind ``reference`` that carries the label set's name, tenant, k and p;
+- the freshness machinery keeps those items' top-k exact under every anchor edit, exactly as it keeps a gallery's, so
+  a tenant copy, a stale index repaired by a rebuild and an incremental edit all give the reference reps that a
+  rebuild from scratch gives;
+- the correction ``(shift, scale)`` per prompt is a bounded recompute from the stored lists of the reference items and
+  the prompts (``REFERENCE_SIZE`` x prompts sparse dots), cached in the process per state of both indexes (their
+  revisions, anchor counts and definitions), so the first answer after an edit recomputes it and the next ones reuse it.
+
+A label set defined on an empty scope gets its reference when it first answers with anchors in scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import relrep
+from .engines.base import Hit
+from .meta import TENANT_SHARED
+from .relindex import IndexInfo, RelIndexes, decode_topk, tenant_scope
+from .zeroshot import Prediction, aggregate_corrected, reference_shift_scale
+
+if TYPE_CHECKING:
+    from .asif import Asif
+
+REFERENCE_KIND = "reference"
+REFERENCE_SIZE = 500
+
+
+def id_hash(anchor_id: int) -> int:
+    """The order in which anchors enter a reference sample (a fixed hash of the id, so the sample is spread over the
+    whole anchor set and does not depend on insertion order)."""
+    return int.from_bytes(hashlib.blake2b(int(anchor_id).to_bytes(8, "little"), digest_size=8).digest(), "big")
+
+
+def reference_ids(ids: Sequence[int], size: int | None = None) -> list[int]:
+    """The reference sample drawn from anchor ``ids``: the ``size`` (default REFERENCE_SIZE) ids with the smallest
+    :func:`id_hash`, sorted."""
+    n = REFERENCE_SIZE if size is None else size
+    return sorted(sorted((int(i) for i in ids), key=id_hash)[:n])
+
+
+@dataclass(frozen=True)
+class Correction:
+    """Per prompt (class-major): corrected score = (raw - shift) / scale; ``reference``: images it was computed on."""
+
+    method: str
+    shift: np.ndarray
+    scale: np.ndarray
+    reference: int
+
+    def of_prompt(self, item: int) -> tuple[float, float]:
+        return float(self.shift[item]), float(self.scale[item])
+
+
+def reference_info(label: IndexInfo) -> IndexInfo:
+    """The record of a label set's reference sample (a relative index of image items)."""
+    return IndexInfo(label.name, label.tenant, REFERENCE_KIND, label.k, label.p, 0, {})  # type: ignore[arg-type]
+
+
+def _state(info: IndexInfo) -> tuple[Any, ...]:
+    return (info.key, info.definition, info.copied_from, info.k, info.p, tuple(sorted(info.revisions.items())),
+            info.extra.get("anchors"), info.n_items)
+
+
+class Corrections:
+    """The reference samples of label sets and their corrections (one per facade: it owns the cache)."""
+
+    def __init__(self, ri: RelIndexes) -> None:
+        self.ri = ri
+        self._cache: dict[str, tuple[tuple[Any, ...], Correction]] = {}
+        self._lock = threading.Lock()
+
+    # -- edits (under the facade's exclusive lock) ---------------------------------------------------------------
+    def draw(self, label: IndexInfo) -> IndexInfo | None:
+        """(Re)draw the reference sample of ``label`` from its tenant's current anchors, or delete it when the label
+        set has no correction (with the tenant copies of a shared one). None when the scope has no anchor."""
+        self.delete(label)
+        if label.kind != "labels" or label.correction == "none":
+            return None
+        engine, coll = self.ri.engine, self.ri.anchors
+        ids = [r.id for r in engine.scroll(coll, filter=tenant_scope(label.tenant), with_payload=False)]
+        chosen = reference_ids(ids)
+        if not chosen:
+            return None
+        recs = {r.id: r for r in engine.retrieve(coll, chosen, with_vectors=("image",))}
+        vecs = np.stack([np.asarray(recs[i].vectors["image"], np.float32) for i in chosen])
+        payloads = [{"anchor": int(a), "item": j} for j, a in enumerate(chosen)]
+        return self.ri.define(reference_info(label), vecs, payloads)
+
+    def delete(self, label: IndexInfo) -> None:
+        """Delete the reference sample of ``label`` (and, for a shared label set, its tenant copies)."""
+        old = self.ri.info(label.name, label.tenant, REFERENCE_KIND)  # type: ignore[arg-type]
+        if old is None:
+            return
+        if old.tenant == TENANT_SHARED:
+            for c in self.ri.copies_of(old):
+                self.ri.delete(c)
+        self.ri.delete(old)
+
+    # -- reads -----------------------------------------------------------------------------------------------------
+    def reference(self, asif: Asif, label: IndexInfo, tenant: str) -> IndexInfo | None:
+        """The reference index that answers for ``tenant`` with ``label`` (a tenant copy, repaired when needed, as
+        Asif.index_info does for the label set), or None while the scope it is drawn from has no anchor. The sample
+        belongs to the label set's definition: a copy of a shared label set uses the shared one's sample."""
+        ri = self.ri
+        origin = TENANT_SHARED if label.tenant == TENANT_SHARED or label.copied_from is not None else label.tenant
+        if ri.info(label.name, tenant, REFERENCE_KIND) is None and ri.info(label.name, origin, REFERENCE_KIND) is None:  # type: ignore[arg-type]
+            owner = ri.info(label.name, origin, "labels")
+            if owner is None or ri.scope_count(origin) == 0:
+                return None
+            # defined on an empty scope: drawn now (a reader never writes: inside a read, exclusive() makes the whole
+            # call run again under the exclusive lock)
+            asif.exclusive(self.draw, owner)
+        return asif.index_info(label.name, tenant, REFERENCE_KIND)  # type: ignore[arg-type]
+
+    def correction(self, label: IndexInfo, ref: IndexInfo | None) -> Correction:
+        """The label set's correction per prompt, computed from the stored top-k lists of its reference items and
+        prompts (exact under the freshness contract), cached per state of both indexes."""
+        if ref is None or label.correction == "none":
+            return Correction(label.correction, np.zeros(label.n_items), np.ones(label.n_items), 0)
+        key = (_state(label), _state(ref), label.correction)
+        with self._lock:
+            hit = self._cache.get(label.key)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        ref_reps = self._reps(ref)
+        shift, scale = reference_shift_scale(relrep.score_matrix(ref_reps, self._reps(label)), label.correction)
+        corr = Correction(label.correction, shift, scale, len(ref_reps))
+        with self._lock:
+            self._cache[label.key] = (key, corr)
+        return corr
+
+    def _reps(self, info: IndexInfo) -> list[relrep.SparseRep]:
+        out = []
+        for r in self.ri.items(info, with_payload=["topk"]):
+            ids, sims = decode_topk(r.payload)
+            out.append(relrep.relative_rep(ids[: info.k], sims[: info.k], info.p))
+        return out
+
+    def predict(
+        self, label: IndexInfo, corr: Correction, hits: list[Hit], aggregation: str, top: int, tau: float | None
+    ) -> Prediction:
+        """classify's answer for one input from its raw prompt hits (item ids) and the correction."""
+        raw = np.zeros(label.n_items)
+        for h in hits:
+            raw[h.id] = h.score
+        return aggregate_corrected(raw, label.classes, label.templates, aggregation, corr.shift, corr.scale, top, tau)
+
+
+__all__ = ["REFERENCE_KIND", "REFERENCE_SIZE", "Correction", "Corrections", "id_hash",
+           "reference_ids", "reference_info"]
