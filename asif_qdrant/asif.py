@@ -586,8 +586,8 @@ class Asif:
 
         ``templates``: 'photo' (default, 8 CLIP templates), 'plain' ('{}'), a file, or a list.
         ``prompt_vectors``: your own text vectors, one per prompt, class-major order.
-        ``correction``: 'mean', 'zscore' or 'none' (the paper's scores; default ASIF_CORRECTION): see correction.py. Redefining a
-        label set (for example with another correction) clears its tau: calibrate it again.
+        ``correction``: 'mean', 'zscore' or 'none' (the paper's scores; default ASIF_CORRECTION): see correction.py.
+        Redefining a label set (for example with another correction) clears its tau: calibrate it again.
         """
         corr = check_correction(self.settings.correction if correction is None else correction)
         _check_name(name)

@@ -264,7 +264,8 @@ class RelIndexes:
         if info is None and tenant != TENANT_SHARED:
             info = self.info(name, TENANT_SHARED, kind)
         if info is None:
-            what = {"labels": "label set", "gallery": "gallery", "reference": "reference sample", None: "relative index"}[kind]
+            what = {"labels": "label set", "gallery": "gallery", "reference": "reference sample",
+                    None: "relative index"}[kind]
             have = sorted({i.name for i in self.infos(tenant) if kind is None or i.kind == kind})
             close = difflib.get_close_matches(name, have, n=1, cutoff=0.6)
             hint = (f"did you mean {close[0]!r}? " if close else "")
@@ -684,7 +685,7 @@ class RelIndexes:
         return self.engine.count(self.anchors, tenant_scope(tenant))
 
     def items(
-        self, info: IndexInfo, with_vectors: bool | Sequence[str] = False, with_payload: bool = True
+        self, info: IndexInfo, with_vectors: bool | Sequence[str] = False, with_payload: bool | Sequence[str] = True
     ) -> list[Any]:
         """The items of one index in item order (``id`` = item number); ``with_vectors`` True means ``item``."""
         vecs = ("item",) if with_vectors is True else (tuple(with_vectors) if with_vectors else ())
@@ -777,7 +778,7 @@ def check_k_p(
             "pick a smaller k, or raise ASIF_MAX_K if you really have that many anchors"
         )
     if isinstance(pp, bool) or not isinstance(pp, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 8)")
+        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 4)")
     if not np.isfinite(pp) or pp <= 0:
-        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 8)")
+        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 4)")
     return int(kk), float(pp)

@@ -285,7 +285,7 @@ class LabelsBody(BaseModel):
     p: float | None = None
     aggregation: Literal["max", "mean"] = "max"
     correction: Literal["none", "mean", "zscore"] | None = Field(
-        None, description="Score correction by a reference sample of the anchor images (default 'mean').")
+        None, description="Score correction by a reference sample of the anchor images (default ASIF_CORRECTION).")
     replace: bool = Field(False, description="Redefine the label set if the name exists (else 409).")
     tenant: str | None = None
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,8 @@ from ..errors import ConfigError, InvalidInputError
 from ..meta import validate_tenant
 from ..relindex import check_k_p, tenant_scope
 from ..relrep import l2_normalize
-from .sweeps import anchor_topk_within, check_image_vectors, sparse_scores
+from ..zeroshot import reference_shift_scale
+from .sweeps import anchor_ids, anchor_topk_within, check_image_vectors, sparse_scores
 
 if TYPE_CHECKING:
     from ..asif import Asif
@@ -36,9 +38,11 @@ if TYPE_CHECKING:
 RANKS = (1, 5, 10)
 
 
-def _ranks_of_targets(scores: np.ndarray, targets: Sequence[Sequence[int]]) -> np.ndarray:
+def _ranks_of_targets(
+    scores: np.ndarray, targets: Sequence[Sequence[int]], found: np.ndarray | None = None
+) -> np.ndarray:
     """Per row: the best (0-based) rank among its target columns, ordering columns by (-score, column); a target
-    with score <= 0 is never found (rank = number of columns)."""
+    with score <= 0 (or, given ``found``, where it is False) is never found (rank = number of columns)."""
     n_rows, n_cols = scores.shape
     out = np.full(n_rows, n_cols, np.int64)
     for i in range(n_rows):
@@ -46,7 +50,7 @@ def _ranks_of_targets(scores: np.ndarray, targets: Sequence[Sequence[int]]) -> n
         best = n_cols
         for c in targets[i]:
             s = row[c]
-            if s <= 0:
+            if (s <= 0) if found is None else not found[i, c]:
                 continue
             rank = int((row > s).sum() + (row[:c] == s).sum())
             best = min(best, rank)
@@ -76,9 +80,12 @@ def retrieval_recall_vectors(
     tenant: str | None = None,
     exclude_ids: Sequence[int] | np.ndarray | None = None,
     ranks: Sequence[int] = RANKS,
+    correction: str = "none",
 ) -> dict[str, Any]:
     """Recall@R both ways for held-out images and their captions (``caption_image[j]``: the image of caption j),
-    against the tenant's anchors minus ``exclude_ids``."""
+    against the tenant's anchors minus ``exclude_ids``. ``correction`` ('mean', 'zscore'): each ranked item's score
+    is corrected by its scores over the reference sample (correction.py) of the query's modality: anchor images for
+    image -> caption, anchor captions for caption -> image."""
     t = validate_tenant(tenant)
     kk, pp = check_k_p(k, p, asif.settings.k, asif.settings.p)
     imgs = check_image_vectors(asif, image_vectors)
@@ -95,11 +102,18 @@ def retrieval_recall_vectors(
     img_reps = anchor_topk_within(asif, imgs, "image", t, kk, exclude=exclude).reps(pp)
     cap_reps = anchor_topk_within(asif, caps, "text", t, kk, exclude=exclude).reps(pp)
     s = sparse_scores(cap_reps, img_reps)  # (captions, images)
-    c2i = _ranks_of_targets(s, [[int(o)] for o in owner])
+    s_c2i, s_i2c = s, np.ascontiguousarray(s.T)
+    if correction != "none":
+        ref_img, ref_txt = _reference_reps(asif, t, kk, pp, exclude)
+        sh, sc = reference_shift_scale(sparse_scores(ref_txt, img_reps), correction)
+        s_c2i = np.where(s > 0, (s - sh) / sc, -np.inf)  # an item sharing no anchor is never found
+        sh, sc = reference_shift_scale(sparse_scores(ref_img, cap_reps), correction)
+        s_i2c = np.where(s_i2c > 0, (s_i2c - sh) / sc, -np.inf)
+    c2i = _ranks_of_targets(s_c2i, [[int(o)] for o in owner], found=s > 0)
     own: list[list[int]] = [[] for _ in range(imgs.shape[0])]
     for j, o in enumerate(owner.tolist()):
         own[o].append(j)
-    i2c = _ranks_of_targets(np.ascontiguousarray(s.T), own)
+    i2c = _ranks_of_targets(s_i2c, own, found=np.ascontiguousarray(s.T) > 0)
     scope = tenant_scope(t)
     if exclude.size:
         scope = Filter(must=scope.must, must_not=(HasId(tuple(int(i) for i in exclude)),))
@@ -114,6 +128,22 @@ def retrieval_recall_vectors(
         "image_to_caption": _recalls(i2c, caps.shape[0], ranks),
         "caption_to_image": _recalls(c2i, imgs.shape[0], ranks),
     }
+
+
+def _reference_reps(
+    asif: Asif, tenant: str, k: int, p: float, exclude: np.ndarray
+) -> tuple[list[Any], list[Any]]:
+    """The reference sample's image and caption reps (correction.py's sample of the anchors left in the model)."""
+    from ..correction import reference_ids
+
+    ids = np.setdiff1d(anchor_ids(asif, tenant), exclude)
+    chosen = reference_ids(ids.tolist())
+    recs = {r.id: r for r in asif.engine.retrieve(asif.anchors.collection, chosen, with_vectors=("image", "text"))}
+    out = []
+    for modality in ("image", "text"):
+        vecs = np.stack([np.asarray(recs[i].vectors[modality], np.float32) for i in chosen])
+        out.append(anchor_topk_within(asif, vecs, modality, tenant, k, exclude=exclude).reps(p))
+    return out[0], out[1]
 
 
 def _cached_encode(asif: Asif, modality: str, items: Sequence[Any], keys: Sequence[bytes]) -> np.ndarray:
@@ -131,22 +161,26 @@ def _cached_encode(asif: Asif, modality: str, items: Sequence[Any], keys: Sequen
     return np.stack([found[key] for key in keys]).astype(np.float32)
 
 
-def retrieval_recall(
-    asif: Asif,
-    captions_file: str | Path,
-    holdout: int,
-    seed: int = 0,
-    k: int | None = None,
-    p: float | None = None,
-    *,
-    tenant: str | None = None,
-) -> dict[str, Any]:
-    """Image->caption and caption->image recall@1/5/10 on ``holdout`` images of a captions file (seeded choice),
-    whose pairs are excluded from the anchors (matched on the anchors' ``image_ref``), against the rest."""
+@dataclass
+class HeldOut:
+    """Held-out images of a captions file: their vectors, their captions' vectors (``owner[j]``: the image of caption
+    j), the captions, and the ids of their anchor pairs (to exclude from the model)."""
+
+    refs: list[str]
+    image_vectors: np.ndarray
+    caption_vectors: np.ndarray
+    captions: list[str]
+    owner: list[int]
+    exclude: list[int]
+
+
+def held_out_pairs(asif: Asif, captions_file: str | Path, holdout: int, seed: int = 0, tenant: str | None = None
+                   ) -> HeldOut:
+    """``holdout`` images of a captions file (seeded choice) and their captions, embedded through the store's
+    embedding cache, with the ids of their anchor pairs (matched on the anchors' ``image_ref``)."""
     from ..anchors import file_digest, text_digest
     from ..ingest import read_source
 
-    t0 = time.perf_counter()
     t = validate_tenant(tenant)
     rows = [r for r in read_source(captions_file) if r.error is None and r.caption and r.image is not None]
     by_ref: dict[str, list[Any]] = {}
@@ -179,7 +213,26 @@ def retrieval_recall(
     paths = [by_ref[ref][0].image for ref in held]
     img = _cached_encode(asif, "image", [str(p) for p in paths], [file_digest(p) for p in paths])
     txt = _cached_encode(asif, "text", caps, [text_digest(c) for c in caps])
-    out = retrieval_recall_vectors(asif, img, txt, owner, k=k, p=p, tenant=t, exclude_ids=exclude)
+    return HeldOut(held, img, txt, caps, owner, exclude)
+
+
+def retrieval_recall(
+    asif: Asif,
+    captions_file: str | Path,
+    holdout: int,
+    seed: int = 0,
+    k: int | None = None,
+    p: float | None = None,
+    *,
+    tenant: str | None = None,
+) -> dict[str, Any]:
+    """Image->caption and caption->image recall@1/5/10 on ``holdout`` images of a captions file (seeded choice),
+    whose pairs are excluded from the anchors (matched on the anchors' ``image_ref``), against the rest."""
+    t0 = time.perf_counter()
+    t = validate_tenant(tenant)
+    h = held_out_pairs(asif, captions_file, holdout, seed, t)
+    out = retrieval_recall_vectors(asif, h.image_vectors, h.caption_vectors, h.owner, k=k, p=p, tenant=t,
+                                   exclude_ids=h.exclude)
     out.update({"source": str(captions_file), "holdout": holdout, "seed": seed,
                 "seconds": time.perf_counter() - t0})
     return out

@@ -242,7 +242,7 @@ def rank_labels(
     b, c = scores.shape[0], len(classes)
     s = np.where(scores > 0, scores, 0.0).reshape(b, c, n_templates)
     if shift is not None and scale is not None:
-        known = (s > 0).any(axis=(1, 2))
+        known = np.asarray((s > 0).any(axis=(1, 2)), bool)
         cs = ((s.reshape(b, -1) - shift) / scale).reshape(b, c, n_templates)
         agg = cs.max(axis=2) if aggregation == "max" else cs.mean(axis=2)
         agg = np.where(known[:, None], agg, -np.inf)

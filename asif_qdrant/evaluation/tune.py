@@ -160,8 +160,8 @@ class TuneReport:
         lines.append(f"gain on the test split: {self.test_tuned.top1 - self.test_default.top1:+.4f} top-1")
         lines.append("best validation settings:")
         for r in self.val_rows[:5]:
-            lines.append(f"  k={r.k:<5} p={r.p:<4g} {r.templates:<8} {r.aggregation:<5} {r.correction:<6} top-1 {r.top1:.4f}  "
-                         f"top-5 {r.top5:.4f}")
+            lines.append(f"  k={r.k:<5} p={r.p:<4g} {r.templates:<8} {r.aggregation:<5} {r.correction:<6} "
+                         f"top-1 {r.top1:.4f}  top-5 {r.top5:.4f}")
         if self.stored:
             lines.append(f"stored with {self.stored_in}: {st(self.tuned)}"
                          + (f" (its tau {self.tau_cleared:.4g} was cleared: calibrate again)"
