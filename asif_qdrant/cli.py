@@ -1033,8 +1033,9 @@ def calibrate_cmd(ctx: click.Context, folder: Path, labels_name: str, target_pre
 @click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True,
               help="Folder with flickr8k/ (anchors) and cifar10-test/ (labelled images).")
 @click.option("--eval-limit", type=int, default=1000, show_default=True, help="Images in the evaluation slice.")
+@click.option("--seed", type=int, default=None, help="Seed of step 3's random sample (default: a new one each run).")
 @click.pass_context
-def demo(ctx: click.Context, data: Path, eval_limit: int) -> None:
+def demo(ctx: click.Context, data: Path, eval_limit: int, seed: int | None) -> None:
     """The main job: Flickr8k anchors -> CIFAR-10 zero-shot, on the embedded store.
 
     \b
@@ -1043,7 +1044,7 @@ def demo(ctx: click.Context, data: Path, eval_limit: int) -> None:
     """
     from .evaluation.demo import run_demo
 
-    run_demo(_open(ctx, create=True), data, eval_limit)
+    run_demo(_open(ctx, create=True), data, eval_limit, sample_seed=seed)
 
 
 @main.command()

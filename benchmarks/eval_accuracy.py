@@ -110,7 +110,7 @@ def choose(rows: list[dict[str, Any]]) -> Setting:
 def cifar(a: Asif, args: argparse.Namespace) -> dict[str, Any]:
     z = np.load(args.cifar_npz, allow_pickle=True)
     vecs, truth = np.asarray(z["vectors"], np.float32), [str(x) for x in z["labels"]]
-    choose, report = halves(truth)
+    choice_half, report_half = halves(truth)
     ks, ps = ([400, 800], [2.0, 4.0, 8.0]) if args.quick else ([200, 400, 800, 1600], [1.0, 2.0, 3.0, 4.0, 6.0, 8.0])
     grid = [Setting(k, p, "photo", g, c) for k in ks for p in ps for g in ("max", "mean")
             for c in ("none", "mean", "zscore")]
@@ -118,7 +118,7 @@ def cifar(a: Asif, args: argparse.Namespace) -> dict[str, Any]:
     prompts = prompt_sets(a, CIFAR10, ["photo"])
     scorer = GridScorer(a, vecs, CIFAR10, prompts, max(ks), None)
     rows = score_rows(scorer, list(dict.fromkeys([OLD, *grid])), truth,
-                      {"choice": choose, "report": report, "all": np.arange(len(truth))}, CIFAR10)
+                      {"choice": choice_half, "report": report_half, "all": np.arange(len(truth))}, CIFAR10)
     new = choose(rows)
     return {"rows": rows, "new": new.as_dict(), "old": OLD.as_dict(), "seconds": time.perf_counter() - t,
             "n": len(truth), "prompts": prompts}
@@ -156,7 +156,9 @@ def flickr(a: Asif, args: argparse.Namespace, settings: dict[str, Setting]) -> d
 
 
 def edit_cost(store: Path, new: Setting, repeat: int) -> list[dict[str, Any]]:
-    """add one anchor + classify, delete it + classify, at the store's anchor count: correction none vs the new one."""
+    """add one anchor + classify, delete it + classify, at the store's anchor count, with the new k and p: a label
+    set without correction against one with a correction (its reference sample kept exact; mean and zscore cost the
+    same)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(store, Path(tmp) / "s", ignore=shutil.ignore_patterns(".lock", "cache"))
@@ -166,7 +168,7 @@ def edit_cost(store: Path, new: Setting, repeat: int) -> list[dict[str, Any]]:
             q = rng.standard_normal((1, fp.image_dim)).astype(np.float32)
             prompts = rng.standard_normal((80, fp.text_dim)).astype(np.float32)
             n = a.count()
-            for corr in ("none", new.correction):
+            for corr in ("none", "zscore"):
                 a.define_labels(f"edit-{corr}", [f"c{i}" for i in range(10)], "photo", prompt_vectors=prompts,
                                 k=new.k, p=new.p, correction=corr)
                 img, txt = rng.standard_normal((1, fp.image_dim)), rng.standard_normal((1, fp.text_dim))

@@ -43,7 +43,8 @@ def run_demo(asif: Asif, data: Path, eval_limit: int = 1000, sample_seed: int | 
     click.echo(f"    {info.n_items} prompts, k={info.k}, p={info.p:g}, aggregation={info.aggregation}, "
                f"correction={info.correction}")
     seed = sample_seed if sample_seed is not None else int(time.time()) % 100_000
-    click.echo(f"3/4 classify 10 CIFAR-10 test images drawn at random (seed {seed}; not picked to look good)")
+    click.echo(f"3/4 classify 10 CIFAR-10 test images, one per class drawn at random (seed {seed}; not picked to "
+               "look good)")
     sample = read_folder_per_class(cifar, limit=10, seed=seed)
     preds = asif.classify(images=[str(p) for p in sample.paths], labels="cifar10", top=3)
     right = 0
