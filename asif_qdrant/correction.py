@@ -85,6 +85,10 @@ class Corrections:
     def __init__(self, ri: RelIndexes) -> None:
         self.ri = ri
         self._cache: dict[str, tuple[tuple[Any, ...], Correction]] = {}
+        # per index (key, k, p): item -> (its stored list's payload string, rep ids, rep values)
+        self._decoded: dict[tuple[str, int, float], dict[int, tuple[Any, np.ndarray, np.ndarray]]] = {}
+        self._indexed: dict[str, tuple[Any, relrep.CooIndex]] = {}  # per reference index: its reps, joined
+        self._changed: dict[tuple[str, int, float], int] = {}  # per index: bumped when a decoded rep changes
         self._lock = threading.Lock()
 
     # -- edits (under the facade's exclusive lock) ---------------------------------------------------------------
@@ -140,19 +144,58 @@ class Corrections:
             hit = self._cache.get(label.key)
         if hit is not None and hit[0] == key:
             return hit[1]
-        ref_reps = self._reps(ref)
-        shift, scale = reference_shift_scale(relrep.score_matrix(ref_reps, self._reps(label)), label.correction)
-        corr = Correction(label.correction, shift, scale, len(ref_reps))
+        ref_index = self._index(ref)
+        scores = relrep.coo_scores_indexed(*self._rows(label), ref_index).T  # (reference images, prompts)
+        shift, scale = reference_shift_scale(scores, label.correction)
+        corr = Correction(label.correction, shift, scale, ref_index.n)
         with self._lock:
             self._cache[label.key] = (key, corr)
         return corr
 
-    def _reps(self, info: IndexInfo) -> list[relrep.SparseRep]:
-        out = []
-        for r in self.ri.items(info, with_payload=["topk"]):
-            ids, sims = decode_topk(r.payload)
-            out.append(relrep.relative_rep(ids[: info.k], sims[: info.k], info.p))
-        return out
+    def _index(self, ref: IndexInfo) -> relrep.CooIndex:
+        """The reference reps, indexed for the join with the prompts; rebuilt only when one of its items changed."""
+        rows = self._rows(ref)
+        sig = (ref.k, ref.p, self._changed.get((ref.key, ref.k, ref.p), 0))
+        with self._lock:
+            hit = self._indexed.get(ref.key)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        index = relrep.coo_index(*rows)
+        with self._lock:
+            self._indexed[ref.key] = (sig, index)
+        return index
+
+    def _rows(self, info: IndexInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The relative reps of an index's items as coordinates (item, anchor id, value), from their stored lists:
+        what a query against the index scores (relrep.relative_rep of the first k). An item whose stored list is the
+        one seen before (the same payload string) reuses its decoded rep: an edit re-decodes only what it changed."""
+        recs = self.ri.items(info, with_payload=["topk"])
+        with self._lock:
+            seen = self._decoded.setdefault((info.key, info.k, info.p), {})
+        todo = [r for r in recs if seen.get(r.id, ("",))[0] != r.payload.get("topk")]
+        if todo:
+            ids = np.full((len(todo), info.k), -1, np.int64)
+            sims = np.zeros((len(todo), info.k))
+            for row, r in enumerate(todo):
+                i, sm = decode_topk(r.payload)
+                ids[row, : min(info.k, i.size)], sims[row, : min(info.k, sm.size)] = i[: info.k], sm[: info.k]
+            vals = relrep.rep_rows(ids, sims, info.p)
+            fresh = {r.id: (r.payload.get("topk"), ids[row][vals[row] > 0], vals[row][vals[row] > 0])
+                     for row, r in enumerate(todo)}
+            with self._lock:
+                seen.update(fresh)
+                self._changed[(info.key, info.k, info.p)] = self._changed.get((info.key, info.k, info.p), 0) + 1
+        if len(seen) != len(recs):  # items gone (a shorter redefinition): forget them
+            with self._lock:
+                for gone in set(seen) - {r.id for r in recs}:
+                    del seen[gone]
+                self._changed[(info.key, info.k, info.p)] = self._changed.get((info.key, info.k, info.p), 0) + 1
+        parts = [seen[r.id] for r in recs]
+        lens = [p[1].size for p in parts]
+        rows = np.repeat(np.array([r.id for r in recs], np.int64), lens)
+        cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+        vals_all = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
+        return rows, cols, vals_all, len(recs)
 
     def predict(
         self, label: IndexInfo, corr: Correction, hits: list[Hit], aggregation: str, top: int, tau: float | None

@@ -102,6 +102,11 @@ class IndexInfo:
         return {"label": label, "prompt": self.templates[ti].format(label), "class_index": ci, "template_index": ti}
 
 
+def touched_key(info: IndexInfo) -> str:
+    """How an edit's result names an index it updated: tenant/name (a label set's reference sample: :reference)."""
+    return f"{info.tenant}/{info.name}" + (":reference" if info.kind == "reference" else "")
+
+
 def index_filter(info: IndexInfo) -> Filter:
     """The items of one index: its tenant, name and kind (never a name alone)."""
     return Filter(must=(Match("tenant", info.tenant), Match("index", info.name), Match("kind", info.kind)))
@@ -423,7 +428,7 @@ class RelIndexes:
             enter = complete | ((sims + SCORE_SLACK) >= thr[None, :]).any(axis=0)
             items = np.flatnonzero(enter)
             n_changed = self._merge_items(info, items, new_ids, thr, complete) if items.size else 0
-            touched[f"{info.tenant}/{info.name}"] = n_changed
+            touched[touched_key(info)] = n_changed
             self._mark_current(info, thr, complete)
         return touched
 
@@ -563,7 +568,7 @@ class RelIndexes:
                 comp = (topk.ids >= 0).sum(axis=1) < depth
                 self._rewrite(info, items, by_id, topk, comp)
                 thr[items], complete[items] = _list_state(topk, comp)
-            touched[f"{info.tenant}/{info.name}"] = len(kept) + len(requery)
+            touched[touched_key(info)] = len(kept) + len(requery)
             self._mark_current(info, thr, complete)
         return touched
 

@@ -66,6 +66,11 @@ __all__ = [
     "remove_anchors",
     "sort_by_tie_rule",
     "rank_with_ties",
+    "CooIndex",
+    "coo_index",
+    "coo_scores",
+    "coo_scores_indexed",
+    "rep_rows",
     "score_matrix",
     "tie_order",
     "sparse_dot",
@@ -638,23 +643,74 @@ def contributions(a: SparseRep, b: SparseRep) -> tuple[IntArray, npt.NDArray[np.
 
 def score_matrix(queries: list[SparseRep], items: list[SparseRep]) -> npt.NDArray[np.float64]:
     """``(len(queries), len(items))`` sparse dot products in float64: ``out[i, j] == sparse_dot(queries[i],
-    items[j])``. The items become a dense block over the anchor ids they use; each query gathers its own ids' rows
-    (cost ~ nnz(queries) x len(items); memory bounded by blocks of 64 items and 256 queries)."""
-    out = np.zeros((len(queries), len(items)), np.float64)
-    for j0 in range(0, len(items), 64):
-        block = items[j0 : j0 + 64]
-        cols = np.unique(np.concatenate([r.indices for r in block] + [np.zeros(0, np.int64)]))
-        if cols.size == 0:
-            continue
-        mat = np.zeros((cols.size + 1, len(block)), np.float64)  # the last row: ids no item of the block uses
-        for c, r in enumerate(block):
-            mat[np.searchsorted(cols, r.indices), c] = r.values
-        for i0 in range(0, len(queries), 256):
-            for i, q in enumerate(queries[i0 : i0 + 256], i0):
-                pos = np.minimum(np.searchsorted(cols, q.indices), cols.size - 1)
-                pos = np.where(cols[pos] == q.indices, pos, cols.size)
-                out[i, j0 : j0 + len(block)] = q.values @ mat[pos]
-    return out
+    items[j])`` (up to the order of the float64 sum)."""
+    def coo(reps: list[SparseRep]) -> tuple[IntArray, IntArray, npt.NDArray[np.float64]]:
+        lens = [len(r) for r in reps]
+        rows = np.repeat(np.arange(len(reps)), lens).astype(np.int64)
+        if not sum(lens):
+            return rows, np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return rows, np.concatenate([r.indices for r in reps]), np.concatenate([r.values for r in reps])
+
+    return coo_scores(*coo(queries), len(queries), *coo(items), len(items))
+
+
+def rep_rows(ids: npt.ArrayLike, sims: npt.ArrayLike, p: float) -> npt.NDArray[np.float64]:
+    """The values of :func:`relative_rep` for rows of top-k lists at once: ``ids``/``sims`` ``(B, k)``, padded with
+    id -1 (ignored); returns ``(B, k)`` values aligned with ``ids`` (0 where padded or dropped). Trusted input: stored
+    lists, already in tie-rule order without duplicates."""
+    i = np.asarray(ids, np.int64)
+    s = np.asarray(sims, np.float64)
+    return _rel_values(np.where(i >= 0, s, 0.0), i >= 0, _check_p(p))
+
+
+@dataclass(frozen=True)
+class CooIndex:
+    """Sparse rows (row, anchor id, value) sorted by anchor id, with each distinct id's first position and count:
+    the side of :func:`coo_scores` that is looked up (build it once with :func:`coo_index`, reuse it)."""
+
+    cols: IntArray  # distinct anchor ids, ascending
+    first: IntArray
+    counts: IntArray
+    rows: IntArray  # entries sorted by anchor id
+    vals: npt.NDArray[np.float64]
+    n: int  # number of rows
+
+
+def coo_index(rows: IntArray, cols: IntArray, vals: npt.NDArray[np.float64], n: int) -> CooIndex:
+    order = np.argsort(cols, kind="stable")
+    sc = cols[order]
+    uniq, first, counts = np.unique(sc, return_index=True, return_counts=True)
+    return CooIndex(uniq, first, counts, rows[order], vals[order], n)
+
+
+def coo_scores(
+    q_rows: IntArray, q_cols: IntArray, q_vals: npt.NDArray[np.float64], n_q: int,
+    i_rows: IntArray, i_cols: IntArray, i_vals: npt.NDArray[np.float64], n_i: int,
+) -> npt.NDArray[np.float64]:
+    """``(n_q, n_i)`` dot products of sparse rows given as coordinates (row, anchor id, value): every query entry is
+    joined with the item entries of the same anchor id (sorts, no per-row loop), and the products are summed per
+    (query, item). Cost ~ the number of joined pairs."""
+    return coo_scores_indexed(q_rows, q_cols, q_vals, n_q, coo_index(i_rows, i_cols, i_vals, n_i))
+
+
+def coo_scores_indexed(
+    q_rows: IntArray, q_cols: IntArray, q_vals: npt.NDArray[np.float64], n_q: int, index: CooIndex
+) -> npt.NDArray[np.float64]:
+    """:func:`coo_scores` against items already indexed by :func:`coo_index`."""
+    n_i = index.n
+    if not q_cols.size or not index.cols.size:
+        return np.zeros((n_q, n_i), np.float64)
+    q_order = np.argsort(q_cols)  # sorted needles: searchsorted walks the sorted ids once
+    qc = q_cols[q_order]
+    at = np.minimum(np.searchsorted(index.cols, qc), index.cols.size - 1)
+    hit = index.cols[at] == qc
+    sel = q_order[hit]
+    at = at[hit]
+    qr, qv, lo, cnt = q_rows[sel], q_vals[sel], index.first[at], index.counts[at]
+    which = np.repeat(np.arange(cnt.size), cnt)
+    j = lo[which] + (np.arange(which.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    flat = np.bincount(qr[which] * n_i + index.rows[j], weights=qv[which] * index.vals[j], minlength=n_q * n_i)
+    return flat.reshape(n_q, n_i)
 
 
 # --------------------------------------------------------------------------------------------

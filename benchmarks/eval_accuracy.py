@@ -134,9 +134,12 @@ def flickr(a: Asif, args: argparse.Namespace, settings: dict[str, Setting]) -> d
     for cap, o in zip(h.captions, h.owner, strict=True):
         text_of[o] += " " + cap.lower()
     retrieval, words = [], []
+    done: dict[Setting, dict[str, Any]] = {}
     for name, s in settings.items():
-        r = retrieval_recall_vectors(a, h.image_vectors, h.caption_vectors, h.owner, k=s.k, p=s.p,
-                                     exclude_ids=h.exclude, correction=s.correction)
+        if s not in done:
+            done[s] = retrieval_recall_vectors(a, h.image_vectors, h.caption_vectors, h.owner, k=s.k, p=s.p,
+                                               exclude_ids=h.exclude, correction=s.correction)
+        r = done[s]
         retrieval.append({"setting": name, **s.as_dict(), **{f"i2c_{m}": v for m, v in r["image_to_caption"].items()},
                           **{f"c2i_{m}": v for m, v in r["caption_to_image"].items()}})
     kmax = max(s.k for s in settings.values())
