@@ -163,6 +163,9 @@ def _label_block(ex: LabelExplanation, roots: Sequence[Path]) -> str:
         if ex.rest > 0:
             n_other = ex.shared_anchors - len(ex.contributions)
             body += f'<p class="rest">+{ex.rest:.4f} from the other {n_other} shared anchor(s)</p>'
+        if ex.correction:
+            body += (f'<p class="rest">{ex.correction:+.4f} correction (the prompt\'s score over the label set\'s '
+                     "reference anchor images)</p>")
     prompt = f" via “{_e(ex.prompt)}”" if ex.prompt else ""
     return (
         f'<section class="label-block" data-label="{_e(ex.label)}">'
