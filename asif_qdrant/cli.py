@@ -460,7 +460,7 @@ def labels() -> None:
 @click.option("--classes", required=True, help="A file with one class per line, or a,b,c.")
 @click.option("--templates", default="photo", show_default=True, help="photo | plain | FILE (one per line).")
 @click.option("--k", type=int, default=None, help="Anchors kept per representation (default ASIF_K=800).")
-@click.option("--p", type=float, default=None, help="Exponent (default ASIF_P=4).")
+@click.option("--p", type=float, default=None, help="Exponent (default ASIF_P=3).")
 @click.option("--aggregation", type=click.Choice(["max", "mean"]), default="max", show_default=True)
 @click.option("--correction", type=click.Choice(list(CORRECTIONS)), default=None,
               help="Score correction by a reference sample of the anchor images (default ASIF_CORRECTION=none: "
@@ -920,7 +920,7 @@ def tune_cmd(ctx: click.Context, source: Path, labels_name: str, val_fraction: f
                    "the retrieval set.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the held-out choice.")
 @click.option("--k", type=int, default=None, help="Anchors kept per representation (default ASIF_K=800).")
-@click.option("--p", type=float, default=None, help="Exponent (default ASIF_P=4).")
+@click.option("--p", type=float, default=None, help="Exponent (default ASIF_P=3).")
 @out_option
 @tenant_option
 @json_option

@@ -783,7 +783,7 @@ def check_k_p(
             "pick a smaller k, or raise ASIF_MAX_K if you really have that many anchors"
         )
     if isinstance(pp, bool) or not isinstance(pp, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 4)")
+        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 3)")
     if not np.isfinite(pp) or pp <= 0:
-        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 4)")
+        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 3)")
     return int(kk), float(pp)

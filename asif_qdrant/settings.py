@@ -37,7 +37,7 @@ class AsifSettings(BaseSettings):
     timeout: float = Field(60.0, gt=0, description="Server request timeout in seconds.")
     prefix: str = Field("asif_", description="Prefix of every collection name the plugin creates.")
     k: int = Field(800, ge=1, le=10_000_000, description="Anchors kept in each relative representation (top-k).")
-    p: float = Field(4.0, gt=0, le=64, description="Exponent applied to the kept similarities (4: chosen on "
+    p: float = Field(3.0, gt=0, le=64, description="Exponent applied to the kept similarities (3: chosen on "
                      "CIFAR-10 and checked on Flickr8k, docs/results.md; the paper's 8 before).")
     correction: Literal["none", "mean", "zscore"] = Field(
         "none", description="Score correction of new label sets: a prompt's score minus its mean (zscore: and over its "

@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--holdout", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k", type=int, default=None, help="default ASIF_K (800)")
-    ap.add_argument("--p", type=float, default=None, help="default ASIF_P (4)")
+    ap.add_argument("--p", type=float, default=None, help="default ASIF_P (3)")
     ap.add_argument("--name", default="eval_retrieval")
     args = ap.parse_args()
     a = Asif.open(args.store, prefix=args.prefix)

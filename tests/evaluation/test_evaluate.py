@@ -361,7 +361,7 @@ def test_tune_stores_the_choice(local: Asif, rng: np.random.Generator, tmp_path:
     info = local.relindexes.require("L", "_shared", "labels")
     assert (info.k, info.p, info.aggregation) == (rep.tuned.k, rep.tuned.p, rep.tuned.aggregation)
     assert info.classes == CLASSES and info.extra["tuned"]["setting"] == rep.tuned.as_dict()
-    assert rep.n_val + rep.n_test == 36 and rep.default == Setting(800, 4.0, "photo", "max", "none")
+    assert rep.n_val + rep.n_test == 36 and rep.default == Setting(800, 3.0, "photo", "max", "none")
     assert rep.val_tuned.top1 >= rep.val_default.top1 and "gain on the test split" in rep.table()
     preds = local.classify(vectors=d["q"], labels="L")  # the stored label set answers with the tuned settings
     assert len(preds) == 36
