@@ -41,6 +41,10 @@ class AddResult:
     new_text: np.ndarray | None = None
     items_touched: dict[str, int] = field(default_factory=dict)  # relative-index items updated, per index
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"ids": list(self.ids), "added": self.added, "duplicates": self.duplicates,
+                "items_touched": dict(self.items_touched)}
+
 
 _JSON_SCALARS = (str, bool, int, type(None))
 

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 from pydantic import ValidationError
 
+from . import embedding
 from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, file_digest, pair_key, text_digest
+from .embedding import ImageLimits
 from .engines import create_engine
 from .engines.base import Engine, Filter, PointBatch, Relayout
 from .errors import (
@@ -27,11 +29,12 @@ from .errors import (
 )
 from .locking import RWLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
-from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes, check_k_p
+from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes
 from .relrep import l2_normalize
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
+from .validate import check_count, check_k_p, check_top
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -335,8 +338,6 @@ class Asif:
         """Vectors of ``items`` (content key -> image path or text), through the store's embedding cache; images
         are decoded and encoded in batches of 32, so a large folder is never held in memory at once."""
         from .embcache import EmbeddingCache
-        from .encoders import load_image
-
         fp = self.fingerprint
         space = (fp.image_encoder, fp.image_dim) if modality == "image" else (fp.text_encoder, fp.text_dim)
         store = EmbeddingCache.in_folder(self.settings.resolved_cache_dir) if cache else None
@@ -346,7 +347,7 @@ class Asif:
             for start in range(0, len(todo), 32):
                 keys = todo[start : start + 32]
                 if modality == "image":
-                    vecs = self.encode_images([load_image(items[k]) for k in keys])
+                    vecs = self.encode_images([items[k] for k in keys])
                 else:
                     vecs = self.encode_texts([items[k] for k in keys])
                 new = dict(zip(keys, np.asarray(vecs, np.float32), strict=True))
@@ -392,6 +393,8 @@ class Asif:
         if ids is None and filter is None and not all:
             raise ConfigError("delete needs ids=[...], filter=... or all=True (to delete every anchor of the tenant)")
         tenant = validate_tenant(tenant)
+        if ids is not None:
+            check_count(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")
         gone, img, txt = self.anchors.delete_with_vectors(ids=ids, tenant=tenant, filter=filter)
         touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
         return DeleteResult(gone, touched)
@@ -408,6 +411,7 @@ class Asif:
     ) -> AddResult:
         """Replace the tenant's anchors ``ids`` by new pairs (same ids). Validated before anything changes."""
         tenant = validate_tenant(tenant)
+        check_count(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")
         store = self.anchors
         store.validate_pairs(image_vectors, text_vectors, captions, payloads, ids, None)
         existing = {r.id for r in self.engine.retrieve(store.collection, list(ids), with_payload=True)
@@ -492,11 +496,17 @@ class Asif:
                 self.encoder_load_seconds += time.perf_counter() - t
             return self._encoders[modality]
 
+    @property
+    def image_limits(self) -> ImageLimits:
+        """The decoding bounds of this store's settings (ASIF_MAX_IMAGE_PIXELS, ASIF_MAX_REQUEST_PIXELS)."""
+        return ImageLimits(self.settings.max_image_pixels, self.settings.max_request_pixels)
+
     def encode_images(self, images: Sequence[Any]) -> Any:
-        return self.encoder("image").encode(list(images))
+        """Vectors of images (paths, bytes or PIL images), decoded one at a time within :attr:`image_limits`."""
+        return embedding.encode_images(self.encoder("image").encode, list(images), self.image_limits)
 
     def encode_texts(self, texts: Sequence[str]) -> Any:
-        return self.encoder("text").encode(list(texts))
+        return embedding.encode_texts(self.encoder("text").encode, list(texts))
 
     def input_vectors(self, modality: str, raw: Sequence[Any] | None, vectors: Any, what: str) -> Any:
         if (raw is None) == (vectors is None):
@@ -569,6 +579,8 @@ class Asif:
         self._check_new(name, tenant, "labels", replace)
         cls = resolve_classes(classes)
         tpl = resolve_templates(templates)
+        check_count(len(cls), self.settings.max_classes, "classes", "ASIF_MAX_CLASSES")
+        check_count(len(tpl), self.settings.max_templates, "templates", "ASIF_MAX_TEMPLATES")
         kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
@@ -755,14 +767,7 @@ class Asif:
         return [ri.rebuild(i) for i in infos]
 
     def _check_top(self, top: Any, what: str) -> int:
-        """``top`` as an int in [1, max_top]; a string, float or bool is refused with the fix."""
-        if isinstance(top, bool) or not isinstance(top, (int, np.integer)):
-            raise ConfigError(f"top={top!r} is invalid: pass an integer number of {what}s (for example top=5)")
-        if not 1 <= int(top) <= self.settings.max_top:
-            raise ConfigError(
-                f"top={int(top)} is invalid: ask for 1 to {self.settings.max_top} {what}s (raise ASIF_MAX_TOP for more)"
-            )
-        return int(top)
+        return check_top(top, self.settings.max_top, what)
 
     def _check_items(self, n: int, what: str) -> None:
         if n > self.settings.max_items:
@@ -855,6 +860,9 @@ class DeleteResult:
     def count(self) -> int:
         """How many anchors were deleted."""
         return len(self.deleted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"deleted": list(self.deleted), "items_touched": dict(self.items_touched)}
 
 
 def _check_name(name: str) -> None:

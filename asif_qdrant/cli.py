@@ -477,7 +477,7 @@ def labels_add(ctx: click.Context, name: str, classes: str, templates: str, k: i
     asif = _open(ctx, create=True)
     info = asif.define_labels(name, classes, templates, tenant=tenant, k=k, p=p, aggregation=aggregation,
                               replace=replace)
-    _emit(as_json, vars(info), lambda: f"label set {info.name!r}: {len(info.classes)} classes x "
+    _emit(as_json, info.as_dict(), lambda: f"label set {info.name!r}: {len(info.classes)} classes x "
           f"{len(info.templates)} templates = {info.n_items} prompts (k={info.k}, p={info.p:g})")
 
 
@@ -494,7 +494,7 @@ def labels_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
     """
     asif = _open(ctx)
     infos = asif.list_labels(tenant)
-    _emit(as_json, [vars(i) for i in infos], lambda: "\n".join(
+    _emit(as_json, [i.as_dict() for i in infos], lambda: "\n".join(
         f"{i.name:<20} tenant={i.tenant:<10} classes={len(i.classes):<4} prompts={i.n_items:<6} k={i.k} p={i.p:g}"
         + (f" tau={i.tau:g}" if i.tau is not None else "") for i in infos) or "no label sets")
 
@@ -708,7 +708,7 @@ def gallery_add(ctx: click.Context, name: str, sources: tuple[str, ...], on_erro
         write_gallery_rows(out, [{"path": str(p), "item": item.get(str(p)),
                                   "status": "added" if str(p) in item else "skipped", "error": why.get(str(p))}
                                  for p in paths])
-    _emit(as_json, {**vars(info), "skipped": [s for s, _ in enc.skipped], "out": str(out) if out else None},
+    _emit(as_json, {**info.as_dict(), "skipped": [s for s, _ in enc.skipped], "out": str(out) if out else None},
           lambda: f"gallery {info.name!r}: {info.n_items} images (k={info.k}, p={info.p:g})"
           + (f"; {len(enc.skipped)} skipped" if enc.skipped else "") + (f"; wrote {out}" if out else ""))
 
@@ -725,7 +725,7 @@ def gallery_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
       asif gallery list
     """
     infos = _open(ctx).list_galleries(tenant)
-    _emit(as_json, [vars(i) for i in infos], lambda: "\n".join(
+    _emit(as_json, [i.as_dict() for i in infos], lambda: "\n".join(
         f"{i.name:<20} tenant={i.tenant:<10} images={i.n_items:<6} k={i.k} p={i.p:g}" for i in infos)
         or "no galleries")
 
@@ -768,7 +768,7 @@ def search(ctx: click.Context, text: tuple[str, ...], gallery_name: str, top: in
     asif = _open(ctx)
     _check_scope(asif, gallery_name, tenant)
     res = asif.search(text=[query], gallery=gallery_name, top=top, tenant=tenant)
-    data = [{"query": query, "hits": [vars(h) for h in hits]} for hits in res]
+    data = [{"query": query, "hits": [h.as_dict() for h in hits]} for hits in res]
     _emit(as_json, data, lambda: "\n".join(
         f"{query!r}:\n" + ("\n".join(f"  {h.score:.4f}  {h.payload.get('image_ref', h.id)}" for h in hits)
                             or "  no result shares an anchor with the query")

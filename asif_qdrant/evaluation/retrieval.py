@@ -26,7 +26,8 @@ from ..embcache import EmbeddingCache
 from ..engines.base import Filter, HasId, MatchAny
 from ..errors import ConfigError, InvalidInputError
 from ..meta import validate_tenant
-from ..relindex import check_k_p, tenant_scope
+from ..relindex import tenant_scope
+from ..validate import check_k_p
 from ..relrep import l2_normalize
 from .sweeps import anchor_topk_within, check_image_vectors, sparse_scores
 

@@ -1,0 +1,76 @@
+"""What the routers share: the open store (``app.state``), request bounds, uploads decoded within the limits,
+image paths confined to the allowed folders, and answers that never show a server folder to a tenant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from ..asif import Asif
+from ..embedding import PixelBudget, decode_bytes
+from ..settings import AsifSettings
+from .auth import Principal
+from .errors import HTTPError
+from .files import allowed_roots, resolve
+
+
+def store(request: Request) -> Asif:
+    a: Asif | None = request.app.state.asif
+    if a is None:
+        raise HTTPError(503, "the store is not open (the server is starting or stopping): retry",
+                        {"Retry-After": "1"})
+    return a
+
+
+def settings(request: Request) -> AsifSettings:
+    s: AsifSettings = request.app.state.settings
+    return s
+
+
+def bounded(request: Request, n: int, what: str) -> None:
+    limit = settings(request).max_batch
+    if n > limit:
+        raise HTTPError(413, f"{n} {what} in one request exceed max_batch={limit}: split the request "
+                        "(ASIF_MAX_BATCH)")
+
+
+async def read_images(request: Request, files: list[UploadFile]) -> list[Any]:
+    """Uploaded images, each size-checked from its header and decoded shrunk, one at a time (in a worker thread),
+    within one pixel budget for the request."""
+    bounded(request, len(files), "images")
+    limits = store(request).image_limits
+    budget = PixelBudget(limits)
+    out = []
+    for f in files:
+        data = await f.read()
+        out.append(await run_in_threadpool(decode_bytes, data, f.filename, limits, budget))
+        del data
+    return out
+
+
+def roots_for(request: Request, a: Asif, tenant: str) -> list[Path]:
+    """The folders whose files ``tenant``'s requests and reports may reach: the serve root, then the folders
+    ingest recorded for the tenant's anchors (its own and the shared ones)."""
+    return allowed_roots(request.app.state.serve_root, a.image_roots(tenant))
+
+
+def image_path(request: Request, who: Principal, a: Asif, tenant: str, ref: str) -> Path:
+    """The file a request names by path: inside the allowed folders (links resolved), else 403/400/404."""
+    root = request.app.state.serve_root
+    if root is None:
+        raise HTTPError(403, "reading images by path is off: upload the image, or set ASIF_SERVE_ROOT")
+    if who.admin and settings(request).serve_admin_any_path and Path(ref).is_absolute():
+        return resolve(ref, [Path("/")])
+    return resolve(ref, roots_for(request, a, tenant))
+
+
+def visible(request: Request, who: Principal, data: dict[str, Any]) -> dict[str, Any]:
+    """An explanation's dict as a caller may see it: tenants never see the server's folders."""
+    if not who.admin:
+        data = {k: v for k, v in data.items() if k != "image_roots"}
+        if isinstance(data.get("image"), str):
+            data["image"] = Path(data["image"]).name
+    return data
