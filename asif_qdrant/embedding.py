@@ -75,8 +75,8 @@ def decode_opened(im: Any, name: str, limits: ImageLimits, budget: PixelBudget |
     if w * h > limits.max_pixels:
         im.close()
         raise ImageTooLargeError(
-            f"{name} is {w}x{h} = {w * h / 1e6:.1f} MP, more than the {limits.max_pixels / 1e6:g} MP that one image may "
-            "have (ASIF_MAX_IMAGE_PIXELS): shrink it first"
+            f"{name} is {w}x{h} = {w * h / 1e6:.1f} MP, more than the {limits.max_pixels / 1e6:g} MP that one "
+            "image may have (ASIF_MAX_IMAGE_PIXELS): shrink it first"
         )
     if budget is not None:
         budget.spend(w * h, name)

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from . import relrep
 from .anchors import RESERVED_PAYLOAD_KEYS
 from .engines.base import Hit
-from .validate import check_top
 from .errors import ConfigError, InvalidInputError
 from .meta import validate_tenant
 from .relindex import decode_topk
+from .validate import check_top
 from .zeroshot import LabelScore, aggregate
 
 if TYPE_CHECKING:

@@ -27,8 +27,8 @@ from ..engines.base import Filter, HasId, MatchAny
 from ..errors import ConfigError, InvalidInputError
 from ..meta import validate_tenant
 from ..relindex import tenant_scope
-from ..validate import check_k_p
 from ..relrep import l2_normalize
+from ..validate import check_k_p
 from .sweeps import anchor_topk_within, check_image_vectors, sparse_scores
 
 if TYPE_CHECKING:

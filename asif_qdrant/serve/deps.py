@@ -67,10 +67,24 @@ def image_path(request: Request, who: Principal, a: Asif, tenant: str, ref: str)
     return resolve(ref, roots_for(request, a, tenant))
 
 
-def visible(request: Request, who: Principal, data: dict[str, Any]) -> dict[str, Any]:
-    """An explanation's dict as a caller may see it: tenants never see the server's folders."""
+def _relative(ref: str, roots: list[Path]) -> str:
+    p = Path(ref)
+    if not p.is_absolute():
+        return ref
+    for r in roots:
+        if p.is_relative_to(r):
+            return str(p.relative_to(r))
+    return p.name
+
+
+def redact(who: Principal, ex: Any, roots: list[Path], shown: str | None) -> Any:
+    """An explanation as a caller may see it: the query named as the caller named it; for tenant keys, no server
+    folder (no ingest roots, anchor image_refs relative to their folder, or just the file name)."""
+    ex.image = shown
     if not who.admin:
-        data = {k: v for k, v in data.items() if k != "image_roots"}
-        if isinstance(data.get("image"), str):
-            data["image"] = Path(data["image"]).name
-    return data
+        ex.image_roots = []
+        for e in ex.explained:
+            for c in e.contributions:
+                if c.image_ref:
+                    c.image_ref = _relative(c.image_ref, roots)
+    return ex

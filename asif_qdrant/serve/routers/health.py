@@ -34,7 +34,7 @@ def healthz_head() -> dict[str, str]:
     return {"status": "ok"}
 
 
-NOT_READY = {503: {"model": ErrorBody, "description": "Starting or stopping."}}
+NOT_READY: dict[int | str, dict[str, Any]] = {503: {"model": ErrorBody, "description": "Starting or stopping."}}
 
 
 @router.head("/readyz", response_model=Health, responses=NOT_READY)

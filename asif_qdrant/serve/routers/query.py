@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from ...asif import Asif
 from ...errors import ConfigError
 from ..auth import Principal, Who
-from ..deps import bounded, image_path, read_images, roots_for, store, visible
+from ..deps import bounded, image_path, read_images, redact, roots_for, store
 from ..schemas import ClassifyBody, ExplainBody, PredictionsAnswer, SearchAnswer, SearchBody
 
 router = APIRouter(prefix="/v1", tags=["query"])
@@ -22,15 +22,13 @@ def predictions(preds: list[Any]) -> dict[str, Any]:
 
 def explanation(request: Request, who: Principal, a: Asif, ex: Any, fmt: str, image: Any, tenant: str,
                 shown: str | None) -> Any:
+    roots = roots_for(request, a, tenant)
+    ex = redact(who, ex, roots, shown)
     if fmt == "html":
         from ...evaluation.report import Confined, render_html
 
-        roots = Confined(roots_for(request, a, tenant))
-        return HTMLResponse(render_html(ex, image, image_roots=roots, title=f"asif explain: {shown or 'upload'}"))
-    data = ex.as_dict()
-    if shown is not None:
-        data["image"] = shown  # the path as the caller gave it, not the server's
-    return visible(request, who, data)
+        return HTMLResponse(render_html(ex, image, image_roots=Confined(roots)))
+    return ex.as_dict()
 
 
 @router.post("/classify", response_model=PredictionsAnswer)
