@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +28,7 @@ from .errors import (
     InvalidInputError,
     NotFoundError,
 )
-from .locking import RWLock
+from .locking import ScopedLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes
 from .relrep import l2_normalize
@@ -75,22 +76,45 @@ def _fingerprint_from_settings(settings: AsifSettings) -> Fingerprint:
     return Fingerprint(settings.image_encoder, dims[0], settings.text_encoder, dims[1])
 
 
+def _tenant_arg(fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], str | None]:
+    """How to find the tenant a call acts on: its ``tenant`` argument, or its ``info``'s tenant; None (store-wide)
+    for a method without one. A tenant that is not valid is left for the method to refuse."""
+    params = list(inspect.signature(fn).parameters)[1:]  # without self
+    for name in ("tenant", "info"):
+        if name in params:
+            pos = params.index(name)
+
+            def find(args: tuple[Any, ...], kwargs: dict[str, Any], name: str = name, pos: int = pos) -> str | None:
+                value = kwargs.get(name, args[pos] if pos < len(args) else None)
+                value = getattr(value, "tenant", None) if name == "info" else value
+                try:
+                    return validate_tenant(value)
+                except AsifError:
+                    return None
+            return find
+    return lambda args, kwargs: None
+
+
 def _reads(fn: F) -> F:
-    """A read of the store: runs under the facade's shared lock, in parallel with other reads."""
+    """A read of the store: runs under the facade's shared lock (and its tenant's), in parallel with other reads
+    and with other tenants' edits."""
+    tenant_of = _tenant_arg(fn)
 
     @functools.wraps(fn)
     def wrapper(self: Asif, *args: Any, **kwargs: Any) -> Any:
-        return self._lock.read(fn, self, *args, **kwargs)
+        return self._lock.read(tenant_of(args, kwargs), fn, self, *args, **kwargs)
 
     return cast(F, wrapper)
 
 
 def _writes(fn: F) -> F:
-    """An edit of the store: runs under the facade's exclusive lock, whole (readers see before or after)."""
+    """An edit of the store, whole (readers see before or after): of one tenant's model under that tenant's
+    exclusive lock (other tenants go on), of the shared anchors or definitions under the store's exclusive lock."""
+    tenant_of = _tenant_arg(fn)
 
     @functools.wraps(fn)
     def wrapper(self: Asif, *args: Any, **kwargs: Any) -> Any:
-        return self._lock.write(fn, self, *args, **kwargs)
+        return self._lock.write(tenant_of(args, kwargs), fn, self, *args, **kwargs)
 
     return cast(F, wrapper)
 
@@ -115,7 +139,7 @@ class Asif:
     ) -> None:
         """``fingerprint``: the encoders' names and dimensions for a new store, when no encoder is loaded to
         learn them (a store that has one keeps its own)."""
-        self._lock = RWLock(settings.lock_timeout_s)
+        self._lock = ScopedLock(settings.lock_timeout_s)
         self._cache_lock = threading.Lock()  # guards the encoders and the stores, built once by whoever asks first
         self.engine = engine
         self.settings = settings
@@ -393,8 +417,8 @@ class Asif:
         if ids is None and filter is None and not all:
             raise ConfigError("delete needs ids=[...], filter=... or all=True (to delete every anchor of the tenant)")
         tenant = validate_tenant(tenant)
-        if ids is not None:
-            check_count(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")
+        if ids is not None and hasattr(ids, "__len__") and not isinstance(ids, (str, bytes)):
+            check_count(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")  # a bad ids value: refused below
         gone, img, txt = self.anchors.delete_with_vectors(ids=ids, tenant=tenant, filter=filter)
         touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
         return DeleteResult(gone, touched)
@@ -411,7 +435,8 @@ class Asif:
     ) -> AddResult:
         """Replace the tenant's anchors ``ids`` by new pairs (same ids). Validated before anything changes."""
         tenant = validate_tenant(tenant)
-        check_count(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")
+        if hasattr(ids, "__len__") and not isinstance(ids, (str, bytes)):
+            check_count(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")
         store = self.anchors
         store.validate_pairs(image_vectors, text_vectors, captions, payloads, ids, None)
         existing = {r.id for r in self.engine.retrieve(store.collection, list(ids), with_payload=True)
@@ -723,18 +748,18 @@ class Asif:
         if info.tenant == tenant and info.copied_from is not None and tenant != TENANT_SHARED:
             shared = ri.info(name, TENANT_SHARED, kind)
             if shared is None:  # the shared definition was deleted (an interrupted delete_index): so is the copy
-                self._lock.need_write()  # a reader never writes: it comes back here under the exclusive lock
+                self._lock.need_write(tenant)  # a reader never writes: it comes back here under the exclusive lock
                 ri.delete(info)
                 info = ri.require(name, tenant, kind)
             elif shared.definition != info.copied_from:  # redefined since the copy was made
-                self._lock.need_write()
+                self._lock.need_write(tenant)
                 info = ri.materialise(shared, tenant)
         elif info.tenant != tenant and self.meta.revision(tenant) > 0:
-            self._lock.need_write()
+            self._lock.need_write(tenant)
             info = ri.materialise(info, tenant)
         check_count = ri.count_check_due(info, self.settings.staleness_check_s)
         if not ri.is_current(info, check_count):
-            self._lock.need_write()
+            self._lock.need_write(info.tenant)  # the shared index itself: under the store-wide lock
             info = ri.rebuild(info)
         if check_count:
             ri.count_checked(info)
@@ -846,7 +871,7 @@ class Asif:
     def exclusive(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` under the facade's exclusive lock, whole, like an edit (for a tool that
         reads and then writes the store, such as evaluation.calibrate)."""
-        return self._lock.write(fn, *args, **kwargs)
+        return self._lock.write(None, fn, *args, **kwargs)
 
 
 @dataclass

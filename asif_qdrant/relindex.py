@@ -223,6 +223,7 @@ class RelIndexes:
         self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
         self._count_checked: dict[str, float] = {}  # per index: when its stored item count was last compared
         self._cache_lock = threading.Lock()  # readers share this object: its caches change under this lock
+        self._create_lock = threading.Lock()  # collection creation and slot allocation, across tenants' edits
         self._edit_counts: dict[str, int] = {}
 
     # -- step (1): dense top-k on the anchors --------------------------------------------------
@@ -292,7 +293,12 @@ class RelIndexes:
         return relindex_collection(self.prefix, info.modality)
 
     def ensure_collections(self) -> None:
-        """The item collections (one per item modality); a no-op when they exist."""
+        """The item collections (one per item modality); a no-op when they exist. Two tenants' first definitions
+        may run at once (each under its own tenant's lock): the check and the creation happen under one mutex."""
+        with self._create_lock:
+            self._ensure_collections()
+
+    def _ensure_collections(self) -> None:
         for modality, dim in (("text", self.fingerprint.text_dim), ("image", self.fingerprint.image_dim)):
             name = relindex_collection(self.prefix, modality)
             if not self.engine.collection_exists(name):

@@ -272,6 +272,50 @@ def test_a_client_that_disconnects_stops_the_work_at_the_next_batch(tmp_path: Pa
         a.close()
 
 
+def test_one_tenants_edit_does_not_block_other_tenants(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While acme's edit holds acme's lock, globex reads and edits at once; acme's own reads wait (503 past the
+    timeout), and so does a shared edit (the store-wide lock); afterwards every answer equals the library's."""
+    a = open_store(tmp_path, lock_timeout_s=0.5)
+    a.define_labels("mine", ["red", "green", "blue"], templates="plain", prompt_vectors=PROMPTS, k=8,
+                    tenant="acme")
+    holding, release = threading.Event(), threading.Event()
+    real = a.relindexes.apply_added
+
+    def slow_apply(tenant: str, *args: Any) -> Any:
+        if tenant == "acme":
+            holding.set()
+            release.wait(30)
+        return real(tenant, *args)
+
+    monkeypatch.setattr(a.relindexes, "apply_added", slow_apply)
+    editor = threading.Thread(target=a.add_vectors, args=(rng.standard_normal((3, IMG_DIM)),
+                                                          rng.standard_normal((3, TXT_DIM))),
+                              kwargs={"tenant": "acme"}, daemon=True)
+    body = {"labels": "colours", "vectors": QUERY.tolist()}
+    try:
+        with TestClient(create_app(a)) as tc:
+            editor.start()
+            assert holding.wait(10)
+            t = time.perf_counter()
+            r = tc.post("/v1/classify", json=body, headers=as_key(KEY_B))
+            assert r.status_code == 200 and time.perf_counter() - t < 0.4, r.text
+            add = {"image_vectors": rng.standard_normal((2, IMG_DIM)).tolist(),
+                   "text_vectors": rng.standard_normal((2, TXT_DIM)).tolist()}
+            assert tc.post("/v1/anchors", json=add, headers=as_key(KEY_B)).json()["added"] == 2
+            assert "waited more than 0.5 s" in err(tc.post("/v1/classify", json=body, headers=as_key(KEY_A)), 503)
+            assert "an edit waited" in err(tc.post("/v1/anchors", json=add, headers=as_key(ADMIN)), 503)
+            release.set()
+            editor.join(10)
+            for key, tenant in ((KEY_A, "acme"), (KEY_B, "globex")):
+                got = tc.post("/v1/classify", json=body, headers=as_key(key)).json()["predictions"]
+                assert got == json.loads(json.dumps([p.as_dict() for p in a.classify(
+                    vectors=QUERY, labels="colours", tenant=tenant)]))
+            assert a.count("acme") == 3 and a.count("globex") == 2
+    finally:
+        release.set()
+        a.close()
+
+
 # -- 4. bounds ----------------------------------------------------------------------------------------------------
 def test_every_count_and_number_has_one_bound(world: dict[str, Any]) -> None:
     tc, a = world["tc"], world["a"]
@@ -384,3 +428,53 @@ def test_errors_speak_http_not_the_cli(world: dict[str, Any]) -> None:
 
 def test_no_server_setting_leaks_into_the_environment() -> None:
     assert "ASIF_RATE_LIMIT" not in os.environ
+
+
+# -- 7. no cross-tenant oracle from anchor ids ---------------------------------------------------------------------
+def test_a_tenant_cannot_probe_another_tenants_pairs_by_id(tmp_path: Path) -> None:
+    """Content-derived ids are keyed with the store's secret: acme can neither compute the id that globex's pair
+    got nor tell a pair that globex holds from one nobody holds."""
+    from asif_qdrant.anchors import content_hash, vector_key
+    from asif_qdrant.relrep import l2_normalize
+
+    a = open_store(tmp_path)
+    try:
+        with TestClient(create_app(a)) as tc:
+            held, unheld = rng.standard_normal((2, IMG_DIM)), rng.standard_normal((2, TXT_DIM))
+            r = tc.post("/v1/anchors", json={"image_vectors": [held[0].tolist()], "text_vectors": [unheld[0].tolist()],
+                                             "captions": ["globex's pair"]}, headers=as_key(KEY_B))
+            gid = r.json()["ids"][0]
+            answers = []
+            for i in (0, 1):  # the pair globex holds, and one nobody holds
+                img, txt = l2_normalize(held[i:i + 1]), l2_normalize(unheld[i:i + 1])
+                guess = int(content_hash("globex", vector_key(img[0], txt[0], "globex's pair"))[:8], 16)
+                assert guess != gid
+                r = tc.post("/v1/anchors", json={"image_vectors": [held[i].tolist()],
+                                                 "text_vectors": [unheld[i].tolist()], "ids": [guess],
+                                                 "captions": ["globex's pair"]}, headers=as_key(KEY_A))
+                answers.append((r.status_code, r.json()["added"]))
+            assert answers == [(200, 1), (200, 1)]
+            assert a.count("globex") == 1 and a.count("acme") == 2
+    finally:
+        a.close()
+
+
+def test_pairs_stored_at_unkeyed_ids_keep_their_ids_and_stay_duplicates(tmp_path: Path) -> None:
+    from asif_qdrant.anchors import content_hash, vector_key
+    from asif_qdrant.engines.base import PointBatch
+    from asif_qdrant.relrep import l2_normalize
+
+    a = open_store(tmp_path)
+    try:
+        img, txt = l2_normalize(rng.standard_normal((1, IMG_DIM))), l2_normalize(rng.standard_normal((1, TXT_DIM)))
+        h = content_hash("acme", vector_key(img[0], txt[0], "old"))
+        old_id = int(h[:8], 16)  # where an earlier version put it
+        a.engine.upsert(a.anchors.collection, PointBatch([old_id], {"image": img, "text": txt}, payloads=[
+            {"tenant": "acme", "caption": "old", "image_ref": None, "content_hash": h}]))
+        res = a.add_vectors(img, txt, captions=["old"], tenant="acme")
+        assert (res.ids, res.added, res.duplicates) == ([old_id], 0, 1)
+        new = a.add_vectors(img * 0.5 + 0.1, txt, captions=["new"], tenant="acme")
+        assert new.added == 1 and new.ids[0] != int(content_hash("acme", vector_key(
+            l2_normalize(img * 0.5 + 0.1)[0], txt[0], "new"))[:8], 16)
+    finally:
+        a.close()
