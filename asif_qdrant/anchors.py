@@ -19,7 +19,7 @@ import numpy as np
 
 from .engines.base import Engine, Filter, HasId, Match, PointBatch
 from .errors import FingerprintMismatchError, InvalidInputError
-from .meta import Fingerprint, Meta, validate_tenant
+from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .names import anchors_collection
 from .relrep import MAX_ANCHOR_ID, l2_normalize
 
@@ -425,7 +425,10 @@ class AnchorStore:
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per tenant: anchor count and revision."""
-        return {
-            t: {"anchors": self.count(t), "revision": self.meta.revision(t)}
-            for t in self.tenants()
-        }
+        out = {t: {"anchors": self.count(t), "revision": self.meta.revision(t)} for t in self.tenants()}
+        if self.engine.collection_exists(self.collection):
+            untagged = self.engine.count(self.collection) - sum(v["anchors"] for v in out.values())
+            if untagged > 0:  # an attached collection before `asif migrate`: points without a tenant are shared
+                shared = out.setdefault(TENANT_SHARED, {"anchors": 0, "revision": self.meta.revision(TENANT_SHARED)})
+                shared["anchors"] += untagged
+        return out

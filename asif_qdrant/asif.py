@@ -246,6 +246,11 @@ class Asif:
         return diagnose(self, ctx, repair)
 
     @_reads
+    def migration_plan(self) -> list[tuple[str, list[str]]]:
+        """What :meth:`migrate` would do: each pending step and the changes it would make; changes nothing."""
+        return _migrate.dry_run(self._context())
+
+    @_reads
     def migration_status(self) -> list[_migrate.StepState]:
         """Applied and pending migration steps; changes nothing."""
         return _migrate.status(self._context())

@@ -15,6 +15,24 @@ from asif_qdrant.names import anchors_collection
 DESCRIPTION = "attached anchors: integer ids < 2**32, a tenant on every point (default shared), tenant index"
 
 
+def plan(ctx: MigrationContext) -> list[str]:
+    """What apply would change in the user's collection (its own name), changing nothing."""
+    name = anchors_collection(ctx.settings.prefix)
+    shown = ctx.settings.anchors_collection or name
+    engine = ctx.engine
+    if not engine.collection_exists(name):
+        return [f"nothing in {shown!r} (it does not exist yet)"]
+    out = []
+    if engine.collection_spec(name).keyword_indexes.get("tenant") is not True:
+        out.append(f"create the keyword index 'tenant' (is_tenant) on {shown!r}")
+    total = engine.count(name)
+    missing = sum(1 for rec in engine.scroll(name, with_payload=["tenant"]) if not rec.payload.get("tenant"))
+    if missing:
+        out.append(f"set tenant={TENANT_SHARED!r} on {missing} of the {total} points of {shown!r} (they join the "
+                   "shared anchors); no other field or vector changes")
+    return out or [f"nothing in {shown!r}: every point has a tenant"]
+
+
 def apply(ctx: MigrationContext) -> None:
     name = anchors_collection(ctx.settings.prefix)
     engine = ctx.engine

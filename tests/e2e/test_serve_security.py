@@ -478,3 +478,49 @@ def test_pairs_stored_at_unkeyed_ids_keep_their_ids_and_stay_duplicates(tmp_path
             l2_normalize(img * 0.5 + 0.1)[0], txt[0], "new"))[:8], 16)
     finally:
         a.close()
+
+
+# -- 6. attached collections ---------------------------------------------------------------------------------------
+def test_read_only_commands_never_write_into_an_attached_collection(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from qdrant_client import QdrantClient
+    from qdrant_client import models as m
+
+    from asif_qdrant.cli import main
+
+    folder = tmp_path / "qdrant"
+    client = QdrantClient(path=str(folder))
+    client.create_collection("products", vectors_config={
+        "img": m.VectorParams(size=IMG_DIM, distance=m.Distance.COSINE),
+        "txt": m.VectorParams(size=TXT_DIM, distance=m.Distance.COSINE)})
+    client.upsert("products", [m.PointStruct(id=i, vector={"img": rng.standard_normal(IMG_DIM).tolist(),
+                                                           "txt": rng.standard_normal(TXT_DIM).tolist()},
+                                             payload={"title": f"t{i}"}) for i in range(30)])
+    client.close()
+    for k, v in {"ASIF_ANCHORS_COLLECTION": "products", "ASIF_VECTOR_NAMES": '{"image": "img", "text": "txt"}',
+                 "ASIF_PAYLOAD_NAMES": '{"caption": "title"}', **{f"ASIF_{k.upper()}": v for k, v in
+                                                                  small_settings().items()}}.items():
+        monkeypatch.setenv(k, v)
+
+    def state() -> tuple[list[str], int]:
+        c = QdrantClient(path=str(folder))
+        try:
+            names = sorted(x.name for x in c.get_collections().collections)
+            tagged = sum(1 for p in c.scroll("products", limit=100, with_payload=True)[0] if "tenant" in p.payload)
+            return names, tagged
+        finally:
+            c.close()
+
+    cli = ["--url", f"file:{folder}"]
+    r = CliRunner().invoke(main, [*cli, "stats", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["tenants"]["_shared"]["anchors"] == 30  # counted, though none has a tenant yet
+    assert state() == (["products"], 0)  # nothing written, no collection created
+    r = CliRunner().invoke(main, [*cli, "migrate", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "set tenant='_shared' on 30 of the 30 points of 'products'" in r.stdout and "asif_anchors" not in r.stdout
+    assert state() == (["products"], 0)
+    r = CliRunner().invoke(main, [*cli, "migrate"])
+    assert r.exit_code == 0, r.output
+    names, tagged = state()
+    assert "products" in names and tagged == 30
