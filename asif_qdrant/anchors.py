@@ -293,7 +293,7 @@ class AnchorStore:
             return b"unkeyed"
         if not stored:
             self.meta.put(ID_KEY_RECORD, {"key": secrets.token_hex(16)})
-            stored = self.meta.get(ID_KEY_RECORD)  # the one that won, if another process made one at once
+            stored = self.meta.get(ID_KEY_RECORD) or {}  # the one that won, if another process made one at once
         self._key = bytes.fromhex(str(stored["key"]))
         return self._key
 
