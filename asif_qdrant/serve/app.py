@@ -89,5 +89,11 @@ def serve(
 
     import uvicorn
 
-    logging.getLogger("asif.access").setLevel(logging.INFO)
+    access = logging.getLogger("asif.access")
+    access.setLevel(logging.INFO)
+    if not access.handlers:  # one JSON object per line on stderr, next to uvicorn's own log
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.propagate = False
     uvicorn.run(create_app(asif=asif, settings=settings), host=host, port=port, log_level="info", access_log=False)
