@@ -16,7 +16,7 @@ decompression bombs (13000 x 13000 PNG, 37 KB each: 413) and classifies a full b
 JPEGs, as many as ASIF_MAX_REQUEST_BYTES holds).
 
 The store and the vectors come from a ``cache/`` folder (benchmarks/cache/ or one above the checkout):
-flickr-store (ingest_flickr.py) and cifar10_lite0.npz; without the npz, 1,000 CIFAR-10 test images are encoded
+flickr-store (ingest_flickr.py) and cifar10_lite0.npz; without the npz, 300 CIFAR-10 test images are encoded
 once (cached) and reused.
 """
 
@@ -76,7 +76,7 @@ def start_server(path: Path, port: int, env: dict[str, str]) -> subprocess.Popen
 
 
 def cifar_vectors(store: Path) -> tuple[np.ndarray, list[str]]:
-    """10,000 CIFAR-10 vectors and their files: the cached npz, else 1,000 test images encoded once, tiled."""
+    """10,000 CIFAR-10 vectors and their files: the cached npz, else 300 test images encoded once, tiled."""
     npz = find_cached("cifar10_lite0.npz")
     if npz is not None:
         data = np.load(npz, allow_pickle=True)
@@ -84,7 +84,7 @@ def cifar_vectors(store: Path) -> tuple[np.ndarray, list[str]]:
     from asif_qdrant import Asif
     from asif_qdrant.evaluation.evaluate import cached_image_vectors, read_folder_per_class
 
-    folder = read_folder_per_class(DATA / "cifar10-test", limit=1000)
+    folder = read_folder_per_class(DATA / "cifar10-test", limit=300)
     with Asif.open(store, cache_dir=CACHE / "embeddings") as a:
         vecs = cached_image_vectors(a, folder.paths).astype(np.float32)
     reps = -(-10_000 // len(vecs))
