@@ -35,6 +35,7 @@ def plan(ctx: MigrationContext) -> list[str]:
 
 def apply(ctx: MigrationContext) -> None:
     name = anchors_collection(ctx.settings.prefix)
+    shown = ctx.settings.anchors_collection or name  # messages name the user's collection
     engine = ctx.engine
     spec = engine.collection_spec(name)
     if spec.keyword_indexes.get("tenant") is not True:
@@ -44,14 +45,14 @@ def apply(ctx: MigrationContext) -> None:
         for rec in engine.scroll(name, with_payload=["tenant"]):
             if rec.id >= 2**32:
                 raise SchemaError(
-                    f"anchor id {rec.id} in {name!r} is not below 2**32: anchor ids double as sparse-vector indices; "
+                    f"anchor id {rec.id} in {shown!r} is not below 2**32: anchor ids double as sparse-vector indices; "
                     "re-key the collection with small integer ids, or ingest the pairs into a new store"
                 )
             if not rec.payload.get("tenant"):
                 missing.append(rec.id)
     except ValueError as e:  # a UUID id cannot become an int
         raise SchemaError(
-            f"collection {name!r} has non-integer point ids ({e}): anchor ids must be integers below 2**32; "
+            f"collection {shown!r} has non-integer point ids ({e}): anchor ids must be integers below 2**32; "
             "re-key the collection, or ingest the pairs into a new store"
         ) from e
     for start in range(0, len(missing), 1000):
