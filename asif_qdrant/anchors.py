@@ -19,7 +19,8 @@ from .engines.base import Engine, Filter, HasId, Match, PointBatch
 from .errors import FingerprintMismatchError, InvalidInputError
 from .meta import Fingerprint, Meta, validate_tenant
 from .names import anchors_collection
-from .relrep import MAX_ANCHOR_ID, l2_normalize
+from .relrep import l2_normalize
+from .validate import MAX_ANCHOR_ID, check_ids
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -94,21 +95,6 @@ def as_matrix(x: Any, dim: int, what: str, encoder: str) -> np.ndarray:
             f"{what} row {int(r)} column {int(c)} is {arr[r, c]}: every value must be finite; fix or drop that row"
         )
     return arr
-
-
-def check_ids(ids: Sequence[Any]) -> list[int]:
-    """Anchor ids as ints: integers in [0, 2**32) (1.7, "3" or True are refused, never truncated)."""
-    out = []
-    for i, v in enumerate(ids):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise InvalidInputError(f"id {v!r} (row {i}) is not an integer: ids are integers in [0, 2**32)")
-        if not 0 <= int(v) <= MAX_ANCHOR_ID:
-            raise InvalidInputError(
-                f"id {int(v)} (row {i}) is outside [0, 2**32): anchor ids double as sparse-vector indices, "
-                "which are 32-bit; pick smaller ids or let the store assign them (ids=None)"
-            )
-        out.append(int(v))
-    return out
 
 
 def content_hash(tenant: str, key: bytes) -> str:

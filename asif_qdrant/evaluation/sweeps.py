@@ -34,6 +34,7 @@ from ..meta import validate_tenant
 from ..names import Modality
 from ..relindex import IndexInfo, TopK, tenant_scope
 from ..relrep import l2_normalize
+from ..validate import check_p
 from ..zeroshot import AGGREGATIONS, TEMPLATE_SETS, resolve_templates
 from .evaluate import SweepRow, labelled_vectors, read_labelled
 
@@ -118,7 +119,7 @@ def _float_p(v: Any) -> float:
         p = math.nan
     if not math.isfinite(p) or p <= 0:
         raise ConfigError(f"p={v!r} is invalid: p is the exponent on similarities, a number > 0 (e.g. p=1,4,8)")
-    return p
+    return check_p(p)
 
 
 def template_set_name(templates: Sequence[str]) -> str:
