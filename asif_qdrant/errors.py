@@ -98,3 +98,7 @@ class TooManyItemsError(ConfigError):
 
 class RequestTooLargeError(TooManyItemsError):
     """One server request holds more vectors, images or anchors than ASIF_MAX_BATCH (HTTP 413)."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional part (encoders, serve, eval) is used without its packages: the message names the pip extra."""

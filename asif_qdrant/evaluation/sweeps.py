@@ -30,6 +30,7 @@ from .. import relrep
 from ..anchors import as_matrix
 from ..engines.base import Filter, HasId
 from ..errors import ConfigError, InvalidInputError
+from ..extras import require
 from ..meta import validate_tenant
 from ..names import Modality
 from ..relindex import IndexInfo, TopK, tenant_scope
@@ -651,9 +652,7 @@ def anchor_curve(
 
 def plot_curve(report: CurveReport, path: str | Path) -> Path:
     """Accuracy against the number of anchors (log x): mean over seeds, min-max band, random-guess line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require("matplotlib", "eval", "plotting the anchor curve").use("Agg")
     import matplotlib.pyplot as plt
 
     rows = report.summary()
