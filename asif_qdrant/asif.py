@@ -444,6 +444,17 @@ class Asif:
         return self.anchors.tenants()
 
     @_writes
+    def copy_anchors_from(self, source: Asif, filter: Filter | None = None) -> int:
+        """Copy ``source``'s anchors matching ``filter`` into this store (both on one engine, e.g. a store under
+        another prefix); the copied tenants' revisions are bumped. Returns the number copied."""
+        return self.anchors.copy_from(source.anchors, filter)
+
+    @_writes
+    def record_image_roots(self, tenant: str | None, source: str, roots: list[str]) -> None:
+        """Record where the relative image refs of ``tenant``'s anchors from ``source`` live (used by ingest)."""
+        self.anchors.record_image_roots(validate_tenant(tenant), source, roots)
+
+    @_writes
     def delete_tenant(self, tenant: str) -> dict[str, int]:
         """Delete a tenant: its anchors, its label sets and galleries, and its meta records."""
         tenant = validate_tenant(tenant)

@@ -523,7 +523,7 @@ def _record_image_roots(asif: Asif, caption_path: Path, bases: Sequence[Path], r
         except AsifError:
             continue  # a row with a bad tenant name is reported by the batch that writes it
     for tenant in sorted(tenants):
-        asif.meta.set_image_roots(tenant, source, roots)
+        asif.record_image_roots(tenant, source, roots)
 
 
 def _precheck_rows(run: _Ingest, rows: list[Row]) -> list[Row]:

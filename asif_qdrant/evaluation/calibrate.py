@@ -390,7 +390,7 @@ def calibrate(
 ) -> CalibrationReport:
     """:func:`calibrate_vectors` on a labelled folder (one sub-folder per class; image embeddings cached)."""
     data = read_folder_per_class(Path(folder), limit)
-    _check_classes(asif.relindexes.require(labels, validate_tenant(tenant), "labels"), data.labels, labels)
+    _check_classes(asif.index_info(labels, validate_tenant(tenant), "labels"), data.labels, labels)
     vecs = cached_image_vectors(asif, data.paths, progress=progress)
     return asif.exclusive(  # chosen and stored whole, like an edit (readers see the old tau or the new one)
         calibrate_vectors, asif, vecs, data.labels, labels, target_precision=target_precision,

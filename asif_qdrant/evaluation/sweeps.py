@@ -431,7 +431,7 @@ class SweepReport:
 
 
 def require_label_set(asif: Asif, labels: str, tenant: str, data_labels: Sequence[str], source: Any) -> IndexInfo:
-    info = asif.relindexes.require(labels, tenant, "labels")
+    info = asif.index_info(labels, validate_tenant(tenant), "labels")  # up to date with the anchors
     missing = sorted(set(data_labels) - set(info.classes))
     if missing:
         raise InvalidInputError(
