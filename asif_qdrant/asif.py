@@ -623,8 +623,11 @@ class Asif:
         tenant = validate_tenant(tenant)
         self._check_new(name, tenant, "gallery", replace)
         kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
+        if images is not None:  # refused before encoding anything
+            check_items(len(images), self.settings.max_items, f"gallery {name!r}")
         vecs = self.input_vectors("image", images, vectors, "images")
         n = vecs.shape[0]
+        check_items(n, self.settings.max_items, f"gallery {name!r}")
         if payloads is not None and len(payloads) != n:
             raise InvalidInputError(f"got {len(payloads)} payloads for {n} images: pass one per image, or none")
         pls: list[dict[str, Any]] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import asif_qdrant
@@ -261,7 +262,7 @@ def _aliases(tree: ast.Module) -> dict[str, str]:
     return out
 
 
-def _writers(paths: list[Path], name_of: Any = _module_name) -> dict[str, dict[str, list[str]]]:
+def _writers(paths: list[Path], name_of: Callable[[Path], str] = _module_name) -> dict[str, dict[str, list[str]]]:
     """kind -> module -> the write calls it makes (``line: code``)."""
     found: dict[str, dict[str, list[str]]] = {k: {} for k in WRITES}
     for p in paths:

@@ -163,13 +163,15 @@ def test_the_facade_and_explain_use_the_rules(tmp_path: Path, request: pytest.Fi
     img, txt = unit(r.standard_normal((6, IMG_DIM))), unit(r.standard_normal((6, TXT_DIM)))
     prompts = unit(txt[:2] + 0.2 * r.standard_normal((2, TXT_DIM)))  # 'a' near caption 0, 'b' near caption 1
     q = unit(img[:1] + 0.2 * r.standard_normal((1, IMG_DIM)))  # near image 0: label 'a'
-    a = open_store("edge", tmp_path, request, max_top=50)
+    a = open_store("edge", tmp_path, request, max_top=50, max_items=4)
     try:
         ids = a.add_vectors(img, txt).ids
         with pytest.raises(InvalidPError, match="p=1e\\+308 is invalid"):
             a.define_labels("L", ["a", "b"], templates="plain", prompt_vectors=prompts, k=6, p=1e308)
         with pytest.raises(InvalidNameError, match="name 'bad name'"):
             a.define_labels("bad name", ["a", "b"], templates="plain", prompt_vectors=prompts)
+        with pytest.raises(TooManyItemsError, match="gallery 'G' would have 5 items, more than max_items=4"):
+            a.add_gallery("G", vectors=img[:5])
         assert a.list_indexes() == []
         a.define_labels("L", ["a", "b"], templates="plain", prompt_vectors=prompts, k=6, p=64)
         pred = a.classify(vectors=q, labels="L", top=np.int64(2))[0]
