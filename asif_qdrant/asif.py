@@ -35,7 +35,7 @@ from .relrep import l2_normalize
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
-from .validate import check_count, check_k_p, check_top
+from .validate import check_items, check_k_p, check_limit, check_name, check_top
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -423,7 +423,7 @@ class Asif:
             raise ConfigError("delete needs ids=[...], filter=... or all=True (to delete every anchor of the tenant)")
         tenant = validate_tenant(tenant)
         if ids is not None and hasattr(ids, "__len__") and not isinstance(ids, (str, bytes)):
-            check_count(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")  # a bad ids value: refused below
+            check_limit(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")  # a bad ids value: refused below
         gone, img, txt = self.anchors.delete_with_vectors(ids=ids, tenant=tenant, filter=filter)
         touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
         return DeleteResult(gone, touched)
@@ -441,7 +441,7 @@ class Asif:
         """Replace the tenant's anchors ``ids`` by new pairs (same ids). Validated before anything changes."""
         tenant = validate_tenant(tenant)
         if hasattr(ids, "__len__") and not isinstance(ids, (str, bytes)):
-            check_count(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")
+            check_limit(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")
         store = self.anchors
         store.validate_pairs(image_vectors, text_vectors, captions, payloads, ids, None)
         existing = {r.id for r in self.engine.retrieve(store.collection, list(ids), with_payload=True)
@@ -475,6 +475,17 @@ class Asif:
     def tenants(self) -> list[str]:
         """Tenants with an anchor set (ever written through the plugin)."""
         return self.anchors.tenants()
+
+    @_writes
+    def copy_anchors_from(self, source: Asif, filter: Filter | None = None) -> int:
+        """Copy ``source``'s anchors matching ``filter`` into this store (both on one engine, e.g. a store under
+        another prefix); the copied tenants' revisions are bumped. Returns the number copied."""
+        return self.anchors.copy_from(source.anchors, filter)
+
+    @_writes
+    def record_image_roots(self, tenant: str | None, source: str, roots: list[str]) -> None:
+        """Record where the relative image refs of ``tenant``'s anchors from ``source`` live (used by ingest)."""
+        self.anchors.record_image_roots(validate_tenant(tenant), source, roots)
 
     @_writes
     def delete_tenant(self, tenant: str) -> dict[str, int]:
@@ -604,17 +615,18 @@ class Asif:
         ``templates``: 'photo' (default, 8 CLIP templates), 'plain' ('{}'), a file, or a list.
         ``prompt_vectors``: your own text vectors, one per prompt, class-major order.
         """
-        _check_name(name)
+        check_name(name)
         tenant = validate_tenant(tenant)
         self._check_new(name, tenant, "labels", replace)
         cls = resolve_classes(classes)
         tpl = resolve_templates(templates)
-        check_count(len(cls), self.settings.max_classes, "classes", "ASIF_MAX_CLASSES")
-        check_count(len(tpl), self.settings.max_templates, "templates", "ASIF_MAX_TEMPLATES")
+        check_limit(len(cls), self.settings.max_classes, "classes", "ASIF_MAX_CLASSES")
+        check_limit(len(tpl), self.settings.max_templates, "templates", "ASIF_MAX_TEMPLATES")
         kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
-        self._check_items(len(cls) * len(tpl), f"label set {name!r} ({len(cls)} classes x {len(tpl)} templates)")
+        check_items(len(cls) * len(tpl), self.settings.max_items,
+                    f"label set {name!r} ({len(cls)} classes x {len(tpl)} templates)")
         prompts = [t.format(c) for c in cls for t in tpl]
         if prompt_vectors is None:
             vecs = self.encode_texts(prompts)
@@ -648,12 +660,15 @@ class Asif:
     ) -> IndexInfo:
         """Define a gallery of images for text-to-image search, as a relative index. A name the tenant already
         has is refused unless ``replace=True`` (then it is rebuilt from these images)."""
-        _check_name(name)
+        check_name(name)
         tenant = validate_tenant(tenant)
         self._check_new(name, tenant, "gallery", replace)
         kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
+        if images is not None:  # refused before encoding anything
+            check_items(len(images), self.settings.max_items, f"gallery {name!r}")
         vecs = self.input_vectors("image", images, vectors, "images")
         n = vecs.shape[0]
+        check_items(n, self.settings.max_items, f"gallery {name!r}")
         if payloads is not None and len(payloads) != n:
             raise InvalidInputError(f"got {len(payloads)} payloads for {n} images: pass one per image, or none")
         pls: list[dict[str, Any]] = []
@@ -796,16 +811,6 @@ class Asif:
                  else [i for i in ri.infos(tenant, own=True) if kind is None or i.kind == kind])
         return [ri.rebuild(i) for i in infos]
 
-    def _check_top(self, top: Any, what: str) -> int:
-        return check_top(top, self.settings.max_top, what)
-
-    def _check_items(self, n: int, what: str) -> None:
-        if n > self.settings.max_items:
-            raise ConfigError(
-                f"{what} would have {n} items, more than max_items={self.settings.max_items}: split it, or raise "
-                "ASIF_MAX_ITEMS"
-            )
-
     # -- zero-shot -----------------------------------------------------------------------------
     @_reads
     def classify(
@@ -821,7 +826,7 @@ class Asif:
     ) -> list[Prediction]:
         """Zero-shot classification: the top labels of each image, each with its score and best prompt."""
         tenant = validate_tenant(tenant)
-        top = self._check_top(top, "label")
+        top = check_top(top, self.settings.max_top, "label")
         info = self.index_info(labels, tenant, "labels")
         vecs = self.input_vectors("image", images, vectors, "images")
         reps = self.relindexes.reps(vecs, "image", tenant, info.k, info.p)
@@ -844,7 +849,7 @@ class Asif:
     ) -> list[list[SearchHit]]:
         """Text-to-image search in a gallery: per query, the best items with their scores."""
         tenant = validate_tenant(tenant)
-        top = self._check_top(top, "result")
+        top = check_top(top, self.settings.max_top, "result")
         info = self.index_info(gallery, tenant, "gallery")
         vecs = self.input_vectors("text", text, vector, "text")
         reps = self.relindexes.reps(vecs, "text", tenant, info.k, info.p)
@@ -894,11 +899,3 @@ class DeleteResult:
     def as_dict(self) -> dict[str, Any]:
         return {"deleted": list(self.deleted), "items_touched": dict(self.items_touched)}
 
-
-def _check_name(name: str) -> None:
-    import re
-
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
-        raise ConfigError(
-            f"name {name!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
-        )

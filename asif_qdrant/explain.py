@@ -24,7 +24,7 @@ from .engines.base import Hit
 from .errors import ConfigError, InvalidInputError
 from .meta import validate_tenant
 from .relindex import decode_topk
-from .validate import check_top
+from .validate import check_count, check_top
 from .zeroshot import LabelScore, aggregate
 
 if TYPE_CHECKING:
@@ -322,7 +322,7 @@ def explain(
     """
     tenant = validate_tenant(tenant)
     top = check_top(top, asif.settings.max_top, "anchor")
-    n_labels = check_top(n_labels, asif.settings.max_top, "label")
+    n_labels = check_count(n_labels, "n_labels", "labels to explain")
     if image is not None and isinstance(image, (list, tuple)):
         raise InvalidInputError(f"explain takes one image; got {len(image)}: call it once per image")
     info = asif.index_info(labels, tenant, "labels")

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ..asif import Asif
 from ..embedding import PixelBudget, decode_bytes
 from ..settings import AsifSettings
+from ..validate import check_request_count
 from .auth import Principal
 from .errors import HTTPError
 from .files import allowed_roots, resolve
@@ -31,10 +32,8 @@ def settings(request: Request) -> AsifSettings:
 
 
 def bounded(request: Request, n: int, what: str) -> None:
-    limit = settings(request).max_batch
-    if n > limit:
-        raise HTTPError(413, f"{n} {what} in one request exceed max_batch={limit}: split the request "
-                        "(ASIF_MAX_BATCH)")
+    """One request's count of vectors, paths, anchors or ids within ASIF_MAX_BATCH (validate.check_request_count)."""
+    check_request_count(n, settings(request).max_batch, what)
 
 
 async def read_images(request: Request, files: list[UploadFile]) -> list[Any]:

@@ -24,8 +24,11 @@ from ..errors import (
     FingerprintMismatchError,
     ImageTooLargeError,
     InvalidInputError,
+    InvalidKError,
+    InvalidPError,
     LimitError,
     NotFoundError,
+    RequestTooLargeError,
     SchemaError,
     StoreBusyError,
     StoreLockedError,
@@ -35,6 +38,9 @@ log = logging.getLogger("asif.serve")
 RETRY_AFTER_S = "1"  # seconds a client is told to wait after a 503 for a busy store
 CLIENT_GONE = 499  # nginx's "client closed request": only ever seen in the access log and the metrics
 STATUS: list[tuple[type[AsifError], int]] = [
+    (RequestTooLargeError, 413),  # validate.check_request_count (ASIF_MAX_BATCH)
+    (InvalidKError, 400),  # a bad argument, though also an InvalidInputError for relrep's callers
+    (InvalidPError, 400),
     (NotFoundError, 404),
     (FingerprintMismatchError, 422),
     (ImageTooLargeError, 413),  # before InvalidInputError, its base
