@@ -39,7 +39,7 @@ def run_demo(asif: Asif, data: Path, eval_limit: int = 1000, sample_seed: int | 
     if old is None or (old.k, old.p, old.correction) != (asif.settings.k, asif.settings.p, asif.settings.correction):
         # the defaults (docs/results.md) were chosen after a previous demo defined it: define it again with them
         asif.define_labels("cifar10", CIFAR10, "photo", replace=old is not None)
-    info = asif.relindexes.require("cifar10", "_shared", "labels")
+    info = asif.index_info("cifar10", "_shared", "labels")
     click.echo(f"    {info.n_items} prompts, k={info.k}, p={info.p:g}, aggregation={info.aggregation}, "
                f"correction={info.correction}")
     seed = sample_seed if sample_seed is not None else int(time.time()) % 100_000

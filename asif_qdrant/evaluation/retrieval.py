@@ -27,8 +27,9 @@ from ..embcache import EmbeddingCache
 from ..engines.base import Filter, HasId, MatchAny
 from ..errors import ConfigError, InvalidInputError
 from ..meta import validate_tenant
-from ..relindex import check_k_p, tenant_scope
+from ..relindex import tenant_scope
 from ..relrep import l2_normalize
+from ..validate import check_k_p
 from ..zeroshot import reference_shift_scale
 from .sweeps import anchor_ids, anchor_topk_within, check_image_vectors, sparse_scores
 
@@ -87,7 +88,7 @@ def retrieval_recall_vectors(
     is corrected by its scores over the reference sample (correction.py) of the query's modality: anchor images for
     image -> caption, anchor captions for caption -> image."""
     t = validate_tenant(tenant)
-    kk, pp = check_k_p(k, p, asif.settings.k, asif.settings.p)
+    kk, pp = check_k_p(k, p, asif.settings.k, asif.settings.p, asif.settings.max_k)
     imgs = check_image_vectors(asif, image_vectors)
     fp = asif.fingerprint
     caps = l2_normalize(as_matrix(caption_vectors, fp.text_dim, "caption vectors", fp.text_encoder),
