@@ -695,7 +695,7 @@ def coo_scores_indexed(
     which = np.repeat(np.arange(cnt.size), cnt)
     j = lo[which] + (np.arange(which.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
     flat = np.bincount(qr[which] * n_i + index.rows[j], weights=qv[which] * index.vals[j], minlength=n_q * n_i)
-    return flat.reshape(n_q, n_i)
+    return np.asarray(flat, np.float64).reshape(n_q, n_i)
 
 
 # --------------------------------------------------------------------------------------------
