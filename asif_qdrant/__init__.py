@@ -4,6 +4,7 @@ from .asif import Asif
 from .errors import (
     AlreadyExistsError,
     AsifError,
+    AuthError,
     ConfigError,
     DiskFullError,
     EncoderError,
@@ -12,6 +13,7 @@ from .errors import (
     InvalidInputError,
     NotFoundError,
     SchemaError,
+    ServerError,
     StoreBusyError,
     StoreLockedError,
 )
@@ -30,6 +32,7 @@ __all__ = [
     "AlreadyExistsError",
     "Asif",
     "AsifError",
+    "AuthError",
     "AsifSettings",
     "ConfigError",
     "DiskFullError",
@@ -39,6 +42,7 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "SchemaError",
+    "ServerError",
     "StoreBusyError",
     "StoreLockedError",
 ]

@@ -52,3 +52,11 @@ class DiskFullError(EngineError):
 
 class EncoderError(AsifError):
     """An encoder could not be created or its weights could not be found."""
+
+
+class AuthError(AsifError):
+    """A server refused the request's API key (HTTP 401), or the key may not do what was asked (HTTP 403)."""
+
+
+class ServerError(AsifError):
+    """An ``asif serve`` server could not be reached, timed out, or failed (HTTP 5xx other than a busy store)."""

@@ -57,6 +57,7 @@ PARTITION_FIELDS = ("tenant", "index", "kind")
 RESERVED_FIELDS = frozenset(PARTITION_FIELDS) | TOPK_FIELDS  # set by the plugin on every item
 ITEM_BITS = 24
 MAX_ITEMS = 1 << ITEM_BITS  # items per index
+PUBLIC_INFO_FIELDS = ("name", "tenant", "kind", "k", "p", "n_items", "classes", "templates", "aggregation", "tau")
 SLOT_BITS = 39  # slot << ITEM_BITS stays below 2**63
 
 
@@ -93,6 +94,10 @@ class IndexInfo:
     @property
     def modality(self) -> Modality:
         return item_modality(self.kind)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The public fields (what ``asif serve`` answers and the CLI's --json prints; no internal bookkeeping)."""
+        return {k: getattr(self, k) for k in PUBLIC_INFO_FIELDS}
 
     def prompt_of(self, item_id: int) -> dict[str, Any]:
         """A label-set item's label and prompt, from its id (class-major: class * n_templates + template)."""
