@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from . import __version__
-from .asif import Asif
 from .errors import AsifError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the facade and the client are imported by the commands that use them: a fast start-up
+    from .asif import Asif
     from .client import AsifClient
     from .relindex import Kind
 
@@ -61,6 +61,8 @@ def _open(ctx: click.Context, migrate: bool = True, create: bool = False) -> Asi
 
         raise no_http_equivalent(ctx.command_path.split(" ", 1)[-1])
     if obj.get("asif") is None:
+        from .asif import Asif
+
         asif = Asif.open(migrate=migrate, create=create, **obj["opts"])
         obj["asif"] = asif
         ctx.find_root().call_on_close(asif.close)
@@ -1133,7 +1135,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         raise click.UsageError("asif serve starts a server: leave out --server")
     import socket
 
-    from .asif import make_settings
+    from .asif import Asif, make_settings
     from .serve import serve as run
 
     try:

@@ -21,12 +21,11 @@ from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from .anchors import AddResult
-from .asif import DeleteResult
 from .errors import (
     AlreadyExistsError,
     AsifError,
@@ -37,10 +36,13 @@ from .errors import (
     ServerError,
     StoreBusyError,
 )
-from .explain import AnchorContribution, Dominance, Explanation, LabelExplanation
 from .meta import TENANT_SHARED
-from .relindex import IndexInfo
 from .zeroshot import LabelScore, Prediction, SearchHit
+
+if TYPE_CHECKING:  # imported where they are decoded: `asif --server classify` does not pay for the facade (pydantic)
+    from .asif import DeleteResult
+    from .explain import Explanation
+    from .relindex import IndexInfo
 
 ERRORS: Mapping[int, type[AsifError]] = {
     400: ConfigError, 401: AuthError, 403: AuthError, 404: NotFoundError, 409: AlreadyExistsError,
@@ -124,12 +126,16 @@ def hit_from_dict(d: Mapping[str, Any]) -> SearchHit:
 
 def index_from_dict(d: Mapping[str, Any]) -> IndexInfo:
     """An IndexInfo from its public fields (``IndexInfo.as_dict``); the server keeps the bookkeeping ones."""
+    from .relindex import IndexInfo
+
     return IndexInfo(d["name"], d["tenant"], d["kind"], d["k"], d["p"], d["n_items"], {},
                      classes=list(d.get("classes") or []), templates=list(d.get("templates") or []),
                      aggregation=d.get("aggregation", "max"), tau=d.get("tau"))
 
 
 def explanation_from_dict(d: Mapping[str, Any]) -> Explanation:
+    from .explain import AnchorContribution, Dominance, Explanation, LabelExplanation
+
     explained = [
         LabelExplanation(e["label"], e["score"], e["index_score"], e["prompt"], e["shared_anchors"],
                          [AnchorContribution(**c) for c in e["contributions"]], e["rest"])
@@ -389,6 +395,8 @@ class AsifClient:
         """Delete the tenant's anchors by id, or all of them with ``all=True``."""
         body = {"ids": [int(i) for i in ids] if ids is not None else None, "all": all, "tenant": tenant}
         got = self._json("POST", "/v1/anchors/delete", json=_drop_none(body))
+        from .asif import DeleteResult
+
         return DeleteResult(list(got["deleted"]), dict(got.get("items_touched") or {}))
 
     # -- label sets and galleries -------------------------------------------------------------------

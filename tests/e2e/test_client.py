@@ -144,7 +144,8 @@ def test_classify_by_vectors_paths_and_uploads_equals_the_library(served: Any, a
 
 def test_search_by_texts_and_vectors_equals_the_library(admin: AsifClient, served: Any) -> None:
     a = served[1]
-    for kw, lib in (({"texts": "red red"}, {"text": "red red"}), ({"texts": ["red", "blue"]}, {"text": ["red", "blue"]}),
+    for kw, lib in (({"texts": "red red"}, {"text": "red red"}),
+                    ({"texts": ["red", "blue"]}, {"text": ["red", "blue"]}),
                     ({"vectors": TEXT_Q}, {"vector": TEXT_Q})):
         got = admin.search("pics", top=3, **kw)
         want = a.search(gallery="pics", top=3, **lib)
@@ -441,8 +442,9 @@ def test_misspelt_label_set_is_reported_before_any_model_loads(cli_world: Any) -
 
 
 def test_importing_the_cli_imports_no_model_library() -> None:
-    code = ("import json, sys; import asif_qdrant.cli; "
-            f"print(json.dumps(sorted(m for m in {HEAVY!r} + ('httpx',) if m in sys.modules)))")
+    """Nor the facade, the client or numpy: each command imports what it uses (the start-up of `asif --server`)."""
+    code = ("import json, sys; import asif_qdrant.cli; LIGHT = ('httpx', 'numpy', 'pydantic', 'asif_qdrant.asif'); "
+            f"print(json.dumps(sorted(m for m in {HEAVY!r} + LIGHT if m in sys.modules)))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                                         os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True)
