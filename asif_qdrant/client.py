@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from .anchors import AddResult
 from .errors import (
     AlreadyExistsError,
     AsifError,
@@ -36,10 +35,10 @@ from .errors import (
     ServerError,
     StoreBusyError,
 )
-from .meta import TENANT_SHARED
 from .zeroshot import LabelScore, Prediction, SearchHit
 
-if TYPE_CHECKING:  # imported where they are decoded: `asif --server classify` does not pay for the facade (pydantic)
+if TYPE_CHECKING:  # imported where they are decoded: `asif --server classify` pays for neither numpy nor pydantic
+    from .anchors import AddResult
     from .asif import DeleteResult
     from .explain import Explanation
     from .relindex import IndexInfo
@@ -152,6 +151,9 @@ def explanation_from_dict(d: Mapping[str, Any]) -> Explanation:
 
 def add_from_dict(d: Mapping[str, Any], tenant: str | None) -> AddResult:
     """``tenant``: the one the request named (a tenant key's requests act on its own tenant)."""
+    from .anchors import AddResult
+    from .meta import TENANT_SHARED
+
     return AddResult(list(d["ids"]), d["added"], d["duplicates"], tenant=tenant or TENANT_SHARED,
                      items_touched=dict(d.get("items_touched") or {}))
 

@@ -97,11 +97,16 @@ def main() -> None:
     image = str(args.image)
     cmd = ["classify", image, "--labels", "cifar10", "--json"]
 
-    imports = []
-    for _ in range(3):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import asif_qdrant.cli"], env=env, check=True)
-        imports.append(time.perf_counter() - t)
+    def python_s(code: str) -> list[float]:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], env=env, check=True)
+            times.append(time.perf_counter() - t)
+        return times
+
+    imports = python_s("import asif_qdrant.cli")
+    imports_remote = python_s("import asif_qdrant.cli, asif_qdrant.cli_remote")
 
     embedded, emb_out = [], None
     for _ in range(args.embedded_runs):
@@ -119,6 +124,14 @@ def main() -> None:
         for _ in range(args.server_runs):
             dt, srv_out = run_cli(cmd, cenv)
             served.append(dt)
+        from asif_qdrant.client import AsifClient
+
+        requests = []
+        with AsifClient(url, KEY) as client:
+            for _ in range(args.server_runs):
+                t = time.perf_counter()
+                client.classify("cifar10", images=[args.image])
+                requests.append(time.perf_counter() - t)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -128,14 +141,17 @@ def main() -> None:
     score_diff = abs(emb_out[0]["score"] - srv_out[0]["score"])
     rows = [row("embedded", embedded, "opens the store, loads both encoders"),
             row("server", served, f"--server to a warm asif serve (its start-up: {startup_s:.1f} s, not counted)"),
-            row("import", imports, "python -c 'import asif_qdrant.cli'")]
+            row("import", imports, "python -c 'import asif_qdrant.cli'"),
+            row("import --server", imports_remote, "python -c 'import asif_qdrant.cli, asif_qdrant.cli_remote'"),
+            row("request", requests, "AsifClient.classify(images=[IMG]) in this process: HTTP + server's work")]
     ratio = rows[0]["median_s"] / rows[1]["median_s"]
     print(table(rows, ["mode", "runs", "median_s", "min_s", "max_s", "note"]))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"\nembedded / server: {ratio:.1f}x; label {emb_out[0]['label']!r} in both: {same_label}; "
           f"score difference {score_diff:.2e}; server start-up {startup_s:.1f} s")
     out = write_results("bench_cli", rows, ratio_embedded_over_server=ratio, image=image, same_label=same_label,
                         score_difference=score_diff, server_startup_s=startup_s, label=srv_out[0]["label"],
-                        anchors="flickr8k 40,445 (lite0 + MiniLM)")
+                        anchors="flickr8k 40,445 (lite0 + MiniLM)", load_average=os.getloadavg()[0])
     print(f"wrote {out}")
     if not same_label:
         raise SystemExit("the two modes disagree on the label")
