@@ -452,11 +452,13 @@ def test_importing_the_cli_imports_no_model_library() -> None:
 
 
 def test_cli_classify_through_the_server_imports_no_model_library(served: Any) -> None:
-    """A real process: `asif --server URL classify IMG` imports neither torch nor the server's libraries."""
+    """A real process: `asif --server URL classify IMG` imports neither torch nor the server's libraries, nor the
+    facade and pydantic (the start-up of a CLI call that leaves the work to a warm server)."""
     srv, a, root = served
     code = ("import json, sys\nfrom asif_qdrant.cli import main\n"
             "try:\n    main(sys.argv[1:], standalone_mode=False)\nfinally:\n"
-            f"    print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
+            f"    print(json.dumps(sorted(m for m in {HEAVY + ('pydantic', 'asif_qdrant.asif')!r} "
+            "if m in sys.modules)))")
     env = {**os.environ, "ASIF_SERVER_KEY": ADMIN,
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code, "--server", srv.url, "classify", str(root / "red.png"),
