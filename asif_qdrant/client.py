@@ -110,6 +110,17 @@ def _upload(image: ImageInput, n: int) -> tuple[str, bytes]:
     raise InvalidInputError(f"image {n} is a {type(image).__name__}: pass a path, bytes, (name, bytes) or a PIL image")
 
 
+def _verify(url: str) -> Any:
+    """httpx's ``verify``: the default (certifi's CAs) for https; for plain http, a TLS context that trusts no
+    certificate, so that the client does not spend a CLI call's start-up parsing a CA bundle that no request uses
+    (and any TLS it were asked to make would fail closed)."""
+    if url.startswith("https://"):
+        return True
+    import ssl
+
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
@@ -184,7 +195,8 @@ class AsifClient:
         self.url = url.rstrip("/")
         self.retries, self.backoff = retries, backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport,
+                                  verify=_verify(self.url))
 
     # -- life cycle -------------------------------------------------------------------------------
     def close(self) -> None:
