@@ -421,6 +421,18 @@ def test_cli_with_server_errors_and_commands_without_http(cli_world: Any) -> Non
             r = _cli("--server", srv.url, *cmd)
             assert r.exit_code == 1 and "has no HTTP equivalent" in r.output, (cmd, r.output)
             assert f"`asif {cmd[0]}" in r.output
+        mixed = photos.parent / "mixed"
+        mixed.mkdir()
+        (mixed / "a.png").write_bytes((photos / "red.png").read_bytes())
+        (mixed / "b.png").write_bytes(b"not an image")
+        (mixed / "c.png").write_bytes((photos / "blue.png").read_bytes())
+        r = _cli("--server", srv.url, "--server-key", ADMIN, "classify", str(mixed), "--labels", "colours", "--json",
+                 "--on-error", "skip")
+        assert r.exit_code == 0, r.output
+        assert [d["image"] for d in json.loads(r.stdout)] == [str(mixed / "a.png"), str(mixed / "c.png")]
+        assert f"warning: skipped upload {str(mixed / 'b.png')!r} is not an image" in r.stderr
+        r = _cli("--server", srv.url, "--server-key", ADMIN, "classify", str(mixed), "--labels", "colours")
+        assert r.exit_code == 1 and str(mixed / "b.png") in r.output and "--on-error skip" in r.output
         r = _cli("--server", srv.url, "serve")
         assert r.exit_code == 2 and "leave out --server" in r.output
         env_run = CliRunner().invoke(main, ["tenants", "list", "--json"],
