@@ -11,12 +11,24 @@ from .errors import (
     EncoderError,
     EngineError,
     FingerprintMismatchError,
+    InvalidBatchSizeError,
+    InvalidCountError,
+    InvalidIdError,
     InvalidInputError,
+    InvalidKError,
+    InvalidNameError,
+    InvalidPError,
+    InvalidTenantError,
+    InvalidTopError,
+    MissingExtraError,
     NotFoundError,
+    RateLimitedError,
+    RequestTooLargeError,
     SchemaError,
     ServerError,
     StoreBusyError,
     StoreLockedError,
+    TooManyItemsError,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +48,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 try:
     from importlib.metadata import PackageNotFoundError
@@ -58,7 +71,19 @@ __all__ = [
     "EngineError",
     "FingerprintMismatchError",
     "InvalidInputError",
+    "InvalidBatchSizeError",
+    "InvalidCountError",
+    "InvalidIdError",
+    "InvalidKError",
+    "InvalidNameError",
+    "InvalidPError",
+    "InvalidTenantError",
+    "InvalidTopError",
+    "MissingExtraError",
     "NotFoundError",
+    "RateLimitedError",
+    "RequestTooLargeError",
+    "TooManyItemsError",
     "SchemaError",
     "ServerError",
     "StoreBusyError",

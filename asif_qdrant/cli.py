@@ -51,6 +51,12 @@ def quiet_libraries() -> None:
         tlog.set_verbosity_error()
 
 
+# commands that only read: on a collection attached with ASIF_ANCHORS_COLLECTION they apply no migration (they
+# never write into the user's collection or create collections); `asif migrate` is the step that changes it
+READ_ONLY = frozenset({"stats", "classify", "search", "explain", "eval", "curve", "labels list", "gallery list",
+                       "tenants list", "tenants stats"})
+
+
 def _open(ctx: click.Context, migrate: bool = True, create: bool = False) -> Asif:
     """The store of the command line. Only commands that write (ingest, add, teach, labels add, ...) pass
     ``create=True``: the others refuse an embedded store path that does not exist. With --server, a command that
@@ -61,8 +67,11 @@ def _open(ctx: click.Context, migrate: bool = True, create: bool = False) -> Asi
 
         raise no_http_equivalent(ctx.command_path.split(" ", 1)[-1])
     if obj.get("asif") is None:
-        from .asif import Asif
+        from .asif import Asif, make_settings
 
+        command = " ".join(ctx.command_path.split()[1:])
+        if migrate and command in READ_ONLY and make_settings(**obj["opts"]).anchors_collection is not None:
+            migrate = False
         asif = Asif.open(migrate=migrate, create=create, **obj["opts"])
         obj["asif"] = asif
         ctx.find_root().call_on_close(asif.close)
@@ -127,16 +136,25 @@ def main(ctx: click.Context, path: Path | None, url: str | None, api_key: str | 
 # -- schema ------------------------------------------------------------------------------------
 @main.command()
 @click.option("--list", "list_only", is_flag=True, help="Show applied and pending steps; change nothing.")
+@click.option("--dry-run", is_flag=True, help="Say what each pending step would change; change nothing.")
 @json_option
 @click.pass_context
-def migrate(ctx: click.Context, list_only: bool, as_json: bool) -> None:
-    """Apply pending schema migrations (or list them).
+def migrate(ctx: click.Context, list_only: bool, dry_run: bool, as_json: bool) -> None:
+    """Apply pending schema migrations (or list them, or say what they would change). On a collection attached
+    with ASIF_ANCHORS_COLLECTION this is the only command that changes its points.
 
     \b
     Example:
       asif migrate --list
+      asif migrate --dry-run
       asif migrate
     """
+    if dry_run:
+        plan = _open(ctx, migrate=False).migration_plan()
+        _emit(as_json, {"dry_run": True, "steps": [{"step": s, "would": lines} for s, lines in plan]},
+              lambda: "\n".join(f"{s}: would " + "; ".join(lines) for s, lines in plan)
+              or "nothing to do: every step is applied")
+        return
     asif = _open(ctx, migrate=False, create=not list_only)
     if not list_only:
         applied = asif.migrate()
@@ -834,7 +852,7 @@ def search(ctx: click.Context, text: tuple[str, ...], gallery_name: str, top: in
         asif = _open(ctx)
         _check_scope(asif, gallery_name, tenant, "gallery")
         res = asif.search(text=[query], gallery=gallery_name, top=top, tenant=tenant)
-    data = [{"query": query, "hits": [vars(h) for h in hits]} for hits in res]
+    data = [{"query": query, "hits": [h.as_dict() for h in hits]} for hits in res]
     _emit(as_json, data, lambda: "\n".join(
         f"{query!r}:\n" + ("\n".join(f"  {h.score:.4f}  {h.payload.get('image_ref', h.id)}" for h in hits)
                             or "  no result shares an anchor with the query")
@@ -1136,7 +1154,12 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     import socket
 
     from .asif import Asif, make_settings
-    from .serve import serve as run
+    from .extras import missing_extra
+
+    try:
+        from .serve import serve as run
+    except ImportError as e:
+        raise missing_extra(e, "serve", "asif serve") from e
 
     try:
         socket.getaddrinfo(host, port)

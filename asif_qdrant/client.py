@@ -9,9 +9,10 @@ The answers are the library's own result types (:class:`~asif_qdrant.zeroshot.Pr
 :class:`~asif_qdrant.relindex.IndexInfo`, :class:`~asif_qdrant.anchors.AddResult`,
 :class:`~asif_qdrant.asif.DeleteResult`), equal to what an in-process :class:`~asif_qdrant.asif.Asif` answers.
 Refusals come back as the library's errors, chosen by HTTP status and carrying the server's message (and the
-status, as ``e.status``): 400 ConfigError, 401/403 AuthError, 404 NotFoundError, 409 AlreadyExistsError, 413/422
-InvalidInputError, 503 StoreBusyError (after the retries, which wait as the server's Retry-After says), anything
-else ServerError. The API key travels as a bearer token and is never part of a message.
+status, as ``e.status``): 400 ConfigError, 401/403 AuthError, 404 NotFoundError, 409 AlreadyExistsError, 413
+RequestTooLargeError, 422 InvalidInputError, 429 RateLimitedError and 503 StoreBusyError (after the retries, which
+wait as the server's Retry-After says), anything else ServerError. The API key travels as a bearer token and is
+never part of a message.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from .errors import (
     ConfigError,
     InvalidInputError,
     NotFoundError,
+    RateLimitedError,
+    RequestTooLargeError,
     ServerError,
     StoreBusyError,
 )
@@ -45,8 +48,9 @@ if TYPE_CHECKING:  # imported where they are decoded: `asif --server classify` p
 
 ERRORS: Mapping[int, type[AsifError]] = {
     400: ConfigError, 401: AuthError, 403: AuthError, 404: NotFoundError, 409: AlreadyExistsError,
-    413: InvalidInputError, 422: InvalidInputError, 503: StoreBusyError,
+    413: RequestTooLargeError, 422: InvalidInputError, 429: RateLimitedError, 503: StoreBusyError,
 }
+RETRIED = frozenset({429, 503})  # refused before any work: a busy store, a key past its rate limit
 MAX_WAIT_S = 30.0  # the longest single wait between retries, whatever Retry-After says
 
 # what an upload may be: a file path, raw bytes, (file name, bytes), or a PIL image (sent as PNG)
@@ -140,7 +144,8 @@ def index_from_dict(d: Mapping[str, Any]) -> IndexInfo:
 
     return IndexInfo(d["name"], d["tenant"], d["kind"], d["k"], d["p"], d["n_items"], {},
                      classes=list(d.get("classes") or []), templates=list(d.get("templates") or []),
-                     aggregation=d.get("aggregation", "max"), tau=d.get("tau"))
+                     aggregation=d.get("aggregation", "max"), tau=d.get("tau"),
+                     created_at=d.get("created_at", 0.0), extra=dict(d.get("extra") or {}))
 
 
 def explanation_from_dict(d: Mapping[str, Any]) -> Explanation:
@@ -173,7 +178,8 @@ class AsifClient:
     """The HTTP API of ``asif serve``, one method per endpoint.
 
     ``url``: the server (``http://host:8000``); ``api_key``: sent as ``Authorization: Bearer``; ``timeout``:
-    seconds per request (or an ``httpx.Timeout``); ``retries``: how many times a 503 (a busy store) is retried,
+    seconds per request (or an ``httpx.Timeout``); ``retries``: how many times a 503 (a busy store) or a 429 (the
+    key's rate limit) is retried,
     waiting the server's Retry-After, else ``backoff * 2**attempt`` seconds (at most 30 s each); ``transport``:
     an httpx transport (tests). Use it as a context manager, or call :meth:`close`.
     """
@@ -214,7 +220,8 @@ class AsifClient:
 
     # -- transport --------------------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request with the retries on 503; any other refusal raises the library's error for its status."""
+        """One request with the retries on 429 and 503; any other refusal raises the library's error for its
+    status."""
         for attempt in range(self.retries + 1):
             try:
                 r = self._http.request(method, path, **kwargs)
@@ -224,7 +231,7 @@ class AsifClient:
             except httpx.TransportError as e:
                 raise ServerError(f"cannot reach the asif server at {self.url} ({type(e).__name__}): is "
                                   "`asif serve` running there? check --server (ASIF_SERVER)") from None
-            if r.status_code == 503 and attempt < self.retries:
+            if r.status_code in RETRIED and attempt < self.retries:
                 time.sleep(min(MAX_WAIT_S, retry_after(r.headers.get("retry-after"), self.backoff * 2**attempt)))
                 continue
             if r.status_code >= 400:

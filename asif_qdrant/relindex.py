@@ -57,7 +57,6 @@ PARTITION_FIELDS = ("tenant", "index", "kind")
 RESERVED_FIELDS = frozenset(PARTITION_FIELDS) | TOPK_FIELDS  # set by the plugin on every item
 ITEM_BITS = 24
 MAX_ITEMS = 1 << ITEM_BITS  # items per index
-PUBLIC_INFO_FIELDS = ("name", "tenant", "kind", "k", "p", "n_items", "classes", "templates", "aggregation", "tau")
 SLOT_BITS = 39  # slot << ITEM_BITS stays below 2**63
 
 
@@ -96,8 +95,11 @@ class IndexInfo:
         return item_modality(self.kind)
 
     def as_dict(self) -> dict[str, Any]:
-        """The public fields (what ``asif serve`` answers and the CLI's --json prints; no internal bookkeeping)."""
-        return {k: getattr(self, k) for k in PUBLIC_INFO_FIELDS}
+        """What a user sees of the index (CLI --json, HTTP): its definition, not the bookkeeping fields."""
+        return {"name": self.name, "tenant": self.tenant, "kind": self.kind, "k": self.k, "p": self.p,
+                "n_items": self.n_items, "classes": list(self.classes), "templates": list(self.templates),
+                "aggregation": self.aggregation, "tau": self.tau, "created_at": self.created_at,
+                "extra": dict(self.extra)}
 
     def prompt_of(self, item_id: int) -> dict[str, Any]:
         """A label-set item's label and prompt, from its id (class-major: class * n_templates + template)."""
@@ -221,6 +223,7 @@ class RelIndexes:
         self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
         self._count_checked: dict[str, float] = {}  # per index: when its stored item count was last compared
         self._cache_lock = threading.Lock()  # readers share this object: its caches change under this lock
+        self._create_lock = threading.Lock()  # collection creation and slot allocation, across tenants' edits
         self._edit_counts: dict[str, int] = {}
 
     # -- step (1): dense top-k on the anchors --------------------------------------------------
@@ -290,7 +293,12 @@ class RelIndexes:
         return relindex_collection(self.prefix, info.modality)
 
     def ensure_collections(self) -> None:
-        """The item collections (one per item modality); a no-op when they exist."""
+        """The item collections (one per item modality); a no-op when they exist. Two tenants' first definitions
+        may run at once (each under its own tenant's lock): the check and the creation happen under one mutex."""
+        with self._create_lock:
+            self._ensure_collections()
+
+    def _ensure_collections(self) -> None:
         for modality, dim in (("text", self.fingerprint.text_dim), ("image", self.fingerprint.image_dim)):
             name = relindex_collection(self.prefix, modality)
             if not self.engine.collection_exists(name):
@@ -766,22 +774,3 @@ class RelIndexes:
             fetch *= 2
             hits = self.engine.query_batch(
                 coll, [SparseQuery("rel", to_sparse_vec(rep), fetch, flt, with_payload=wp)])[0]
-
-
-def check_k_p(
-    k: int | None, p: float | None, default_k: int, default_p: float, max_k: int | None = None
-) -> tuple[int, float]:
-    kk = default_k if k is None else k
-    pp = default_p if p is None else p
-    if isinstance(kk, bool) or not isinstance(kk, (int, np.integer)) or kk < 1:
-        raise ConfigError(f"k={kk!r} is invalid: k is the number of anchors kept, an integer >= 1 (default 800)")
-    if max_k is not None and kk > max_k:
-        raise ConfigError(
-            f"k={kk} is larger than max_k={max_k}: k is the number of anchors kept per item (default 800); "
-            "pick a smaller k, or raise ASIF_MAX_K if you really have that many anchors"
-        )
-    if isinstance(pp, bool) or not isinstance(pp, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 8)")
-    if not np.isfinite(pp) or pp <= 0:
-        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 8)")
-    return int(kk), float(pp)
