@@ -65,11 +65,11 @@ def png(colour: tuple[int, int, int]) -> bytes:
     return buf.getvalue()
 
 
-SERVER_OMITS = ("created_at", "extra")  # IndexInfo fields that the server's IndexAnswer does not send
+SERVER_OMITS = ("created_at",)  # the one IndexInfo field that differs: each path defines its index at its own time
 
 
 def answered(info: Any) -> dict[str, Any]:
-    """An IndexInfo's as_dict() as the server answers it (without SERVER_OMITS)."""
+    """An IndexInfo's as_dict() without SERVER_OMITS (the server sends every field of as_dict())."""
     d = info if isinstance(info, dict) else info.as_dict()
     return {k: v for k, v in d.items() if k not in SERVER_OMITS}
 
