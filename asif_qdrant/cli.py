@@ -539,7 +539,7 @@ def labels_add(ctx: click.Context, name: str, classes: str, templates: str, k: i
 
         info = client.define_labels(name, resolve_classes(classes), resolve_templates(templates), tenant=tenant,
                                     k=k, p=p, aggregation=cast(Any, aggregation), replace=replace,
-                                    correction=correction)
+                                    correction=cast(Any, correction))
     else:
         info = _open(ctx, create=True).define_labels(name, classes, templates, tenant=tenant, k=k, p=p,
                                                      aggregation=aggregation, replace=replace,
