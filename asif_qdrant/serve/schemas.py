@@ -136,6 +136,7 @@ class IndexAnswer(BaseModel):
     tau: float | None
     created_at: float
     extra: dict[str, Any]
+    correction: str = "none"
 
 
 class PredictionsAnswer(BaseModel):

@@ -270,6 +270,15 @@ def test_tenant_keys_isolate_models(served: Any) -> None:
         assert "does not exist" in err(cb.post("/v1/classify", json={"labels": "mine", "vectors": QUERY.tolist()}),
                                        404)
         assert "acme" not in cb.get("/v1/labels").text
+        # a corrected label set over HTTP: stored with its correction, answers as the embedded facade does
+        r = ca.put("/v1/labels/mine", json={"classes": ["x", "y"], "templates": "plain", "replace": True,
+                                             "prompt_vectors": PROMPTS[:2].tolist(), "k": 8, "correction": "zscore"})
+        assert r.status_code == 200 and r.json()["correction"] == "zscore"
+        got = ca.post("/v1/classify", json={"labels": "mine", "vectors": QUERY.tolist()}).json()
+        assert got["predictions"] == json.loads(json.dumps(
+            [p.as_dict() for p in a.classify(vectors=QUERY, labels="mine", tenant="acme")]))
+        assert ca.put("/v1/labels/mine", json={"classes": ["x"], "templates": "plain", "replace": True,
+                                               "correction": "bad"}).status_code == 422
         assert ca.delete("/v1/labels/mine").status_code == 200
         assert "does not exist" in err(ca.delete("/v1/labels/mine"), 404)
         # a tenant key cannot touch the shared label set (its delete looks in its own tenant only)
