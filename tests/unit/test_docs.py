@@ -97,3 +97,21 @@ def test_readme_links_every_docs_page() -> None:
     readme = (ROOT / "README.md").read_text()
     for page in sorted(DOCS.glob("*.md")):
         assert f"(docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_relative_links_and_anchors_resolve() -> None:
+    for page in gen.PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            assert dest.exists(), f"{page.name}: link to {target!r}, which does not exist"
+            if anchor and dest.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", dest.read_text(), flags=re.M)
+                assert anchor in {_slug(h) for h in headings}, f"{page.name}: no heading for #{anchor} in {dest.name}"
