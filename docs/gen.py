@@ -138,12 +138,14 @@ def teach_one_class() -> str:
         vals = [r[key] for r in runs]
         return f"{pct(min(vals), 0)}–{pct(max(vals), 0)} %"
 
-    return (f"**Teaching one class only is worse still**: with a single cat example, {span('predicted_cat')} of the "
-            f"held-out images (all classes) are answered \"cat\" and top-1 falls to {span('top1')} ({len(runs)} seeds), "
-            "because the one close pair is shared with every prompt that mentions a photo and carries most of every "
-            "label's score. `explain` then prints a warning (and the report shows it) when one anchor carries at least "
-            f"half of the score of every label; it fired on {span('explain_warns')} of a 30-image sample per seed, the "
-            "cases where the pair dominates all labels at once.")
+    return (
+        f"**Teaching one class only is worse still**: with a single cat example, {span('predicted_cat')} of the "
+        f"held-out images (all classes) are answered \"cat\" and top-1 falls to {span('top1')} ({len(runs)} seeds), "
+        "because the one close pair is shared with every prompt that mentions a photo and carries most of every "
+        "label's score. `explain` then prints a warning (and the report shows it) when one anchor carries at least "
+        f"half of the score of every label; it fired on {span('explain_warns')} of a 30-image sample per seed, the "
+        "cases where the pair dominates all labels at once."
+    )
 
 
 def anchor_curve() -> str:
@@ -304,8 +306,9 @@ def targets() -> str:
     binary = [r["top1_disagree_pts"] for r in result("quantization")["real"] if r["option"].startswith("binary")]
     return (
         f"Met: classify at {a['ratio']:.2f}× its raw top-k query (100k, 1,000 prompts); 1M anchors at "
-        f"{tb['batched_ms_per_image']:.0f} ms per image with {tb['top1_disagree_pts']:.1f} points of top-1 disagreement "
-        f"(TurboQuant 2-bit + rescoring, images in batches; one image at a time takes {tb['anchor_query_ms']:.0f} ms); "
+        f"{tb['batched_ms_per_image']:.0f} ms per image with {tb['top1_disagree_pts']:.1f} points of top-1 "
+        "disagreement (TurboQuant 2-bit + rescoring, images in batches; one image at a time takes "
+        f"{tb['anchor_query_ms']:.0f} ms); "
         f"bulk classify at 1M with turbo2 at {b1m['x_reference']:.3g}× the dense reference; int8 at "
         f"{i8['ratio_200q']:.2f}× one byte per dimension at 1M. Missed: Edge exact top-k is "
         f"{tk[1000000]['ratio']:.2f}× numpy at 1M ({tk[1000000]['ratio_batch']:.2f}× batched) and "
