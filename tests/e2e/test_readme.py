@@ -105,7 +105,7 @@ def test_docs_examples_are_found() -> None:
 @needs_data
 @pytest.mark.data
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # 16 commands of real work (a 1,000-image gallery among them) on a loaded 2-core machine
+@pytest.mark.timeout(1200)  # 16 README commands of real work (a 1,000-image gallery among them) + docs/ lines (seconds)
 def test_cli_examples_run(tmp_path: Path) -> None:
     # the README's lines first, then each docs page's, in one store (a page may use what the README made)
     lines = [ln.strip() for ln in _blocks("bash")[0].splitlines() if ln.strip().startswith("asif ")]
