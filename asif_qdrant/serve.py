@@ -540,7 +540,13 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
         a, t = store(), who.scope(body.tenant)
         info = a.define_labels(name, body.classes, body.templates, body.prompt_vectors, t, k=body.k, p=body.p,
                                aggregation=body.aggregation, replace=body.replace)
-        return info_dict(info)
+        return {**info_dict(info), "coverage": info.coverage}
+
+    @app.get("/v1/labels/{name}/coverage", tags=["indexes"])
+    def label_coverage(name: str, who: Who, tenant: str | None = None) -> dict[str, Any]:
+        """Per class of the label set: support (anchor pairs whose caption is close to its prompts; higher = better
+        supported) and verdict (supported / weak / unsupported), from the tenant's current anchors."""
+        return store().coverage(name, who.scope(tenant)).as_dict()
 
     @app.get("/v1/labels", tags=["indexes"])
     def list_labels(who: Who, tenant: str | None = None) -> list[dict[str, Any]]:
