@@ -563,6 +563,17 @@ class Asif:
         cos = pr.similarities(tenant, info.classes, vectors)
         return None if cos is None else prototype_terms(cos, mix_of(info.extra))
 
+    def asif_part(self, info: IndexInfo, tenant: str, taught: bool) -> tuple[IndexInfo, str]:
+        """The label set and anchor scope that give the ASIF part of ``tenant``'s scores. With prototypes
+        (``taught``), taught pairs enter through them, not as anchors: a pair captioned with the prompt itself turns
+        ASIF into 1-NN on the examples (docs/coverage-and-teaching.md), so when all of the tenant's own anchors are
+        taught pairs, the ASIF part is the shared model's (the same label set defined for all tenants)."""
+        if not taught or tenant == TENANT_SHARED or info.copied_from is None:
+            return info, tenant
+        if self.prototypes.taught_count(tenant) < self.anchors.count(tenant):
+            return info, tenant
+        return self.index_info(info.name, TENANT_SHARED, "labels"), TENANT_SHARED
+
     @property
     def search_config(self) -> SearchConfig:
         """How anchor queries run: exact by default; HNSW / quantization where both the search settings and the
@@ -825,14 +836,15 @@ class Asif:
         top = self._check_top(top, "label")
         info = self.index_info(labels, tenant, "labels")
         vecs = self.input_vectors("image", images, vectors, "images")
-        reps = self.relindexes.reps(vecs, "image", tenant, info.k, info.p)
-        hits = self.relindexes.query(info, reps, limit=info.n_items, with_payload=False)
+        extra = self.prototype_terms(info, vecs, tenant)
+        part, scope = self.asif_part(info, tenant, extra is not None)
+        reps = self.relindexes.reps(vecs, "image", scope, part.k, part.p)
+        hits = self.relindexes.query(part, reps, limit=part.n_items, with_payload=False)
         for hs in hits:
             for h in hs:
-                h.payload = info.prompt_of(h.id)
+                h.payload = part.prompt_of(h.id)
         agg = aggregation or info.aggregation
         t = tau if tau is not None else info.tau
-        extra = self.prototype_terms(info, vecs, tenant)
         return [aggregate(h, max(1, len(info.templates)), agg, top, t,
                           extra=None if extra is None else dict(zip(info.classes, extra[i].tolist(), strict=True)))
                 for i, h in enumerate(hits)]

@@ -369,26 +369,27 @@ def explain(
     if vecs.shape[0] != 1:
         raise InvalidInputError(f"explain takes one image vector; got {vecs.shape[0]} rows: pass a single row")
     ri = asif.relindexes
-    topk = ri.anchor_topk(vecs, "image", tenant, info.k)
+    terms = asif.prototype_terms(info, vecs, tenant)
+    part, scope = asif.asif_part(info, tenant, terms is not None)  # as classify: the ASIF part's label set, scope
+    topk = ri.anchor_topk(vecs, "image", scope, part.k)
     q_ids, q_sim_arr = topk.row(0)
-    q_rep = topk.reps(info.p)[0]
-    answers: Any = ri.query(info, [q_rep], limit=info.n_items)  # Any: mypy misreads RelIndexes.list in its type
+    q_rep = topk.reps(part.p)[0]
+    answers: Any = ri.query(part, [q_rep], limit=part.n_items)  # Any: mypy misreads RelIndexes.list in its type
     hits: list[Hit] = answers[0]
     n_tpl = max(1, len(info.templates))
-    terms = asif.prototype_terms(info, vecs, tenant)
     extra = {} if terms is None else dict(zip(info.classes, terms[0].tolist(), strict=True))
     pred = aggregate(hits, n_tpl, info.aggregation, max(1, len(info.classes)), info.tau, extra=extra)
     q_sims = dict(zip(q_ids.tolist(), q_sim_arr.tolist(), strict=True))
     order = [s.label for s in pred.top]
     if label is not None:
         order = [label] + [lb for lb in order if lb != label]
-    explained = [_explain_label(asif, info, lb, hits, q_rep, q_sims, top) for lb in order[:n_labels]]
+    explained = [_explain_label(asif, part, lb, hits, q_rep, q_sims, top) for lb in order[:n_labels]]
     _add_prototypes_and_coverage(asif, info, vecs, tenant, explained, extra)
     return Explanation(
         labels=labels, tenant=tenant, k=info.k, p=info.p, aggregation=info.aggregation, tau=info.tau,
         predicted=pred.label, ranking=pred.top[: max(RANKING_SHOWN, n_labels)], explained=explained,
         image=str(image) if isinstance(image, (str, Path)) else None, query_anchors=len(q_rep),
-        image_roots=[str(r) for r in asif.image_roots(tenant)], dominant=dominance(asif, info, hits, q_rep),
+        image_roots=[str(r) for r in asif.image_roots(tenant)], dominant=dominance(asif, part, hits, q_rep),
     )
 
 

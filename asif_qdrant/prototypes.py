@@ -40,7 +40,7 @@ TAUGHT_FIELD = "taught_class"  # the payload field that marks an anchor pair as 
 class PrototypeMix:
     """How a label's prototype similarity enters its score: ``weight * max(0, cos) ** power``."""
 
-    weight: float = 0.5
+    weight: float = 2.0
     power: float = 8.0
 
 
@@ -109,6 +109,10 @@ class Prototypes:
         if tenant == TENANT_SHARED:
             return None
         return self.meta.get(_record_key(tenant))
+
+    def taught_count(self, tenant: str) -> int:
+        """How many taught pairs the tenant's prototypes are made of."""
+        return int(sum((self.record(tenant) or {}).get("classes", {}).values()))
 
     def is_current(self, tenant: str) -> bool:
         """True when the tenant has no prototypes, or they were made at its current anchor revision."""

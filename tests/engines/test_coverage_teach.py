@@ -81,8 +81,6 @@ def test_taught_prototypes_enter_scores_exactly_and_stay_fresh(store: Asif, rng:
     ex_img = rng.standard_normal((4, IMG_DIM)).astype(np.float32)
     ids = _teach(store, "acme", ex_img, ["a", "a", "b", "c"], cap)
     q = rng.standard_normal((5, IMG_DIM)).astype(np.float32)
-    all_img = np.vstack([img, ex_img])
-    all_txt = np.vstack([txt, cap[[0, 0, 1, 2]]])
 
     def check(taught: dict[str, np.ndarray], scope_img: np.ndarray, scope_txt: np.ndarray, tenant: str) -> None:
         want = _expected(scope_img, scope_txt, prompts, q, taught)
@@ -91,13 +89,20 @@ def test_taught_prototypes_enter_scores_exactly_and_stay_fresh(store: Asif, rng:
             for j, c in enumerate(CLASSES):
                 assert got.get(c, 0.0) == pytest.approx(want[i, j], abs=2e-5)
 
-    check({"a": ex_img[:2], "b": ex_img[2:3], "c": ex_img[3:]}, all_img, all_txt, "acme")
+    # the tenant's own anchors are all taught pairs: they enter through the prototypes, the ASIF part is the
+    # shared model's
+    check({"a": ex_img[:2], "b": ex_img[2:3], "c": ex_img[3:]}, img, txt, "acme")
     check({}, img, txt, "_shared")  # the shared model and other tenants see no prototype
     assert store.prototypes.similarities("other", CLASSES, q) is None
     store.delete([ids[1], ids[3]], tenant="acme")  # one 'a' example and the only 'c' one go
-    check({"a": ex_img[:1], "b": ex_img[2:3]}, np.vstack([img, ex_img[[0, 2]]]),
-          np.vstack([txt, cap[[0, 1]]]), "acme")
+    check({"a": ex_img[:1], "b": ex_img[2:3]}, img, txt, "acme")
     assert store.prototypes.record("acme")["classes"] == {"a": 1, "b": 1}  # type: ignore[index]
+    # an own pair that is not a taught example: the ASIF part is the tenant's whole model (taught pairs included)
+    own_img, own_txt = random_pairs(rng, 1)
+    own = store.add_vectors(own_img, own_txt, captions=["mine"], tenant="acme").ids
+    check({"a": ex_img[:1], "b": ex_img[2:3]}, np.vstack([img, ex_img[[0, 2]], own_img]),
+          np.vstack([txt, cap[[0, 1]], own_txt]), "acme")
+    store.delete(own, tenant="acme")
     # explain: anchor contributions + rest + the prototype line add up to classify's score
     ex = store.explain(vector=q[0], labels="L", label="a", tenant="acme", top=3)
     main = ex.main
