@@ -30,6 +30,10 @@ from asif_qdrant.evaluation.evaluate import cached_image_vectors, read_folder_pe
 from asif_qdrant.teaching import TEACH_TEMPLATE, teach_caption
 
 
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
 def top1(preds: list, truth: np.ndarray) -> float:
     return float(np.mean([p.label == t for p, t in zip(preds, truth, strict=True)]))
 
@@ -92,10 +96,10 @@ def main() -> None:
                 rows.append({"seed": seed, "shots": n, "method": method, "top1": acc, "teach_s": add_s,
                              "classify_s": time.perf_counter() - t})
                 a.delete_tenant(tenant)
-            sims = hv @ vecs[taught].T
+            sims = unit(hv) @ unit(vecs[taught]).T  # cosine 1-NN
             rows.append({"seed": seed, "shots": n, "method": "1-NN on image embeddings",
                          "top1": float(np.mean(tl[sims.argmax(1)] == ht))})
-            protos = np.stack([vecs[pool[c][:n]].mean(0) for c in CIFAR10])
+            protos = unit(np.stack([unit(vecs[pool[c][:n]]).mean(0) for c in CIFAR10]))  # cosine NCM
             rows.append({"seed": seed, "shots": n, "method": "nearest class mean",
                          "top1": float(np.mean(np.array(CIFAR10)[(hv @ protos.T).argmax(1)] == ht))})
         # one class taught: one close pair dominates every prompt
