@@ -647,7 +647,8 @@ class Asif:
         info = IndexInfo(name, tenant, "labels", kk, pp, len(prompts), {}, classes=cls, templates=tpl,
                          aggregation=aggregation, extra={"prompt_vectors": prompt_vectors is not None})
         info = self._build(info, vecs, payloads, replace)
-        info.coverage = self.coverage(name, tenant).as_dict()["classes"]
+        # from the items just built (not through index_info, whose periodic count check must stay with the queries)
+        info.coverage = self._lock.read(label_coverage, self.relindexes, info).as_dict()["classes"]
         return info
 
     def add_gallery(
