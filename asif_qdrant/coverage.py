@@ -130,6 +130,13 @@ def coverage_from_lists(labels: str, tenant: str, classes: Sequence[str], item_c
     return Coverage(labels, tenant, floor, out)
 
 
+def coverage_from_dict(labels: str, tenant: str, d: dict[str, Any], floor: float = COVERAGE_FLOOR) -> Coverage:
+    """A Coverage from its ``as_dict`` form (the HTTP answer), the fixes filled in again."""
+    out = [ClassCoverage(str(c["class"]), int(c["support"]), str(c["verdict"]),
+                         fix_for(str(c["class"]), str(c["verdict"]))) for c in d.get("classes", [])]
+    return Coverage(labels, tenant, floor, out)
+
+
 def label_coverage(relindexes: RelIndexes, info: IndexInfo, floor: float = COVERAGE_FLOOR) -> Coverage:
     """The coverage of the label set ``info`` (the index that answers for its tenant, current with the anchors),
     computed on read from its items' stored top-k lists: one scroll of the items' ``topk`` payloads."""
@@ -142,5 +149,6 @@ def label_coverage(relindexes: RelIndexes, info: IndexInfo, floor: float = COVER
                                [s for _, s in lists], floor)
 
 
-__all__ = ["COVERAGE_FLOOR", "ClassCoverage", "Coverage", "class_support", "coverage_from_lists", "fix_for",
+__all__ = ["COVERAGE_FLOOR", "ClassCoverage", "Coverage", "class_support", "coverage_from_dict", "coverage_from_lists",
+           "fix_for",
            "label_coverage", "verdict_of"]

@@ -64,3 +64,16 @@ def test_http_define_and_coverage(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                 {"class": "gggg", "support": 0, "verdict": "unsupported"}]
         assert r.json()["coverage"] == want
         assert c.get("/v1/labels/L/coverage").json() == {"classes": want}
+        # the typed client (asif --server labels check) gets the same, fixes filled in
+        import httpx
+
+        from asif_qdrant.client import AsifClient
+
+        def relay(req: httpx.Request) -> httpx.Response:
+            got = c.request(req.method, req.url.raw_path.decode(), content=req.content, headers=dict(req.headers))
+            return httpx.Response(got.status_code, headers=got.headers, content=got.content)
+
+        with AsifClient("http://x", transport=httpx.MockTransport(relay)) as client:
+            cov = client.coverage("L")
+            assert cov.as_dict() == {"classes": want}
+            assert cov.of("gggg").fix is not None and cov.of("red").fix is None  # type: ignore[union-attr]
