@@ -63,6 +63,8 @@ bench: $(STAMP)
 	../$(PY) eval_curve.py && \
 	../$(PY) eval_tune.py && \
 	../$(PY) eval_retrieval.py && \
+	../$(PY) eval_teach.py && \
+	../$(PY) eval_coverage.py && \
 	../$(PY) eval_accuracy.py && \
 	../$(PY) prune_curve.py && \
 	../$(PY) prune_curve.py --criterion image_contribution

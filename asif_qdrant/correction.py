@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -198,13 +198,16 @@ class Corrections:
         return rows, cols, vals_all, len(recs)
 
     def predict(
-        self, label: IndexInfo, corr: Correction, hits: list[Hit], aggregation: str, top: int, tau: float | None
+        self, label: IndexInfo, corr: Correction, hits: list[Hit], aggregation: str, top: int, tau: float | None,
+        *, extra: Mapping[str, float] | None = None,
     ) -> Prediction:
-        """classify's answer for one input from its raw prompt hits (item ids) and the correction."""
+        """classify's answer for one input from its raw prompt hits (item ids), the correction and ``extra`` (the
+        prototype part of each taught class, prototypes.py)."""
         raw = np.zeros(label.n_items)
         for h in hits:
             raw[h.id] = h.score
-        return aggregate_corrected(raw, label.classes, label.templates, aggregation, corr.shift, corr.scale, top, tau)
+        return aggregate_corrected(raw, label.classes, label.templates, aggregation, corr.shift, corr.scale, top, tau,
+                                   extra=extra)
 
 
 __all__ = ["REFERENCE_KIND", "REFERENCE_SIZE", "Correction", "Corrections", "id_hash",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,9 +145,12 @@ def rank_labels(scores: list[LabelScore], tol: float = LABEL_TIE_TOL) -> list[La
 
 
 def aggregate(
-    hits: Sequence[Hit], n_templates: int, aggregation: str, top: int, tau: float | None = None
+    hits: Sequence[Hit], n_templates: int, aggregation: str, top: int, tau: float | None = None,
+    *, extra: Mapping[str, float] | None = None,
 ) -> Prediction:
-    """Label scores from prompt hits: max over a label's templates (the paper), or their mean."""
+    """Label scores from prompt hits: max over a label's templates (the paper), or their mean; ``extra``: a term
+    added to a label's score (the prototype part of taught classes, prototypes.py; a label with no hit gets it
+    alone)."""
     if aggregation not in AGGREGATIONS:
         raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
     best: dict[str, LabelScore] = {}
@@ -162,6 +165,9 @@ def aggregate(
     if aggregation == "mean":
         for label, ls in best.items():
             ls.score = sums[label] / n_templates
+    for label, term in (extra or {}).items():
+        if term > 0:
+            best.setdefault(label, LabelScore(label, 0.0, None)).score += float(term)
     ranked = rank_labels(list(best.values()))[:top]
     if not ranked or ranked[0].score <= 0:
         return Prediction(None, 0.0, ranked)
@@ -231,17 +237,22 @@ def aggregate_corrected(
     scale: Any,
     top: int,
     tau: float | None = None,
+    *,
+    extra: Mapping[str, float] | None = None,
 ) -> Prediction:
     """A Prediction from every prompt's raw score (0 where it shares no anchor with the input) and the label set's
     correction. Every class gets a score (a corrected score can be negative); the input is "unknown" only when no
-    prompt shares an anchor with it, or when the best corrected score is below ``tau``."""
+    prompt shares an anchor with it (and no ``extra`` term is positive), or when the best score is below ``tau``.
+    ``extra``: a term added to a label's corrected score (the prototype part of taught classes, as in aggregate)."""
     import numpy as np
 
     r = np.asarray(raw, np.float64)
-    if not (r > 0).any():
+    terms = {lb: float(t) for lb, t in (extra or {}).items() if t > 0}
+    if not (r > 0).any() and not terms:
         return Prediction(None, 0.0, [])
     agg, best = corrected_label_scores(r, len(templates), aggregation, shift, scale)
-    scores = [LabelScore(c, float(agg[i]), templates[int(best[i])].format(c)) for i, c in enumerate(classes)]
+    scores = [LabelScore(c, float(agg[i]) + terms.get(c, 0.0), templates[int(best[i])].format(c))
+              for i, c in enumerate(classes)]
     ranked = rank_labels(scores)[:top]
     if tau is not None and ranked[0].score < tau:
         return Prediction(None, ranked[0].score, ranked, ranked[0].prompt)

@@ -137,6 +137,7 @@ class IndexAnswer(BaseModel):
     created_at: float
     extra: dict[str, Any]
     correction: str = "none"
+    coverage: list[dict[str, Any]] | None = None  # a label set just defined: support and verdict per class
 
 
 class PredictionsAnswer(BaseModel):
