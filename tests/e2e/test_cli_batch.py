@@ -99,7 +99,9 @@ def test_gallery_add_folder_skips_the_corrupt_image(world: tuple[Path, Path]) ->
 def test_model_loading_is_quiet_unless_verbose(world: tuple[Path, Path]) -> None:
     store, _ = world
     r = run(store, "labels", "add", "quiet", "--classes", "cat,ship")
-    assert r.exit_code == 0 and "Loading weights" not in r.stderr and r.stderr.strip() == "", r.stderr
+    # only asif's own coverage warnings (4 anchors support neither class), nothing of the model libraries
+    others = [ln for ln in r.stderr.splitlines() if not ln.startswith("warning: class ")]
+    assert r.exit_code == 0 and "Loading weights" not in r.stderr and others == [], r.stderr
     assert r.stdout.startswith("label set 'quiet': 2 classes x 8 templates")
 
 
