@@ -31,8 +31,9 @@ from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes, check_k_p
 from .relrep import l2_normalize
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
+from .tagging import Taggings, TagInfo, label_predictions
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
-from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
+from .zeroshot import AGGREGATIONS, Prediction, SearchHit, resolve_classes, resolve_templates
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -130,6 +131,7 @@ class Asif:
         self._search: SearchConfig | None = None
         self._anchors: AnchorStore | None = None  # built once the fingerprint is known, then kept (they own caches)
         self._relindexes: RelIndexes | None = None
+        self._taggings: Taggings | None = None
         if migrate:
             self.migrate()
 
@@ -285,6 +287,7 @@ class Asif:
             )
         if res.new_ids and res.new_image is not None and res.new_text is not None:
             res.items_touched = self.relindexes.apply_added(res.tenant, res.new_ids, res.new_image, res.new_text)
+            self.taggings.after_edit(res.tenant)
         for key, n in removed.items():
             res.items_touched[key] = res.items_touched.get(key, 0) + n
         return res
@@ -370,6 +373,7 @@ class Asif:
             self.engine.upsert(store.collection, PointBatch(old, {"image": img, "text": txt},
                                                             payloads=[dict(r.payload) for r in before]))
             self.relindexes.apply_added(tenant, old, img, txt)
+            self.taggings.after_edit(tenant)
 
     def set_encoder(self, modality: str, encoder: Encoder) -> None:
         """Use an already loaded encoder (it must match the store's fingerprint)."""
@@ -394,6 +398,8 @@ class Asif:
         tenant = validate_tenant(tenant)
         gone, img, txt = self.anchors.delete_with_vectors(ids=ids, tenant=tenant, filter=filter)
         touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
+        if gone:
+            self.taggings.after_edit(tenant)
         return DeleteResult(gone, touched)
 
     @_writes
@@ -453,6 +459,8 @@ class Asif:
             )
         if tenant not in self.tenants():
             raise NotFoundError(f"tenant {tenant!r} does not exist: see `asif tenants list`")
+        for info in self.taggings.all(tenant):  # the tenant's tags leave the user's points first
+            self.taggings.delete(info)
         n_indexes = self.relindexes.delete_tenant(tenant)
         anchors = self.anchors.delete(tenant=tenant)
         self.meta.delete(f"revision:{tenant}")
@@ -530,6 +538,57 @@ class Asif:
         if self._search is None:  # exact until the anchors collection exists and says how it was made
             ri.search = self.search_config
         return ri
+
+    @property
+    def taggings(self) -> Taggings:
+        """The taggings' owner (tagging.py): payload tags on users' collections, kept fresh after every edit."""
+        if self._taggings is None:
+            self._taggings = Taggings(self.relindexes, lambda name, tenant: self.index_info(name, tenant, "labels"))
+        return self._taggings
+
+    # -- tags on the user's collections (tagging.py) ----------------------------------------------
+    @_writes
+    def tag(
+        self, collection: str, *, vector: str, labels: str, field: str, tenant: str | None = None,
+        filter: Any = None, top: int = 3, replace: bool = False,
+    ) -> TagInfo:
+        """Tag every selected point of ``collection`` (its dense vector ``vector``) with the label set ``labels``,
+        in the payload field ``field``, and keep the tags exact after every edit (docs/tagging.md). ``filter``: a
+        Qdrant filter (dict or JSON) selecting the points; ``replace``: overwrite a field that holds other data."""
+        return self.taggings.tag(collection, vector=vector, labels=labels, field=field, tenant=validate_tenant(tenant),
+                                 filter=filter, top=self._check_top(top, "label"), replace=replace)
+
+    @_reads
+    def list_tags(self, tenant: str | None = None) -> list[TagInfo]:
+        """The taggings of ``tenant`` (``pending``: interrupted; run tag or sync_tags again to finish it)."""
+        from .tagging import info_of
+
+        return [info_of(i) for i in self.taggings.all(validate_tenant(tenant))]
+
+    @_writes
+    def delete_tags(self, field: str, tenant: str | None = None, *, collection: str | None = None) -> TagInfo:
+        """Remove the tagging of ``field``: the field leaves every point it tagged; the user's other data stays."""
+        t = validate_tenant(tenant)
+        return self.taggings.delete(self.taggings.find(field, t, collection))
+
+    @_writes
+    def sync_tags(
+        self, field: str, tenant: str | None = None, *, collection: str | None = None, ids: Sequence[Any] | None = None
+    ) -> dict[str, int]:
+        """Pick up points added to or deleted from the tagged collection (and, with ``ids``, points whose vectors
+        were overwritten in place, which cannot be detected); finishes an interrupted tagging."""
+        t = validate_tenant(tenant)
+        return self.taggings.sync(self.taggings.find(field, t, collection), ids)
+
+    @_reads
+    def explain_tag(
+        self, field: str, point: Any, tenant: str | None = None, *, collection: str | None = None, top: int = 10
+    ) -> Explanation:
+        """Explain the stored tag of one point: the explanation of that point's vector with the tagging's labels."""
+        t = validate_tenant(tenant)
+        info = self.taggings.find(field, t, collection)
+        vec = self.taggings.point_vector(info, point)
+        return self.explain(vector=vec, labels=info.extra["tagging"]["labels"], top=top, tenant=t)
 
     @property
     def search_config(self) -> SearchConfig:
@@ -650,6 +709,8 @@ class Asif:
         for c in copies:  # the copies first: an interrupted delete leaves no copy without its shared definition
             ri.delete(c)
         ri.delete(info)
+        if info.kind == "labels":
+            self.taggings.after_labels(name, tenant)
         return info
 
     @_writes
@@ -657,7 +718,10 @@ class Asif:
         """(Re)define an index from encoded items: the encoding happened before, outside the lock. The name is
         checked again under the lock: of two concurrent definitions of a new name, the second is refused."""
         self._check_new(info.name, info.tenant, info.kind, replace)
-        return self.relindexes.define(info, vecs, payloads)
+        info = self.relindexes.define(info, vecs, payloads)
+        if info.kind == "labels":
+            self.taggings.after_labels(info.name, info.tenant)
+        return info
 
     @_reads
     def check_name_free(self, name: str, tenant: str | None = None, kind: Kind = "labels") -> None:
@@ -696,7 +760,7 @@ class Asif:
     def list_indexes(self, tenant: str | None = None, kind: Kind | None = None) -> list[IndexInfo]:
         """Label sets and galleries visible to ``tenant`` (its own and the shared ones)."""
         tenant = validate_tenant(tenant)
-        return [i for i in self.relindexes.infos(tenant) if kind is None or i.kind == kind]
+        return [i for i in self.relindexes.infos(tenant) if i.kind == kind or (kind is None and i.kind != "tagging")]
 
     @_reads
     def index_info(self, name: str, tenant: str, kind: Kind) -> IndexInfo:
@@ -752,7 +816,10 @@ class Asif:
         ri = self.relindexes
         infos = ([ri.require(name, tenant, kind)] if name is not None
                  else [i for i in ri.infos(tenant, own=True) if kind is None or i.kind == kind])
-        return [ri.rebuild(i) for i in infos]
+        out = [ri.rebuild(i) for i in infos]
+        for tagging in self.taggings.all(tenant):  # rebuilt items: the tags follow
+            self.taggings.refresh(tagging, None)
+        return out
 
     def _check_top(self, top: Any, what: str) -> int:
         """``top`` as an int in [1, max_top]; a string, float or bool is refused with the fix."""
@@ -790,13 +857,7 @@ class Asif:
         info = self.index_info(labels, tenant, "labels")
         vecs = self.input_vectors("image", images, vectors, "images")
         reps = self.relindexes.reps(vecs, "image", tenant, info.k, info.p)
-        hits = self.relindexes.query(info, reps, limit=info.n_items, with_payload=False)
-        for hs in hits:
-            for h in hs:
-                h.payload = info.prompt_of(h.id)
-        agg = aggregation or info.aggregation
-        t = tau if tau is not None else info.tau
-        return [aggregate(h, max(1, len(info.templates)), agg, top, t) for h in hits]
+        return label_predictions(self.relindexes, info, reps, top, aggregation, tau)[1]
 
     @_reads
     def search(

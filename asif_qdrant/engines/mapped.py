@@ -136,6 +136,10 @@ class MappedEngine:
         phys, on = self._name(name)
         self.inner.set_payload(phys, ids, self._payload_out(payload, on) or {})
 
+    def delete_payload(self, name: str, ids: Sequence[int], keys: Sequence[str]) -> None:
+        phys, on = self._name(name)
+        self.inner.delete_payload(phys, ids, [self._key(k, on) for k in keys])
+
     def delete(self, name: str, *, ids: Sequence[int] | None = None, filter: Filter | None = None) -> None:
         phys, on = self._name(name)
         self.inner.delete(phys, ids=ids, filter=self._filter(filter, on))
