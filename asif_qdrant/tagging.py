@@ -41,7 +41,6 @@ from .relindex import IndexInfo, RelIndexes
 from .zeroshot import Prediction, aggregate
 
 TAG_ANCHORS = 3  # anchor pairs named in a tag
-WRITE_CHUNK = 256
 
 
 @dataclass
@@ -324,12 +323,15 @@ class Taggings:
         return out
 
     def after_labels(self, name: str, tenant: str) -> dict[str, int]:
-        """After the label set ``name`` of ``tenant`` was (re)defined: every tagging that uses it (every tenant's,
-        for a shared one) is scored again."""
+        """After the label set ``name`` of ``tenant`` was (re)defined or deleted: every tagging that uses it (every
+        tenant's, for a shared one) is scored again; one whose label set is gone is deleted (its tags removed)."""
         out = {}
         for info in self.all(None if tenant == TENANT_SHARED else tenant):
             if info.extra["tagging"]["labels"] == name:
-                out[f"{info.tenant}/{info.name}"] = self.refresh(info, None)
+                try:
+                    out[f"{info.tenant}/{info.name}"] = self.refresh(info, None)
+                except NotFoundError:
+                    self.delete(info)
         return out
 
     def refresh(self, info: IndexInfo, written: Mapping[str, set[int]] | None) -> int:

@@ -208,7 +208,7 @@ class ClientEngine:
                 vectors[i][vname] = m.SparseVector(indices=svs[i].indices.tolist(), values=svs[i].values.tolist())
         points = [
             m.PointStruct(
-                id=int(batch.ids[i]),
+                id=_pid(batch.ids[i]),
                 vector=vectors[i],
                 payload=dict(batch.payloads[i]) if batch.payloads is not None else None,
             )
