@@ -21,6 +21,7 @@ Endpoints (see ``/docs`` for the interactive page, ``/openapi.json`` for the doc
 import hmac
 import io
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -242,6 +243,22 @@ class SearchBody(BaseModel):
     tenant: str | None = None
 
 
+class TagBody(BaseModel):
+    collection: str = Field(..., description="The collection whose points are tagged (any the engine reaches).")
+    vector: str = Field(..., description="Its dense image vector (named vector) made by the store's image encoder.")
+    labels: str = Field(..., description="The label set.")
+    filter: dict[str, Any] | None = Field(None, description="A Qdrant filter (must / must_not match conditions).")
+    top: int = Field(3, description="Labels kept in each tag's 'top'.")
+    replace: bool = Field(False, description="Overwrite the field where it holds other data.")
+    tenant: str | None = None
+
+
+class TagSyncBody(BaseModel):
+    collection: str | None = Field(None, description="The collection (when the field is tagged in several).")
+    ids: list[int | str] | None = Field(None, description="Re-tag these points (vectors overwritten in place).")
+    tenant: str | None = None
+
+
 class ExplainBody(BaseModel):
     labels: str
     vector: list[float] | None = None
@@ -303,6 +320,18 @@ def info_dict(info: IndexInfo) -> dict[str, Any]:
                               "tau")}
 
 
+def sync_tags_every(asif: Asif, every_s: float, stop: threading.Event) -> None:
+    """``asif serve`` with ASIF_TAG_SYNC_S: sync every tagging of every tenant with its collection, every
+    ``every_s`` seconds, until ``stop`` is set. A failure is logged and retried at the next round."""
+    while not stop.wait(every_s):
+        for t in asif.taggings.all():
+            spec = t.extra["tagging"]
+            try:
+                asif.sync_tags(spec["field"], t.tenant, collection=spec["collection"])
+            except AsifError as e:
+                log.warning("tag sync of %s:%s (tenant %s) failed: %s", spec["collection"], spec["field"], t.tenant, e)
+
+
 # -- the app ---------------------------------------------------------------------------------------
 def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -> FastAPI:
     """The FastAPI app. With ``asif`` it serves that store (and leaves closing it to the caller); otherwise it
@@ -322,9 +351,14 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
         a.encoder("text")
         if keys.open:
             log.warning("no API keys configured (ASIF_API_KEYS): every request acts as admin")
+        stop = threading.Event()
+        if s.tag_sync_s is not None:
+            threading.Thread(target=sync_tags_every, args=(a, s.tag_sync_s, stop), daemon=True,
+                             name="asif-tag-sync").start()
         try:
             yield
         finally:
+            stop.set()
             if owned and state["asif"] is not None:
                 state["asif"].close()
                 state["asif"] = None
@@ -549,6 +583,37 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
     @app.delete("/v1/labels/{name}", tags=["indexes"])
     def delete_labels(name: str, who: Who, tenant: str | None = None) -> dict[str, Any]:
         return info_dict(store().delete_index(name, who.scope(tenant), "labels"))
+
+    # -- tags on the user's collections ------------------------------------------------------------
+    @app.put("/v1/tags/{field}", tags=["tags"])
+    def tag(field: str, body: TagBody, who: Who) -> dict[str, Any]:
+        """Tag every selected point of a collection in the payload field ``field`` (kept exact after every edit).
+        A tenant key tags with its own model; an existing tagging of the field is run again."""
+        a, t = store(), who.scope(body.tenant)
+        return a.tag(body.collection, vector=body.vector, labels=body.labels, field=field, tenant=t,
+                     filter=body.filter, top=body.top, replace=body.replace).as_dict()
+
+    @app.get("/v1/tags", tags=["tags"])
+    def list_tags(who: Who, tenant: str | None = None) -> list[dict[str, Any]]:
+        return [i.as_dict() for i in store().list_tags(who.scope(tenant))]
+
+    @app.post("/v1/tags/{field}/sync", tags=["tags"])
+    def sync_tags(field: str, body: TagSyncBody, who: Who) -> dict[str, int]:
+        """Pick up points added to or deleted from the tagged collection (and re-tag ``ids``)."""
+        if body.ids is not None:
+            bounded(len(body.ids), "ids")
+        return store().sync_tags(field, who.scope(body.tenant), collection=body.collection, ids=body.ids)
+
+    @app.delete("/v1/tags/{field}", tags=["tags"])
+    def delete_tags(field: str, who: Who, tenant: str | None = None, collection: str | None = None) -> dict[str, Any]:
+        return store().delete_tags(field, who.scope(tenant), collection=collection).as_dict()
+
+    @app.get("/v1/tags/{field}/explain", tags=["tags"])
+    def explain_tag(field: str, point: str, who: Who, tenant: str | None = None, collection: str | None = None,
+                    top: int = 10) -> dict[str, Any]:
+        """The explanation of one point's stored tag (the same pairs as explaining its vector)."""
+        pid: int | str = int(point) if point.isdigit() else point
+        return store().explain_tag(field, pid, who.scope(tenant), collection=collection, top=top).as_dict()
 
     @app.put("/v1/galleries/{name}", tags=["indexes"])
     def define_gallery(name: str, body: GalleryBody, who: Who) -> dict[str, Any]:

@@ -57,6 +57,10 @@ class AsifSettings(BaseSettings):
         1.0, ge=0, description="Seconds between anchor-count checks that catch edits made behind the plugin's back."
     )
     batch_size: int = Field(256, ge=1, le=100_000, description="Points per upsert or query batch.")
+    tag_sync_s: float | None = Field(
+        None, gt=0, description="`asif serve`: seconds between syncs of every tagging with its collection (points "
+        "added or deleted behind the plugin's back); unset: no periodic sync."
+    )
     # bounds on one request, so that a typo (k=10**9) fails at once instead of allocating gigabytes
     max_k: int = Field(
         100_000, ge=1, le=10_000_000, description="Largest k a label set, gallery or query may ask for."

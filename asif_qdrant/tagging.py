@@ -115,9 +115,13 @@ def label_predictions(
     """Step (3) of classify for relative reps: the prompt hits (all of them, ranked) and the predictions. The one
     path shared by classify and the tags, so that a tag equals classify's answer for the point's vector."""
     hits = ri.query(info, reps, limit=info.n_items, with_payload=False)
+    prompts: dict[int, dict[str, Any]] = {}  # each prompt's payload made once per call, not once per hit
     for hs in hits:
         for h in hs:
-            h.payload = info.prompt_of(h.id)
+            pl = prompts.get(h.id)
+            if pl is None:
+                pl = prompts[h.id] = info.prompt_of(h.id)
+            h.payload = pl
     agg = aggregation or info.aggregation
     t = tau if tau is not None else info.tau
     return hits, [aggregate(h, max(1, len(info.templates)), agg, top, t) for h in hits]
