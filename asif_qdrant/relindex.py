@@ -41,6 +41,7 @@ from .engines.base import (
     SearchOptions,
     SparseQuery,
     SparseVec,
+    query_batch_arrays,
 )
 from .errors import ConfigError, InvalidInputError, NotFoundError
 from .meta import TENANT_SHARED, Fingerprint, Meta, from_record, index_key
@@ -444,13 +445,12 @@ class RelIndexes:
         """(n_vectors, n_items) similarities of anchor vectors to every item: one dense query per vector."""
         vecs = np.asarray(vectors, np.float32)
         flt = index_filter(info)
-        hits = self.engine.query_batch(
-            self.collection(info), [DenseQuery("item", v, info.n_items, flt) for v in vecs]
+        hits = query_batch_arrays(  # arrays: a tagging has as many items as the user's collection has points
+            self.engine, self.collection(info), [DenseQuery("item", v, info.n_items, flt) for v in vecs]
         )
         sims = np.full((vecs.shape[0], info.n_items), -np.inf)
-        for a, hs in enumerate(hits):
-            for h in hs:
-                sims[a, item_of(h.id)] = h.score
+        for a, (ids, scores) in enumerate(hits):
+            sims[a, ids & (MAX_ITEMS - 1)] = scores
         return sims
 
     def _thresholds(self, info: IndexInfo) -> tuple[np.ndarray, np.ndarray]:
