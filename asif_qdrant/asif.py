@@ -805,7 +805,10 @@ class Asif:
         info = ri.require(name, tenant, kind)
         if info.tenant != tenant:
             info = ri.materialise(info, tenant)
-        return ri.annotate(info, extra, tau)
+        info = ri.annotate(info, extra, tau)
+        if kind == "labels" and tau is not None:  # a new tau can turn tags into "unknown" (or back)
+            self.taggings.after_labels(name, tenant)
+        return info
 
     @_writes
     def refresh(

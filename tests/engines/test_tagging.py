@@ -329,3 +329,24 @@ def test_random_edits_keep_every_tagging_equal_to_classify(
                 assert_tags_match_classify(a, f"tag_{t}", tenant=None if t == "_shared" else t)
     finally:
         a.close()
+
+
+def test_tau_reaches_the_tags_and_doctor_retags_lost_items(tstore: Asif) -> None:
+    from asif_qdrant.relindex import index_filter
+
+    a = tstore
+    rng = _setup(a, 9)
+    make_photos(a, rng)
+    a.tag("photos", vector="img", labels="L", field="cat")
+    a.annotate_index("L", extra={}, tau=10.0)  # above every score: every tag becomes "unknown"
+    tags = assert_tags_match_classify(a, "cat")
+    assert all(t["label"] is None for t in tags.values()) and any(t["top"] for t in tags.values())
+    a.annotate_index("L", extra={}, tau=0.0)
+    assert any(t["label"] is not None for t in assert_tags_match_classify(a, "cat").values())
+    info = a.taggings.find("cat", "_shared")
+    a.engine.delete(a.relindexes.collection(info), filter=index_filter(info))  # the items are lost
+    report = a.doctor(repair=True)
+    found = [f for f in report.findings if "tagging" in f.what]
+    assert found and all(f.repaired for f in found)
+    assert a.list_tags()[0].points == 12
+    assert_tags_match_classify(a, "cat")
