@@ -41,6 +41,7 @@ from .relindex import IndexInfo, RelIndexes
 from .zeroshot import Prediction, aggregate
 
 TAG_ANCHORS = 3  # anchor pairs named in a tag
+WRITE_BATCH = 256  # tags written per engine call
 
 
 @dataclass
@@ -308,8 +309,9 @@ class Taggings:
 
     def _write(self, collection: str, field: str, pids: Sequence[Any], tags: Sequence[dict[str, Any]],
                rev: int) -> None:
-        for pid, tag in zip(pids, tags, strict=True):
-            self.engine.set_payload(collection, [pid], {field: {**tag, "rev": rev}})
+        for start in range(0, len(pids), WRITE_BATCH):
+            self.engine.set_payloads(collection, pids[start : start + WRITE_BATCH],
+                                     [{field: {**t, "rev": rev}} for t in tags[start : start + WRITE_BATCH]])
 
     def _points(self, info: IndexInfo) -> dict[int, Any]:
         """Item number -> the user's point id."""

@@ -77,7 +77,7 @@ def points(n: int, anchors: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarr
         source = "cifar10_lite0.npz + structured synthetic"
     else:  # no CIFAR vectors cached: anchors' images stand in for the real ones
         real, y = anchors["image"][:10_000], np.full(10_000, -1)
-        source = "Flickr8k anchor images + structured synthetic (no cifar10_lite0.npz found)"
+        source = "anchor images + structured synthetic (no cifar10_lite0.npz found)"
     real /= np.linalg.norm(real, axis=1, keepdims=True)
     out = np.empty((n, real.shape[1]), np.float32)
     m = min(n, len(real))

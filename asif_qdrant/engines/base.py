@@ -201,6 +201,10 @@ class Engine(Protocol):
 
     def set_payload(self, name: str, ids: Sequence[int], payload: Mapping[str, Any]) -> None: ...
 
+    def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[Mapping[str, Any]]) -> None:
+        """Set each point's own payload fields (merged into what it holds): one batch, not one call per point."""
+        ...
+
     def delete_payload(self, name: str, ids: Sequence[int], keys: Sequence[str]) -> None:
         """Remove the payload fields ``keys`` from the points ``ids`` (their other fields and vectors stay)."""
         ...

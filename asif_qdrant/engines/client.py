@@ -222,6 +222,14 @@ class ClientEngine:
             lambda: self.client.set_payload(name, payload=dict(payload), points=[_pid(i) for i in ids], wait=True),
         )
 
+    def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[Mapping[str, Any]]) -> None:
+        if len(ids) == 0:
+            return
+        ops = [m.SetPayloadOperation(set_payload=m.SetPayload(payload=dict(pl), points=[_pid(i)]))
+               for i, pl in zip(ids, payloads, strict=True)]
+        self._call(f"set payloads of {len(ops)} points in {name!r}",
+                   lambda: self.client.batch_update_points(name, update_operations=ops, wait=True))
+
     def delete_payload(self, name: str, ids: Sequence[int], keys: Sequence[str]) -> None:
         if len(ids) == 0:
             return

@@ -194,16 +194,17 @@ def test_refusals_write_nothing(tstore: Asif) -> None:
 
 
 def dying(a: Asif, monkeypatch: pytest.MonkeyPatch, after: int) -> None:
-    """The store's writes of payloads die after ``after`` calls, like a process killed (kill -9) mid-way."""
-    real, calls = a.engine.set_payload, {"n": 0}
+    """The store's writes of tags (batches of 5) die after ``after`` batches, like a process killed (kill -9)."""
+    real, calls = a.engine.set_payloads, {"n": 0}
 
-    def set_payload(*args: Any, **kw: Any) -> None:
+    def set_payloads(*args: Any, **kw: Any) -> None:
         calls["n"] += 1
         if calls["n"] > after:
             raise KeyboardInterrupt("killed")
         real(*args, **kw)
 
-    monkeypatch.setattr(a.engine, "set_payload", set_payload)
+    monkeypatch.setattr("asif_qdrant.tagging.WRITE_BATCH", 5)
+    monkeypatch.setattr(a.engine, "set_payloads", set_payloads)
 
 
 def test_interrupted_tagging_is_finished_by_a_rerun(tstore: Asif, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +212,7 @@ def test_interrupted_tagging_is_finished_by_a_rerun(tstore: Asif, monkeypatch: p
     rng = _setup(a, 4)
     make_photos(a, rng, n=30)
     a.tag("photos", vector="img", labels="L", field="cat")
-    dying(a, monkeypatch, 10)
+    dying(a, monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):  # a re-score of every point (a new label set), killed midway
         a.define_labels("L", list("abcdef"), templates="plain", prompt_vectors=rng.standard_normal((6, TXT_DIM)),
                         replace=True)
@@ -231,7 +232,7 @@ def test_interrupted_first_tagging_then_edit_finishes_it(tstore: Asif, monkeypat
     rng = _setup(a, 5)
     make_photos(a, rng, n=30)
     monkeypatch.setattr("asif_qdrant.relindex.BUILD_CHUNK", 8)
-    dying(a, monkeypatch, 12)
+    dying(a, monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         a.tag("photos", vector="img", labels="L", field="cat")
     monkeypatch.undo()
