@@ -138,9 +138,8 @@ def _rep_of(rec: Any) -> relrep.SparseRep:
 class _Scorer:
     """Tags for relative reps against one label set (its prompts' reps read once)."""
 
-    def __init__(self, ri: RelIndexes, labels: IndexInfo, top: int) -> None:
-        self.ri, self.labels, self.top = ri, labels, top
-        self.prompts = {r.id: prompt_rep(labels, r.payload) for r in ri.items(labels)}
+    def __init__(self, ri: RelIndexes, labels: IndexInfo, top: int, prompts: dict[int, relrep.SparseRep]) -> None:
+        self.ri, self.labels, self.top, self.prompts = ri, labels, top, prompts
 
     def tags(self, reps: Sequence[relrep.SparseRep]) -> list[dict[str, Any]]:
         hits, preds = label_predictions(self.ri, self.labels, reps, self.top)
@@ -169,6 +168,19 @@ class Taggings:
         self.ri = ri
         self.engine: Engine = ri.engine
         self.labels_for = labels_for
+        # per (label set, prompt): the prompt's stored top-k and its rep, computed again only when the top-k changed
+        self._prompts: dict[tuple[str, int], tuple[str, int, float, relrep.SparseRep]] = {}
+
+    def _scorer(self, linfo: IndexInfo, top: int) -> _Scorer:
+        """A scorer for the label set, with its prompts' reps (a rep is made again only where its item changed)."""
+        reps = {}
+        for r in self.ri.items(linfo):
+            key, state = (linfo.key, int(r.id)), str(r.payload.get("topk", ""))
+            hit = self._prompts.get(key)
+            if hit is None or hit[:3] != (state, linfo.k, linfo.p):
+                hit = self._prompts[key] = (state, linfo.k, linfo.p, prompt_rep(linfo, r.payload))
+            reps[int(r.id)] = hit[3]
+        return _Scorer(self.ri, linfo, top, reps)
 
     # -- lookups ----------------------------------------------------------------------------------
     def all(self, tenant: str | None = None) -> list[IndexInfo]:
@@ -289,7 +301,7 @@ class Taggings:
         if old is not None:
             info.slot = old.slot
             self.ri.annotate(old, {"tagging": spec})  # pending from the first write on
-        scorer = _Scorer(self.ri, linfo, spec["top"])
+        scorer = self._scorer(linfo, spec["top"])
         coll, field = spec["collection"], spec["field"]
 
         def write_chunk(items: list[int], reps: list[relrep.SparseRep]) -> None:
@@ -353,7 +365,7 @@ class Taggings:
                                                  with_vectors=("rel",)).values()))
         if not recs:
             return 0
-        scorer = _Scorer(self.ri, linfo, int(spec["top"]))
+        scorer = self._scorer(linfo, int(spec["top"]))
         coll, field = spec["collection"], spec["field"]
         changed: list[tuple[Any, dict[str, Any]]] = []
         for start in range(0, len(recs), 4096):
