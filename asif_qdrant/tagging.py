@@ -25,7 +25,7 @@ revision that is not the tagging's.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,13 +234,10 @@ class Taggings:
             )
 
     def _select(
-        self, collection: str, vector: str, flt: Filter | None, field: str, ids: Sequence[Any] | None = None
+        self, collection: str, vector: str, flt: Filter | None, field: str
     ) -> tuple[list[Any], np.ndarray, list[Any]]:
         """The selected points: ids (in scroll order), vectors, and what each holds under ``field`` now."""
-        if ids is not None:
-            recs: Iterable[Any] = self.engine.retrieve(collection, list(ids), with_vectors=(vector,))
-        else:
-            recs = self.engine.scroll(collection, filter=flt, with_payload=True, with_vectors=(vector,))
+        recs = self.engine.scroll(collection, filter=flt, with_payload=True, with_vectors=(vector,))
         pids: list[Any] = []
         rows: list[np.ndarray] = []
         held: list[Any] = []
@@ -271,7 +268,7 @@ class Taggings:
         old = self.ri.info(tagging_name(collection, field), tenant, "tagging")
         others = [i for i in self.ri.infos() if i.kind == "tagging" and i.tenant != tenant
                   and info_of(i).collection == collection and info_of(i).field == field]
-        if others and not replace:
+        if others:  # never, even with replace: one tenant's run would overwrite another's tags
             raise AlreadyExistsError(f"field {field!r} of {collection!r} is already tagged by another tenant: "
                                      "pick another field")
         pids, vecs, held = self._select(collection, vector, flt, field)
