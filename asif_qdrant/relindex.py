@@ -222,6 +222,7 @@ class RelIndexes:
         # per index key: the items whose stored top-k was (re)written since ``written`` was last cleared; the owners
         # of derived state (tagging.py: payload tags) read it after an edit to update only what changed
         self.written: dict[str, set[int]] = {}
+        self.previous: dict[str, dict[int, str]] = {}  # per index key: the stored top-k of each rewritten item before
 
     # -- step (1): dense top-k on the anchors --------------------------------------------------
     def anchor_topk(
@@ -422,7 +423,7 @@ class RelIndexes:
         self, tenant: str, ids: Sequence[int], image: np.ndarray, text: np.ndarray
     ) -> dict[str, int]:
         """New anchors enter only the items whose threshold they beat. Returns items touched per index."""
-        self._edit_counts, self.written = {}, {}
+        self._edit_counts, self.written, self.previous = {}, {}, {}
         touched: dict[str, int] = {}
         if len(ids) == 0:
             return touched
@@ -524,6 +525,9 @@ class RelIndexes:
     ) -> None:
         vecs = np.stack([np.asarray(recs[i].vectors["item"], np.float32) for i in items])
         pls = [{k: v for k, v in recs[i].payload.items() if k not in TOPK_FIELDS} for i in items]
+        before = self.previous.setdefault(info.key, {})
+        for i in items:  # the first state of this edit (an item may be rewritten twice in one edit)
+            before.setdefault(int(i), str(recs[i].payload.get("topk", "")))
         self._write_items(info, items, vecs, topk, complete, pls)
 
     def apply_deleted(
@@ -536,7 +540,7 @@ class RelIndexes:
         lists. A holder whose list still has at least k anchors (or held every anchor) needs no query: its list
         is still the exact top of the remaining anchors. Only holders whose buffer ran out are re-queried.
         """
-        self._edit_counts, self.written = {}, {}
+        self._edit_counts, self.written, self.previous = {}, {}, {}
         touched: dict[str, int] = {}
         if len(ids) == 0:
             return touched

@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 
 from . import relrep
-from .engines.base import Engine, Filter, HasId, Hit, Match, MatchAny
+from .engines.base import Engine, Filter, HasId, Hit, Match, MatchAny, SparseQuery, SparseVec, query_batch_arrays
 from .errors import AlreadyExistsError, ConfigError, InvalidInputError, NotFoundError
 from .explain import anchor_totals, prompt_rep
 from .meta import TENANT_SHARED
 from .names import anchors_collection, meta_collection, relindex_collection
-from .relindex import IndexInfo, RelIndexes
+from .relindex import MAX_ITEMS, IndexInfo, RelIndexes, decode_topk, index_filter
 from .zeroshot import Prediction, aggregate
 
 TAG_ANCHORS = 3  # anchor pairs named in a tag
@@ -154,8 +154,21 @@ class _Scorer:
         return out
 
 
+def _equal(a: Any, b: Any) -> bool:
+    """Equal values, floats within 1e-12 (relative): a payload's float64 may come back from the engine's JSON a
+    last bit off (Qdrant Edge), while a changed score moves by at least a float32 step (~6e-8)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-12 * max(1.0, abs(b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 def _same(stored: Any, tag: Mapping[str, Any]) -> bool:
-    return isinstance(stored, Mapping) and {k: v for k, v in stored.items() if k != "rev"} == dict(tag)
+    """Whether a point's stored tag already holds ``tag`` (its ``rev`` aside)."""
+    if not isinstance(stored, Mapping) or set(stored) - {"rev"} != set(tag):
+        return False
+    return all(_equal(stored[k], v) for k, v in tag.items())
 
 
 class Taggings:
@@ -330,11 +343,10 @@ class Taggings:
     def after_edit(self, tenant: str) -> dict[str, int]:
         """After an anchor edit of ``tenant`` (or a refresh): bring every affected tagging up to date. Returns the
         points rewritten per tagging."""
-        written = {k: set(v) for k, v in self.ri.written.items()}
         out = {}
         for info in self.ri.affected(tenant):
-            if info.kind == "tagging":
-                out[f"{info.tenant}/{info.name}"] = self.refresh(info, written)
+            if info.kind == "tagging":  # ri.written live: a label set repaired on the way (labels_for) counts too
+                out[f"{info.tenant}/{info.name}"] = self.refresh(info, self.ri.written)
         return out
 
     def after_labels(self, name: str, tenant: str) -> dict[str, int]:
@@ -356,10 +368,9 @@ class Taggings:
         linfo = self.labels_for(spec["labels"], info.tenant)
         if spec.get("pending") or (linfo.k, linfo.p) != (info.k, info.p) or not self.ri.is_current(info, False):
             return self.rerun(info, linfo)
-        moved = written is None or linfo.key in written or _label_state(linfo) != spec.get("label_state")
-        recs = (self.ri.items(info, with_vectors=("rel",)) if moved
-                else list(self.ri.retrieve_items(info, sorted((written or {}).get(info.key, ())),
-                                                 with_vectors=("rel",)).values()))
+        items = self._to_rescore(info, linfo, written)
+        recs = (self.ri.items(info, with_vectors=("rel",)) if items is None
+                else list(self.ri.retrieve_items(info, sorted(items), with_vectors=("rel",)).values()))
         if not recs:
             return 0
         scorer = self._scorer(linfo, int(spec["top"]))
@@ -377,6 +388,31 @@ class Taggings:
             self._write(coll, field, [p for p, _ in changed], [t for _, t in changed], rev)
         self._done(info, linfo)
         return len(changed)
+
+    def _to_rescore(
+        self, info: IndexInfo, linfo: IndexInfo, written: Mapping[str, set[int]] | None
+    ) -> set[int] | None:
+        """The items whose tag an edit may have changed (None: every item): those whose top-k the edit rewrote,
+        and, where it also rewrote prompts of the label set, every item that shares an anchor with one of those
+        prompts' top-k before or after the edit (one sparse query; any other item's scores did not move)."""
+        if written is None or _label_state(linfo) != info.extra["tagging"].get("label_state"):
+            return None
+        items = set(written.get(info.key, ()))
+        prompts = written.get(linfo.key, set())
+        if not prompts:
+            return items
+        before = self.ri.previous.get(linfo.key, {})
+        if not prompts <= set(before):  # rewritten by a build (no earlier state kept): every item
+            return None
+        now = {r.id: str(r.payload.get("topk", "")) for r in self.ri.retrieve_items(linfo, sorted(prompts)).values()}
+        support = [decode_topk({"topk": t})[0][: linfo.k] for j in prompts for t in (before[j], now.get(j, ""))]
+        anchors = np.unique(np.concatenate(support)).astype(np.uint32)
+        if anchors.size:
+            q = SparseQuery("rel", SparseVec(anchors, np.ones(anchors.size, np.float32)), info.n_items,
+                            index_filter(info))
+            ids, scores = query_batch_arrays(self.engine, self.ri.collection(info), [q])[0]
+            items.update((ids[scores > 0] & (MAX_ITEMS - 1)).tolist())
+        return items
 
     def rerun(self, info: IndexInfo, linfo: IndexInfo | None = None) -> int:
         """Run a tagging again from scratch (its stored arguments): every selected point is written."""
@@ -402,7 +438,7 @@ class Taggings:
         if added or deleted or ids or spec.get("pending") or not self.ri.is_current(info):
             rewritten = self.rerun(info)
         else:
-            rewritten = self.refresh(info, {})
+            rewritten = self.refresh(info, self.ri.written)
         return {"added": added, "deleted": deleted, "rewritten": rewritten, "points": len(now)}
 
     def delete(self, info: IndexInfo) -> TagInfo:
