@@ -17,9 +17,10 @@ import numpy as np
 
 from .engines.base import Engine, Filter, HasId, Match, PointBatch
 from .errors import FingerprintMismatchError, InvalidInputError
-from .meta import Fingerprint, Meta, validate_tenant
+from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .names import anchors_collection
-from .relrep import MAX_ANCHOR_ID, l2_normalize
+from .relrep import l2_normalize
+from .validate import MAX_ANCHOR_ID, check_ids
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -96,21 +97,6 @@ def as_matrix(x: Any, dim: int, what: str, encoder: str) -> np.ndarray:
     return arr
 
 
-def check_ids(ids: Sequence[Any]) -> list[int]:
-    """Anchor ids as ints: integers in [0, 2**32) (1.7, "3" or True are refused, never truncated)."""
-    out = []
-    for i, v in enumerate(ids):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise InvalidInputError(f"id {v!r} (row {i}) is not an integer: ids are integers in [0, 2**32)")
-        if not 0 <= int(v) <= MAX_ANCHOR_ID:
-            raise InvalidInputError(
-                f"id {int(v)} (row {i}) is outside [0, 2**32): anchor ids double as sparse-vector indices, "
-                "which are 32-bit; pick smaller ids or let the store assign them (ids=None)"
-            )
-        out.append(int(v))
-    return out
-
-
 def content_hash(tenant: str, key: bytes) -> str:
     return hashlib.blake2b(tenant.encode() + b"\0" + key, digest_size=16).hexdigest()
 
@@ -143,6 +129,37 @@ def pair_key(image_digest: bytes, caption: str) -> bytes:
 def vector_key(image: np.ndarray, text: np.ndarray, caption: str | None) -> bytes:
     """Content key of a pair given as vectors (float32 bytes of both, and the caption)."""
     return image.astype(np.float32).tobytes() + text.astype(np.float32).tobytes() + (caption or "").encode()
+
+
+COPY_BATCH = 1000  # points per batch when copying between collections
+
+
+def copy_points(
+    engine: Engine,
+    source: str,
+    target: str,
+    *,
+    filter: Filter | None = None,
+    vectors: Sequence[str] = ("image", "text"),
+    batch: int = COPY_BATCH,
+) -> int:
+    """Copy points (same ids, payloads and the named dense vectors) between two collections of one engine."""
+    n = 0
+    buf: list[Any] = []
+
+    def flush() -> None:
+        if buf:
+            dense = {v: np.stack([np.asarray(r.vectors[v], np.float32) for r in buf]) for v in vectors}
+            engine.upsert(target, PointBatch([r.id for r in buf], dense, payloads=[r.payload for r in buf]))
+            buf.clear()
+
+    for rec in engine.scroll(source, filter=filter, with_payload=True, with_vectors=tuple(vectors), batch=batch):
+        buf.append(rec)
+        n += 1
+        if len(buf) >= batch:
+            flush()
+    flush()
+    return n
 
 
 class AnchorStore:
@@ -365,6 +382,22 @@ class AnchorStore:
             for start in range(0, len(gone), 10_000):
                 self.engine.delete(self.collection, ids=gone[start : start + 10_000])
         return gone, img, txt
+
+    def copy_from(self, source: AnchorStore, filter: Filter | None = None) -> int:
+        """Copy ``source``'s anchors that match ``filter`` (same ids, payloads and vectors; both stores on one
+        engine) into this store, then bump the revision of every tenant stored here, so that relative indexes built
+        before the copy are known to be behind. Returns the number of points copied."""
+        n = copy_points(self.engine, source.collection, self.collection, filter=filter)
+        tenants = {r.payload.get("tenant", TENANT_SHARED) for r in self.engine.scroll(
+            self.collection, with_payload=["tenant"])}
+        for t in sorted(tenants):
+            self.meta.bump_revision(t)
+        return n
+
+    def record_image_roots(self, tenant: str, source: str, roots: list[str]) -> None:
+        """Record the folders that the relative ``image_ref``s of ``tenant``'s anchors from ``source`` (a captions
+        file) are relative to (ingest's record, read back by ``Asif.image_roots``)."""
+        self.meta.set_image_roots(validate_tenant(tenant), source, roots)
 
     # -- reads ---------------------------------------------------------------------------------
     def count(self, tenant: str | None = None, *, all_tenants: bool = False) -> int:

@@ -27,12 +27,13 @@ from .errors import (
 )
 from .locking import RWLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
-from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes, check_k_p
+from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes
 from .relrep import l2_normalize
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
 from .tagging import Taggings, TagInfo, label_predictions
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
+from .validate import check_items, check_k_p, check_name, check_top
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, resolve_classes, resolve_templates
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -449,6 +450,17 @@ class Asif:
         return self.anchors.tenants()
 
     @_writes
+    def copy_anchors_from(self, source: Asif, filter: Filter | None = None) -> int:
+        """Copy ``source``'s anchors matching ``filter`` into this store (both on one engine, e.g. a store under
+        another prefix); the copied tenants' revisions are bumped. Returns the number copied."""
+        return self.anchors.copy_from(source.anchors, filter)
+
+    @_writes
+    def record_image_roots(self, tenant: str | None, source: str, roots: list[str]) -> None:
+        """Record where the relative image refs of ``tenant``'s anchors from ``source`` live (used by ingest)."""
+        self.anchors.record_image_roots(validate_tenant(tenant), source, roots)
+
+    @_writes
     def delete_tenant(self, tenant: str) -> dict[str, int]:
         """Delete a tenant: its anchors, its label sets and galleries, and its meta records."""
         tenant = validate_tenant(tenant)
@@ -556,7 +568,7 @@ class Asif:
         in the payload field ``field``, and keep the tags exact after every edit (docs/tagging.md). ``filter``: a
         Qdrant filter (dict or JSON) selecting the points; ``replace``: overwrite a field that holds other data."""
         return self.taggings.tag(collection, vector=vector, labels=labels, field=field, tenant=validate_tenant(tenant),
-                                 filter=filter, top=self._check_top(top, "label"), replace=replace)
+                                 filter=filter, top=check_top(top, self.settings.max_top, "label"), replace=replace)
 
     @_reads
     def list_tags(self, tenant: str | None = None) -> list[TagInfo]:
@@ -623,7 +635,7 @@ class Asif:
         ``templates``: 'photo' (default, 8 CLIP templates), 'plain' ('{}'), a file, or a list.
         ``prompt_vectors``: your own text vectors, one per prompt, class-major order.
         """
-        _check_name(name)
+        check_name(name)
         tenant = validate_tenant(tenant)
         self._check_new(name, tenant, "labels", replace)
         cls = resolve_classes(classes)
@@ -631,7 +643,8 @@ class Asif:
         kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
-        self._check_items(len(cls) * len(tpl), f"label set {name!r} ({len(cls)} classes x {len(tpl)} templates)")
+        check_items(len(cls) * len(tpl), self.settings.max_items,
+                    f"label set {name!r} ({len(cls)} classes x {len(tpl)} templates)")
         prompts = [t.format(c) for c in cls for t in tpl]
         if prompt_vectors is None:
             vecs = self.encode_texts(prompts)
@@ -665,12 +678,15 @@ class Asif:
     ) -> IndexInfo:
         """Define a gallery of images for text-to-image search, as a relative index. A name the tenant already
         has is refused unless ``replace=True`` (then it is rebuilt from these images)."""
-        _check_name(name)
+        check_name(name)
         tenant = validate_tenant(tenant)
         self._check_new(name, tenant, "gallery", replace)
         kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
+        if images is not None:  # refused before encoding anything
+            check_items(len(images), self.settings.max_items, f"gallery {name!r}")
         vecs = self.input_vectors("image", images, vectors, "images")
         n = vecs.shape[0]
+        check_items(n, self.settings.max_items, f"gallery {name!r}")
         if payloads is not None and len(payloads) != n:
             raise InvalidInputError(f"got {len(payloads)} payloads for {n} images: pass one per image, or none")
         pls: list[dict[str, Any]] = []
@@ -824,23 +840,6 @@ class Asif:
             self.taggings.refresh(tagging, None)
         return out
 
-    def _check_top(self, top: Any, what: str) -> int:
-        """``top`` as an int in [1, max_top]; a string, float or bool is refused with the fix."""
-        if isinstance(top, bool) or not isinstance(top, (int, np.integer)):
-            raise ConfigError(f"top={top!r} is invalid: pass an integer number of {what}s (for example top=5)")
-        if not 1 <= int(top) <= self.settings.max_top:
-            raise ConfigError(
-                f"top={int(top)} is invalid: ask for 1 to {self.settings.max_top} {what}s (raise ASIF_MAX_TOP for more)"
-            )
-        return int(top)
-
-    def _check_items(self, n: int, what: str) -> None:
-        if n > self.settings.max_items:
-            raise ConfigError(
-                f"{what} would have {n} items, more than max_items={self.settings.max_items}: split it, or raise "
-                "ASIF_MAX_ITEMS"
-            )
-
     # -- zero-shot -----------------------------------------------------------------------------
     @_reads
     def classify(
@@ -856,7 +855,7 @@ class Asif:
     ) -> list[Prediction]:
         """Zero-shot classification: the top labels of each image, each with its score and best prompt."""
         tenant = validate_tenant(tenant)
-        top = self._check_top(top, "label")
+        top = check_top(top, self.settings.max_top, "label")
         info = self.index_info(labels, tenant, "labels")
         vecs = self.input_vectors("image", images, vectors, "images")
         reps = self.relindexes.reps(vecs, "image", tenant, info.k, info.p)
@@ -873,7 +872,7 @@ class Asif:
     ) -> list[list[SearchHit]]:
         """Text-to-image search in a gallery: per query, the best items with their scores."""
         tenant = validate_tenant(tenant)
-        top = self._check_top(top, "result")
+        top = check_top(top, self.settings.max_top, "result")
         info = self.index_info(gallery, tenant, "gallery")
         vecs = self.input_vectors("text", text, vector, "text")
         reps = self.relindexes.reps(vecs, "text", tenant, info.k, info.p)
@@ -919,12 +918,3 @@ class DeleteResult:
     def count(self) -> int:
         """How many anchors were deleted."""
         return len(self.deleted)
-
-
-def _check_name(name: str) -> None:
-    import re
-
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
-        raise ConfigError(
-            f"name {name!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
-        )

@@ -1068,7 +1068,12 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     import socket
 
     from .asif import make_settings
-    from .serve import serve as run
+    from .extras import missing_extra
+
+    try:
+        from .serve import serve as run
+    except ImportError as e:
+        raise missing_extra(e, "serve", "asif serve") from e
 
     try:
         socket.getaddrinfo(host, port)

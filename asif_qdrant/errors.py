@@ -52,3 +52,53 @@ class DiskFullError(EngineError):
 
 class EncoderError(AsifError):
     """An encoder could not be created or its weights could not be found."""
+
+
+# -- one class per argument mistake (raised by asif_qdrant/validate.py) ------------------------------------------
+# Each subclasses the error that the same mistake raised before, so that existing ``except`` clauses and the
+# server's status mapping keep working. k and p were refused as ConfigError by the facade and as InvalidInputError
+# by relrep; one class now serves both, and the server answers it as a bad argument (400).
+
+
+class InvalidKError(ConfigError, InvalidInputError):
+    """``k`` (anchors kept per representation) is not an integer in [1, max_k]."""
+
+
+class InvalidPError(ConfigError, InvalidInputError):
+    """``p`` (the exponent on similarities) is not a finite number in (0, MAX_P]."""
+
+
+class InvalidTopError(ConfigError):
+    """``top`` (results per query, or anchors shown) is not an integer in [1, max_top]."""
+
+
+class InvalidCountError(ConfigError):
+    """A count argument (n_labels, limit, keep, seeds, ...) is not a positive integer."""
+
+
+class InvalidBatchSizeError(InvalidCountError):
+    """``batch_size`` is not a positive integer within its bound."""
+
+
+class InvalidNameError(ConfigError):
+    """A label set or gallery name breaks the naming rule (1-64 letters, digits, '_', '.', '-')."""
+
+
+class InvalidTenantError(InvalidNameError):
+    """A tenant name breaks the naming rule."""
+
+
+class InvalidIdError(InvalidInputError):
+    """An anchor id is not an integer in [0, 2**32)."""
+
+
+class TooManyItemsError(ConfigError):
+    """A call or request holds more classes, templates, prompts, items or vectors than its bound allows."""
+
+
+class RequestTooLargeError(TooManyItemsError):
+    """One server request holds more vectors, images or anchors than ASIF_MAX_BATCH (HTTP 413)."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional part (encoders, serve, eval) is used without its packages: the message names the pip extra."""

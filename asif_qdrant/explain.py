@@ -24,6 +24,7 @@ from .engines.base import Hit
 from .errors import ConfigError, InvalidInputError
 from .meta import validate_tenant
 from .relindex import decode_topk
+from .validate import check_count, check_top
 from .zeroshot import LabelScore, aggregate
 
 if TYPE_CHECKING:
@@ -336,10 +337,8 @@ def explain(
     ``image``: a path or PIL image (encoded with the store's image encoder); or ``vector``: one image vector.
     """
     tenant = validate_tenant(tenant)
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ConfigError(f"top={top!r} is invalid: ask for at least 1 anchor")
-    if isinstance(n_labels, bool) or not isinstance(n_labels, int) or n_labels < 1:
-        raise ConfigError(f"n_labels={n_labels!r} is invalid: explain at least 1 label")
+    top = check_top(top, asif.settings.max_top, "anchor")
+    n_labels = check_count(n_labels, "n_labels", "labels to explain")
     if image is not None and isinstance(image, (list, tuple)):
         raise InvalidInputError(f"explain takes one image; got {len(image)}: call it once per image")
     info = asif.index_info(labels, tenant, "labels")

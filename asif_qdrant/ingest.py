@@ -34,6 +34,7 @@ from .encoders import load_image
 from .errors import AsifError, ConfigError, InvalidInputError, NotFoundError
 from .meta import validate_tenant
 from .readers import file_format, image_bases, resolve_image, rows_from_file
+from .validate import check_batch_size, check_count
 
 if TYPE_CHECKING:
     from .asif import Asif
@@ -447,10 +448,9 @@ def group_by_image(rows: Sequence[Row]) -> list[tuple[Path, list[Row]]]:
 def _check_options(on_error: str, batch_size: int, limit: int | None) -> None:
     if on_error not in ("skip", "fail"):
         raise ConfigError(f"on_error={on_error!r} is invalid: use 'skip' (report bad rows) or 'fail' (stop at one)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size!r} is invalid: pass a positive number of images, such as 64")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"limit={limit!r} is invalid: pass a positive number of rows, or None for all")
+    check_batch_size(batch_size, "images")
+    if limit is not None:
+        check_count(limit, "limit", "rows (or None for all)")
 
 
 def ingest(
@@ -523,7 +523,7 @@ def _record_image_roots(asif: Asif, caption_path: Path, bases: Sequence[Path], r
         except AsifError:
             continue  # a row with a bad tenant name is reported by the batch that writes it
     for tenant in sorted(tenants):
-        asif.meta.set_image_roots(tenant, source, roots)
+        asif.record_image_roots(tenant, source, roots)
 
 
 def _precheck_rows(run: _Ingest, rows: list[Row]) -> list[Row]:

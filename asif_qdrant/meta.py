@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 from .engines.base import CollectionSpec, Engine, Filter, Match, MatchAny, PointBatch
-from .errors import ConfigError, SchemaError
+from .errors import SchemaError
 from .names import meta_collection
+from .validate import check_tenant_name
 
 R = TypeVar("R")
 
@@ -36,19 +36,14 @@ def from_record(cls: type[R], value: Any, key: str) -> R:
         ) from None
 
 TENANT_SHARED = "_shared"
-_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def validate_tenant(tenant: str | None) -> str:
-    """The tenant name to use: ``None`` means the shared anchors. Raises ConfigError for a bad name."""
+    """The tenant name to use: ``None`` means the shared anchors. Raises InvalidTenantError
+    (a ConfigError) for a bad name."""
     if tenant is None or tenant == TENANT_SHARED:
         return TENANT_SHARED
-    if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
-        raise ConfigError(
-            f"tenant name {tenant!r} is not valid: use 1-64 letters, digits, '_', '.' or '-', starting with a "
-            f"letter or digit (for example 'acme-eu'), or {TENANT_SHARED!r} for the shared anchors"
-        )
-    return tenant
+    return check_tenant_name(tenant, TENANT_SHARED)
 
 
 def index_key(tenant: str, kind: str, name: str) -> str:

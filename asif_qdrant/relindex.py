@@ -780,22 +780,3 @@ class RelIndexes:
             fetch *= 2
             hits = self.engine.query_batch(
                 coll, [SparseQuery("rel", to_sparse_vec(rep), fetch, flt, with_payload=wp)])[0]
-
-
-def check_k_p(
-    k: int | None, p: float | None, default_k: int, default_p: float, max_k: int | None = None
-) -> tuple[int, float]:
-    kk = default_k if k is None else k
-    pp = default_p if p is None else p
-    if isinstance(kk, bool) or not isinstance(kk, (int, np.integer)) or kk < 1:
-        raise ConfigError(f"k={kk!r} is invalid: k is the number of anchors kept, an integer >= 1 (default 800)")
-    if max_k is not None and kk > max_k:
-        raise ConfigError(
-            f"k={kk} is larger than max_k={max_k}: k is the number of anchors kept per item (default 800); "
-            "pick a smaller k, or raise ASIF_MAX_K if you really have that many anchors"
-        )
-    if isinstance(pp, bool) or not isinstance(pp, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 8)")
-    if not np.isfinite(pp) or pp <= 0:
-        raise ConfigError(f"p={pp!r} is invalid: p is the exponent on similarities, a number > 0 (default 8)")
-    return int(kk), float(pp)

@@ -32,7 +32,8 @@ similarity*, using ``x**p / m**p == (x/m)**p``. The largest entry therefore beco
 the L2 norm lies in ``[1, sqrt(k)]``, so normalisation never divides by an underflowed zero,
 even when every ``x**p`` would underflow (e.g. ``x ~ 1e-6`` and ``p = 8`` in float32). Entries
 whose ratio ``(x/m)**p`` underflows to 0 in float64 (below ~1e-308 relative to the largest) are
-dropped: they could not be stored as a non-zero float32 sparse value anyway. A representation
+dropped: they could not be stored as a non-zero float32 sparse value anyway (p is bounded by
+``validate.MAX_P`` = 64, see there, so that this stays the exception). A representation
 with no positive similarity is *empty*, never NaN.
 
 Similarities at or below ``SIM_EPS`` (1e-6) count as zero: engines compute cosine in float32, so
@@ -52,6 +53,7 @@ import numpy as np
 import numpy.typing as npt
 
 from asif_qdrant.errors import InvalidInputError
+from asif_qdrant.validate import MAX_ANCHOR_ID, check_k, check_p
 
 __all__ = [
     "MAX_ANCHOR_ID",
@@ -78,8 +80,8 @@ anchor id. Similarities are cosines in [-1, 1], so the tolerance is absolute (re
 SIM_EPS: float = 1e-6
 """Similarities at or below this are treated as zero (float32 rounding noise of an exact zero)."""
 
-MAX_ANCHOR_ID: int = 2**32 - 1
-"""Largest valid anchor id (anchor ids double as Qdrant sparse-vector indices, which are u32)."""
+# MAX_ANCHOR_ID (2**32 - 1, the largest valid anchor id: anchor ids double as Qdrant sparse-vector indices, which
+# are u32) and the rules for k and p (p <= validate.MAX_P) live in validate.py.
 
 _PAD_KEY = np.int64(2**32)  # sorts after every valid anchor id
 
@@ -90,23 +92,6 @@ FloatArray = npt.NDArray[np.floating[Any]]
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _check_p(p: float) -> float:
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise InvalidInputError(f"p={p!r} is not a number; pass a finite exponent p > 0 (e.g. p=8).")
-    pf = float(p)
-    if not np.isfinite(pf) or pf <= 0:
-        raise InvalidInputError(f"p={p!r} is invalid; pass a finite exponent p > 0 (e.g. p=8).")
-    return pf
-
-
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise InvalidInputError(f"k={k!r} is not an integer; pass the number of anchors to keep, k >= 1.")
-    if int(k) < 1:
-        raise InvalidInputError(f"k={k!r} is invalid; pass the number of anchors to keep, k >= 1.")
-    return int(k)
 
 
 def _as_int_array(x: npt.ArrayLike, name: str) -> IntArray:
@@ -457,7 +442,7 @@ def relative_rep(ids: npt.ArrayLike, sims: npt.ArrayLike, p: float) -> SparseRep
     Raises InvalidInputError when lengths differ, a similarity is not finite, an id is outside
     ``[0, 2**32)`` or repeated, or ``p`` is not a finite number > 0.
     """
-    pf = _check_p(p)
+    pf = check_p(p)
     i = _as_int_array(ids, "ids")
     s = _as_float_array(sims, "sims")
     _check_ndim(i, (1,), "ids")
@@ -481,7 +466,7 @@ def relative_reps_batch(
     >= 2**32, repeated ids in a row, or non-finite similarities in used slots raise
     InvalidInputError.
     """
-    pf = _check_p(p)
+    pf = check_p(p)
     i = _as_int_array(ids, "ids")
     s = _as_float_array(sims, "sims")
     _check_ndim(i, (2,), "ids")
@@ -562,7 +547,7 @@ def top_k(sims: npt.ArrayLike, k: int, ids: npt.ArrayLike | None = None) -> tupl
     Returns ``(top_ids, top_sims)``, int64 ids and the similarities in their input dtype, shaped
     ``(min(k, n),)`` or ``(B, min(k, n))``, each row in tie-rule order.
     """
-    kk = _check_k(k)
+    kk = check_k(k)
     s = _as_float_array(sims, "sims")
     _check_ndim(s, (1, 2), "sims")
     one_d = s.ndim == 1
@@ -594,7 +579,7 @@ def cut_to_k(ids: npt.ArrayLike, sims: npt.ArrayLike, k: int) -> tuple[IntArray,
     at the end of a row). The first k entries are returned. When the list holds fewer than k
     entries (fewer than k anchors exist) it is returned whole.
     """
-    kk = _check_k(k)
+    kk = check_k(k)
     i = _as_int_array(ids, "ids")
     s = _as_float_array(sims, "sims")
     _check_ndim(i, (1, 2), "ids")
@@ -698,8 +683,8 @@ def dense_reference_scores(
     Note: Qdrant computes similarities in float32, so near-ties at the k-th place may resolve
     differently there; compare on data without near-ties, or with a tolerance.
     """
-    kk = _check_k(k)
-    pf = _check_p(p)
+    kk = check_k(k)
+    pf = check_p(p)
     q = l2_normalize(_as_float_array(query_vecs, "query_vecs"), "query_vecs", dtype=np.float64)
     qa = l2_normalize(_as_float_array(query_anchor_vecs, "query_anchor_vecs"), "query_anchor_vecs", dtype=np.float64)
     it = l2_normalize(_as_float_array(item_vecs, "item_vecs"), "item_vecs", dtype=np.float64)
@@ -749,7 +734,7 @@ def merge_new_anchors(
     similarities come back in ``result_type(item_sims, new_sims)``; pass both in the same
     precision so that ties are decided as Qdrant decides them.
     """
-    kk = _check_k(k)
+    kk = check_k(k)
     i, s = _item_list(item_ids, item_sims, "item")
     if i.size > kk:
         raise InvalidInputError(

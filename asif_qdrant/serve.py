@@ -43,7 +43,10 @@ from .errors import (
     EngineError,
     FingerprintMismatchError,
     InvalidInputError,
+    InvalidKError,
+    InvalidPError,
     NotFoundError,
+    RequestTooLargeError,
     SchemaError,
     StoreBusyError,
     StoreLockedError,
@@ -51,11 +54,15 @@ from .errors import (
 from .meta import TENANT_SHARED, validate_tenant
 from .relindex import IndexInfo
 from .settings import AsifSettings
+from .validate import check_request_count
 
 log = logging.getLogger("asif.serve")
 ADMIN = "@admin"
 RETRY_AFTER_S = "1"  # seconds a client is told to wait after a 503 for a busy store
 STATUS: list[tuple[type[AsifError], int]] = [
+    (RequestTooLargeError, 413),  # validate.check_request_count (ASIF_MAX_BATCH)
+    (InvalidKError, 400),  # a bad argument, though also an InvalidInputError for relrep's callers
+    (InvalidPError, 400),
     (NotFoundError, 404),
     (FingerprintMismatchError, 422),
     (InvalidInputError, 422),
@@ -408,9 +415,7 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
     Who = Annotated[Principal, Depends(principal)]
 
     def bounded(n: int, what: str) -> None:
-        if n > s.max_batch:
-            raise HTTPError(413, f"{n} {what} in one request exceed max_batch={s.max_batch}: split the request "
-                            "(ASIF_MAX_BATCH)")
+        check_request_count(n, s.max_batch, what)
 
     def server_path(rel: str) -> Path:
         if root is None:

@@ -139,10 +139,10 @@ class _Scorer:
     """Tags for relative reps against one label set (its prompts' reps read once)."""
 
     def __init__(self, ri: RelIndexes, labels: IndexInfo, top: int, prompts: dict[int, relrep.SparseRep]) -> None:
-        self.ri, self.labels, self.top, self.prompts = ri, labels, top, prompts
+        self.relindexes, self.labels, self.top, self.prompts = ri, labels, top, prompts
 
     def tags(self, reps: Sequence[relrep.SparseRep]) -> list[dict[str, Any]]:
-        hits, preds = label_predictions(self.ri, self.labels, reps, self.top)
+        hits, preds = label_predictions(self.relindexes, self.labels, reps, self.top)
         out = []
         for rep, hs, pred in zip(reps, hits, preds, strict=True):
             anchors: list[int] = []
@@ -178,7 +178,7 @@ class Taggings:
     tenant copies and repairs included), so that tags always use what classify uses."""
 
     def __init__(self, ri: RelIndexes, labels_for: Callable[[str, str], IndexInfo]) -> None:
-        self.ri = ri
+        self.relindexes = ri
         self.engine: Engine = ri.engine
         self.labels_for = labels_for
         # per (label set, prompt): the prompt's stored top-k and its rep, computed again only when the top-k changed
@@ -187,18 +187,18 @@ class Taggings:
     def _scorer(self, linfo: IndexInfo, top: int) -> _Scorer:
         """A scorer for the label set, with its prompts' reps (a rep is made again only where its item changed)."""
         reps = {}
-        for r in self.ri.items(linfo):
+        for r in self.relindexes.items(linfo):
             key, state = (linfo.key, int(r.id)), str(r.payload.get("topk", ""))
             hit = self._prompts.get(key)
             if hit is None or hit[:3] != (state, linfo.k, linfo.p):
                 hit = self._prompts[key] = (state, linfo.k, linfo.p, prompt_rep(linfo, r.payload))
             reps[int(r.id)] = hit[3]
-        return _Scorer(self.ri, linfo, top, reps)
+        return _Scorer(self.relindexes, linfo, top, reps)
 
     # -- lookups ----------------------------------------------------------------------------------
     def all(self, tenant: str | None = None) -> list[IndexInfo]:
         """Every tagging (of ``tenant`` only, when given)."""
-        infos = self.ri.infos() if tenant is None else self.ri.infos(tenant, own=True)
+        infos = self.relindexes.infos() if tenant is None else self.relindexes.infos(tenant, own=True)
         return [i for i in infos if i.kind == "tagging"]
 
     def find(self, field: str, tenant: str, collection: str | None = None) -> IndexInfo:
@@ -217,7 +217,7 @@ class Taggings:
 
     # -- checks -----------------------------------------------------------------------------------
     def _check_target(self, collection: str, vector: str, field: str) -> None:
-        prefix = self.ri.prefix
+        prefix = self.relindexes.prefix
         own = {anchors_collection(prefix), meta_collection(prefix), relindex_collection(prefix, "text"),
                relindex_collection(prefix, "image")}
         if not isinstance(collection, str) or not collection:
@@ -239,11 +239,11 @@ class Taggings:
         if vector not in spec.dense:
             raise NotFoundError(f"collection {collection!r} has no vector named {vector!r}: its dense vectors are "
                                 f"{sorted(spec.dense) or 'none'}")
-        dim = self.ri.fingerprint.image_dim
+        dim = self.relindexes.fingerprint.image_dim
         if spec.dense[vector] != dim:
             raise InvalidInputError(
                 f"vector {vector!r} of {collection!r} has {spec.dense[vector]} dimensions, but this store's image "
-                f"encoder {self.ri.fingerprint.image_encoder!r} has {dim}: tag vectors made by that encoder"
+                f"encoder {self.relindexes.fingerprint.image_encoder!r} has {dim}: tag vectors made by that encoder"
             )
 
     def _select(
@@ -265,7 +265,7 @@ class Taggings:
             pids.append(r.id)
             rows.append(arr)
             held.append(r.payload.get(field))
-        dim = self.ri.fingerprint.image_dim
+        dim = self.relindexes.fingerprint.image_dim
         return pids, (np.stack(rows) if rows else np.zeros((0, dim), np.float32)), held
 
     # -- tag --------------------------------------------------------------------------------------
@@ -278,8 +278,8 @@ class Taggings:
         self._check_target(collection, vector, field)
         flt, flt_json = filter_from_json(filter)
         linfo = self.labels_for(labels, tenant)
-        old = self.ri.info(tagging_name(collection, field), tenant, "tagging")
-        others = [i for i in self.ri.infos() if i.kind == "tagging" and i.tenant != tenant
+        old = self.relindexes.info(tagging_name(collection, field), tenant, "tagging")
+        others = [i for i in self.relindexes.infos() if i.kind == "tagging" and i.tenant != tenant
                   and info_of(i).collection == collection and info_of(i).field == field]
         if others:  # never, even with replace: one tenant's run would overwrite another's tags
             raise AlreadyExistsError(f"field {field!r} of {collection!r} is already tagged by another tenant: "
@@ -310,7 +310,7 @@ class Taggings:
         info = IndexInfo(name, tenant, "tagging", linfo.k, linfo.p, len(pids), {}, extra={"tagging": spec})
         if old is not None:
             info.slot = old.slot
-            self.ri.annotate(old, {"tagging": spec})  # pending from the first write on
+            self.relindexes.annotate(old, {"tagging": spec})  # pending from the first write on
         scorer = self._scorer(linfo, spec["top"])
         coll, field = spec["collection"], spec["field"]
 
@@ -318,8 +318,8 @@ class Taggings:
             self._write(coll, field, [pids[i] for i in items], scorer.tags(reps), rev)
 
         if old is None:
-            self.ri.annotate(info, {})  # the record exists (pending) before any point is written
-        info = self.ri.build(info, vecs, [{"point": p} for p in pids], on_chunk=write_chunk)
+            self.relindexes.annotate(info, {})  # the record exists (pending) before any point is written
+        info = self.relindexes.build(info, vecs, [{"point": p} for p in pids], on_chunk=write_chunk)
         if old is not None:  # points tagged before and not selected now lose the tag
             gone = set(self._points(old).values()) - set(pids)
             self.engine.delete_payload(coll, sorted(gone, key=str), [field])
@@ -327,7 +327,7 @@ class Taggings:
 
     def _done(self, info: IndexInfo, linfo: IndexInfo) -> IndexInfo:
         spec = {**info.extra["tagging"], "pending": False, "label_state": _label_state(linfo)}
-        return self.ri.annotate(info, {"tagging": spec})
+        return self.relindexes.annotate(info, {"tagging": spec})
 
     def _write(self, collection: str, field: str, pids: Sequence[Any], tags: Sequence[dict[str, Any]],
                rev: int) -> None:
@@ -337,16 +337,16 @@ class Taggings:
 
     def _points(self, info: IndexInfo) -> dict[int, Any]:
         """Item number -> the user's point id."""
-        return {r.id: r.payload.get("point") for r in self.ri.items(info)}
+        return {r.id: r.payload.get("point") for r in self.relindexes.items(info)}
 
     # -- freshness --------------------------------------------------------------------------------
     def after_edit(self, tenant: str) -> dict[str, int]:
         """After an anchor edit of ``tenant`` (or a refresh): bring every affected tagging up to date. Returns the
         points rewritten per tagging."""
         out = {}
-        for info in self.ri.affected(tenant):
+        for info in self.relindexes.affected(tenant):
             if info.kind == "tagging":  # ri.written live: a label set repaired on the way (labels_for) counts too
-                out[f"{info.tenant}/{info.name}"] = self.refresh(info, self.ri.written)
+                out[f"{info.tenant}/{info.name}"] = self.refresh(info, self.relindexes.written)
         return out
 
     def after_labels(self, name: str, tenant: str) -> dict[str, int]:
@@ -366,11 +366,11 @@ class Taggings:
         to score every item again. Returns how many points were rewritten."""
         spec = info.extra["tagging"]
         linfo = self.labels_for(spec["labels"], info.tenant)
-        if spec.get("pending") or (linfo.k, linfo.p) != (info.k, info.p) or not self.ri.is_current(info, False):
+        if spec.get("pending") or (linfo.k, linfo.p) != (info.k, info.p) or not self.relindexes.is_current(info, False):
             return self.rerun(info, linfo)
         items = self._to_rescore(info, linfo, written)
-        recs = (self.ri.items(info, with_vectors=("rel",)) if items is None
-                else list(self.ri.retrieve_items(info, sorted(items), with_vectors=("rel",)).values()))
+        recs = (self.relindexes.items(info, with_vectors=("rel",)) if items is None
+                else list(self.relindexes.retrieve_items(info, sorted(items), with_vectors=("rel",)).values()))
         if not recs:
             return 0
         scorer = self._scorer(linfo, int(spec["top"]))
@@ -384,7 +384,7 @@ class Taggings:
             changed += [(p, t) for p, t in zip(pids, tags, strict=True) if not _same(stored.get(p), t)]
         if changed:
             rev = int(spec["rev"]) + 1
-            info = self.ri.annotate(info, {"tagging": {**spec, "rev": rev, "pending": True}})
+            info = self.relindexes.annotate(info, {"tagging": {**spec, "rev": rev, "pending": True}})
             self._write(coll, field, [p for p, _ in changed], [t for _, t in changed], rev)
         self._done(info, linfo)
         return len(changed)
@@ -401,16 +401,17 @@ class Taggings:
         prompts = written.get(linfo.key, set())
         if not prompts:
             return items
-        before = self.ri.previous.get(linfo.key, {})
+        before = self.relindexes.previous.get(linfo.key, {})
         if not prompts <= set(before):  # rewritten by a build (no earlier state kept): every item
             return None
-        now = {r.id: str(r.payload.get("topk", "")) for r in self.ri.retrieve_items(linfo, sorted(prompts)).values()}
+        recs = self.relindexes.retrieve_items(linfo, sorted(prompts)).values()
+        now = {r.id: str(r.payload.get("topk", "")) for r in recs}
         support = [decode_topk({"topk": t})[0][: linfo.k] for j in prompts for t in (before[j], now.get(j, ""))]
         anchors = np.unique(np.concatenate(support)).astype(np.uint32)
         if anchors.size:
             q = SparseQuery("rel", SparseVec(anchors, np.ones(anchors.size, np.float32)), info.n_items,
                             index_filter(info))
-            ids, scores = query_batch_arrays(self.engine, self.ri.collection(info), [q])[0]
+            ids, scores = query_batch_arrays(self.engine, self.relindexes.collection(info), [q])[0]
             items.update((ids[scores > 0] & (MAX_ITEMS - 1)).tolist())
         return items
 
@@ -435,10 +436,10 @@ class Taggings:
         now = [r.id for r in self.engine.scroll(spec["collection"], filter=flt, with_payload=False)]
         have = set(self._points(info).values())
         added, deleted = len(set(now) - have), len(have - set(now))
-        if added or deleted or ids or spec.get("pending") or not self.ri.is_current(info):
+        if added or deleted or ids or spec.get("pending") or not self.relindexes.is_current(info):
             rewritten = self.rerun(info)
         else:
-            rewritten = self.refresh(info, self.ri.written)
+            rewritten = self.refresh(info, self.relindexes.written)
         return {"added": added, "deleted": deleted, "rewritten": rewritten, "points": len(now)}
 
     def delete(self, info: IndexInfo) -> TagInfo:
@@ -448,7 +449,7 @@ class Taggings:
             pids = list(self._points(info).values())
             for start in range(0, len(pids), 1024):
                 self.engine.delete_payload(t.collection, pids[start : start + 1024], [t.field])
-        self.ri.delete(info)
+        self.relindexes.delete(info)
         return t
 
     def point_vector(self, info: IndexInfo, point: Any) -> np.ndarray:

@@ -10,7 +10,8 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from asif_qdrant.errors import ConfigError, FingerprintMismatchError, InvalidInputError
+from asif_qdrant import validate
+from asif_qdrant.errors import FingerprintMismatchError, InvalidInputError
 from asif_qdrant.names import Modality
 from asif_qdrant.relrep import l2_normalize
 
@@ -62,10 +63,8 @@ class Encoder(Protocol):
 
 
 def check_batch_size(batch_size: int) -> int:
-    """Return ``batch_size`` or raise ConfigError when it is not a positive int."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size!r} is invalid: pass a positive integer such as 32")
-    return batch_size
+    """Return ``batch_size`` or raise InvalidBatchSizeError (a ConfigError) when it is not a positive int."""
+    return validate.check_batch_size(batch_size, "inputs")
 
 
 def check_vectors(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:

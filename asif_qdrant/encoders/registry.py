@@ -11,6 +11,7 @@ from asif_qdrant.encoders.base import Encoder
 from asif_qdrant.encoders.precomputed import PrecomputedEncoder, parse_precomputed
 from asif_qdrant.encoders.weights import LITE0, LITE2, MINILM, MPNET, WeightPackage
 from asif_qdrant.errors import EncoderError
+from asif_qdrant.extras import missing_extra
 from asif_qdrant.names import MODALITIES, Modality
 
 
@@ -83,7 +84,10 @@ def families() -> dict[str, str]:
 def _timm_family(
     model: str, *, checkpoint: Path | None, cache_dir: Path | None, device: str | None, modality: Modality | None
 ) -> Encoder:
-    from asif_qdrant.encoders.timm_encoder import TimmImageEncoder
+    try:
+        from asif_qdrant.encoders.timm_encoder import TimmImageEncoder
+    except ImportError as e:
+        raise missing_extra(e, "encoders", f"the image encoder 'timm:{model}'") from e
 
     return TimmImageEncoder(model, checkpoint=checkpoint, device=device)
 
@@ -105,7 +109,10 @@ def _precomputed_canonical(model: str) -> str:
 def _st_family(
     model: str, *, checkpoint: Path | None, cache_dir: Path | None, device: str | None, modality: Modality | None
 ) -> Encoder:
-    from asif_qdrant.encoders.st_encoder import SentenceTransformerEncoder
+    try:
+        from asif_qdrant.encoders.st_encoder import SentenceTransformerEncoder
+    except ImportError as e:
+        raise missing_extra(e, "encoders", f"the text encoder 'st:{model}'") from e
 
     return SentenceTransformerEncoder(model, checkpoint=checkpoint, cache_dir=cache_dir, device=device)
 

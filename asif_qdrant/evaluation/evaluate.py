@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidInputError, NotFoundError
+from ..meta import validate_tenant
 from ..readers import (
     IMAGE_SUFFIXES,
     ROW_FORMATS,
@@ -346,7 +347,7 @@ def evaluate(
     """Top-1/top-5 accuracy, per-class accuracy and confusions of a label set on labelled images (a folder per
     class, or a CSV/TSV/JSONL of image and label; ``mapping`` renames raw class names)."""
     data = read_labelled(folder, mapping, limit)
-    info = asif.relindexes.require(labels, tenant or "_shared", "labels")
+    info = asif.index_info(labels, validate_tenant(tenant or None), "labels")  # up to date with the anchors
     missing = sorted(set(data.labels) - set(info.classes))
     if missing:
         raise InvalidInputError(

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import relrep
-from ..engines.base import Engine, Filter, HasId, PointBatch, SparseVec
+from ..anchors import COPY_BATCH, copy_points
+from ..engines.base import HasId, SparseVec
 from ..errors import ConfigError, InvalidInputError, NotFoundError
 from ..meta import TENANT_SHARED, validate_tenant
 from ..relindex import IndexInfo, tenant_scope
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from ..asif import Asif
 
 CRITERIA = ("label_weight", "image_contribution")
-COPY_BATCH = 1000
 ORIGIN_FIELD = "pruned_from"  # payload field of a tenant copy: the id of the source anchor
 
 
@@ -197,34 +197,6 @@ def open_prefix(asif: Asif, prefix: str, **overrides: Any) -> Asif:
     return target
 
 
-def copy_points(
-    engine: Engine,
-    source: str,
-    target: str,
-    *,
-    filter: Filter | None = None,
-    vectors: Sequence[str] = ("image", "text"),
-    batch: int = COPY_BATCH,
-) -> int:
-    """Copy points (same ids, payloads and the named dense vectors) between two collections of one engine."""
-    n = 0
-    buf: list[Any] = []
-
-    def flush() -> None:
-        if buf:
-            dense = {v: np.stack([np.asarray(r.vectors[v], np.float32) for r in buf]) for v in vectors}
-            engine.upsert(target, PointBatch([r.id for r in buf], dense, payloads=[r.payload for r in buf]))
-            buf.clear()
-
-    for rec in engine.scroll(source, filter=filter, with_payload=True, with_vectors=tuple(vectors), batch=batch):
-        buf.append(rec)
-        n += 1
-        if len(buf) >= batch:
-            flush()
-    flush()
-    return n
-
-
 def _copy_into_prefix(asif: Asif, ids: np.ndarray, prefix: str, tenant: str) -> tuple[Asif, list[int]]:
     target = open_prefix(asif, prefix)
     have = target.count(all_tenants=True)
@@ -234,11 +206,7 @@ def _copy_into_prefix(asif: Asif, ids: np.ndarray, prefix: str, tenant: str) -> 
             "(pruning never overwrites an anchor set)"
         )
     scope = tenant_scope(tenant).and_(HasId(tuple(int(i) for i in ids)))
-    copy_points(asif.engine, asif.anchors.collection, target.anchors.collection, filter=scope)
-    tenants = {r.payload.get("tenant", TENANT_SHARED) for r in asif.engine.scroll(
-        target.anchors.collection, with_payload=["tenant"])}
-    for t in sorted(tenants):
-        target.meta.bump_revision(t)
+    target.copy_anchors_from(asif, scope)  # copies the points and bumps the copied tenants' revisions
     if builds_index(target.engine.collection_spec(target.anchors.collection)):  # Edge builds them only here
         target.engine.optimize(target.anchors.collection)
     return target, [int(i) for i in ids]

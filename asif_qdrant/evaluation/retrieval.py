@@ -26,8 +26,9 @@ from ..embcache import EmbeddingCache
 from ..engines.base import Filter, HasId, MatchAny
 from ..errors import ConfigError, InvalidInputError
 from ..meta import validate_tenant
-from ..relindex import check_k_p, tenant_scope
+from ..relindex import tenant_scope
 from ..relrep import l2_normalize
+from ..validate import check_k_p
 from .sweeps import anchor_topk_within, check_image_vectors, sparse_scores
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def retrieval_recall_vectors(
     """Recall@R both ways for held-out images and their captions (``caption_image[j]``: the image of caption j),
     against the tenant's anchors minus ``exclude_ids``."""
     t = validate_tenant(tenant)
-    kk, pp = check_k_p(k, p, asif.settings.k, asif.settings.p)
+    kk, pp = check_k_p(k, p, asif.settings.k, asif.settings.p, asif.settings.max_k)
     imgs = check_image_vectors(asif, image_vectors)
     fp = asif.fingerprint
     caps = l2_normalize(as_matrix(caption_vectors, fp.text_dim, "caption vectors", fp.text_encoder),

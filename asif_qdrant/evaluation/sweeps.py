@@ -30,10 +30,12 @@ from .. import relrep
 from ..anchors import as_matrix
 from ..engines.base import Filter, HasId
 from ..errors import ConfigError, InvalidInputError
+from ..extras import require
 from ..meta import validate_tenant
 from ..names import Modality
 from ..relindex import IndexInfo, TopK, tenant_scope
 from ..relrep import l2_normalize
+from ..validate import check_p
 from ..zeroshot import AGGREGATIONS, TEMPLATE_SETS, resolve_templates
 from .evaluate import SweepRow, labelled_vectors, read_labelled
 
@@ -118,7 +120,7 @@ def _float_p(v: Any) -> float:
         p = math.nan
     if not math.isfinite(p) or p <= 0:
         raise ConfigError(f"p={v!r} is invalid: p is the exponent on similarities, a number > 0 (e.g. p=1,4,8)")
-    return p
+    return check_p(p)
 
 
 def template_set_name(templates: Sequence[str]) -> str:
@@ -429,7 +431,7 @@ class SweepReport:
 
 
 def require_label_set(asif: Asif, labels: str, tenant: str, data_labels: Sequence[str], source: Any) -> IndexInfo:
-    info = asif.relindexes.require(labels, tenant, "labels")
+    info = asif.index_info(labels, validate_tenant(tenant), "labels")  # up to date with the anchors
     missing = sorted(set(data_labels) - set(info.classes))
     if missing:
         raise InvalidInputError(
@@ -650,9 +652,7 @@ def anchor_curve(
 
 def plot_curve(report: CurveReport, path: str | Path) -> Path:
     """Accuracy against the number of anchors (log x): mean over seeds, min-max band, random-guess line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require("matplotlib", "eval", "plotting the anchor curve").use("Agg")
     import matplotlib.pyplot as plt
 
     rows = report.summary()
