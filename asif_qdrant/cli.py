@@ -1154,7 +1154,12 @@ def tags() -> None:
 @json_option
 @click.pass_context
 def tags_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
-    """The tenant's taggings."""
+    """The tenant's taggings.
+
+    \b
+    Example:
+      asif tags list --tenant acme
+    """
     infos = _open(ctx).list_tags(tenant)
     _emit(as_json, [i.as_dict() for i in infos],
           lambda: "\n".join(_tag_text(i) for i in infos) or "no tagging (asif tag COLLECTION ... creates one)")
@@ -1167,7 +1172,12 @@ def tags_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def tags_delete(ctx: click.Context, field: str, collection: str | None, tenant: str | None, as_json: bool) -> None:
-    """Remove a tagging: FIELD leaves every point it tagged (the points' other data stays)."""
+    """Remove a tagging: FIELD leaves every point it tagged (the points' other data stays).
+
+    \b
+    Example:
+      asif tags delete category --collection photos
+    """
     info = _open(ctx).delete_tags(field, tenant, collection=collection)
     _emit(as_json, info.as_dict(), lambda: f"deleted the tags {info.collection}:{info.field} ({info.points} points)")
 
