@@ -8,10 +8,12 @@ adding the same pair again writes nothing new.
 from __future__ import annotations
 
 import hashlib
+import secrets
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -41,6 +43,10 @@ class AddResult:
     new_image: np.ndarray | None = None  # the normalised vectors of the rows written
     new_text: np.ndarray | None = None
     items_touched: dict[str, int] = field(default_factory=dict)  # relative-index items updated, per index
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ids": list(self.ids), "added": self.added, "duplicates": self.duplicates,
+                "items_touched": dict(self.items_touched)}
 
 
 _JSON_SCALARS = (str, bool, int, type(None))
@@ -95,6 +101,14 @@ def as_matrix(x: Any, dim: int, what: str, encoder: str) -> np.ndarray:
             f"{what} row {int(r)} column {int(c)} is {arr[r, c]}: every value must be finite; fix or drop that row"
         )
     return arr
+
+
+ID_KEY_RECORD = "id_key"
+
+
+def start_id(content: str, key: bytes) -> int:
+    """Where the id probing of a content hash starts: a keyed hash of it (unguessable without the store's key)."""
+    return int(hashlib.blake2b(content.encode(), key=key, digest_size=4).hexdigest(), 16)
 
 
 def content_hash(tenant: str, key: bytes) -> str:
@@ -171,6 +185,7 @@ class AnchorStore:
         self.meta = meta
         self.fingerprint = fingerprint
         self.batch_size = batch_size
+        self._id_lock = threading.Lock()
 
     # -- validation ----------------------------------------------------------------------------
     def check_encoders(self, image_encoder: str | None = None, text_encoder: str | None = None) -> None:
@@ -231,13 +246,14 @@ class AnchorStore:
         return l2_normalize(img, "image vectors"), l2_normalize(txt, "text vectors"), id_list
 
     # -- ids -----------------------------------------------------------------------------------
-    def assign_ids(self, hashes: Sequence[str]) -> tuple[list[int], list[bool]]:
+    def assign_ids(self, hashes: Sequence[str], create_key: bool = True) -> tuple[list[int], list[bool]]:
         """Ids for content hashes: the stored id where the same content is stored, else a free slot.
 
         Returns (ids, is_duplicate). Deterministic for a given store state and input order.
         """
         n = len(hashes)
-        ids = [int(h[:8], 16) for h in hashes]
+        key = self.id_key(create_key)
+        ids = [start_id(h, key) for h in hashes]
         dup = [False] * n
         resolved = [False] * n
         taken: dict[int, str] = {}
@@ -264,15 +280,44 @@ class AnchorStore:
                 else:
                     taken[pid] = hashes[i]
                     resolved[i] = True
+        self._legacy_duplicates(hashes, ids, dup)
         for i in range(n):
             if dup[i] and hashes[i] in first and first[hashes[i]] != i:
                 ids[i] = ids[first[hashes[i]]]
         return ids, dup
 
+    def _legacy_duplicates(self, hashes: Sequence[str], ids: list[int], dup: list[bool]) -> None:
+        """Pairs stored before ids were keyed sit at their unkeyed id: found there, they are duplicates (and keep
+        that id), so stores written by earlier versions keep their ids and their duplicate detection."""
+        todo = [i for i in range(len(hashes)) if not dup[i]]
+        if not todo:
+            return
+        legacy = {int(hashes[i][:8], 16): i for i in todo}
+        for r in self.engine.retrieve(self.collection, list(legacy), with_payload=True):
+            i = legacy.get(r.id)
+            if i is not None and r.payload.get("content_hash") == hashes[i]:
+                ids[i], dup[i] = r.id, True
+
+    def id_key(self, create: bool = True) -> bytes:
+        """The store's secret for anchor ids (made by the first add, kept in the meta collection): a
+        content-derived id cannot be computed outside the store, so a tenant cannot probe whether another tenant
+        holds a pair. ``create=False`` (a read): without one yet, a throwaway key (nothing keyed is stored)."""
+        cached = getattr(self, "_key", None)
+        if cached is not None:
+            return cast(bytes, cached)
+        stored = self.meta.get(ID_KEY_RECORD)
+        if not stored and not create:
+            return b"unkeyed"
+        if not stored:
+            self.meta.put(ID_KEY_RECORD, {"key": secrets.token_hex(16)})
+            stored = self.meta.get(ID_KEY_RECORD) or {}  # the one that won, if another process made one at once
+        self._key = bytes.fromhex(str(stored["key"]))
+        return self._key
+
     def stored_mask(self, hashes: Sequence[str]) -> list[bool]:
         """Whether each content hash is stored already (the id probing of :meth:`assign_ids`; writes nothing)."""
         unique = list(dict.fromkeys(hashes))
-        _, dup = self.assign_ids(unique)  # without repeats in the batch, a duplicate is a stored pair
+        _, dup = self.assign_ids(unique, create_key=False)  # without repeats in the batch, a duplicate is a stored pair
         stored = dict(zip(unique, dup, strict=True))
         return [stored[h] for h in hashes]
 
@@ -298,38 +343,41 @@ class AnchorStore:
         if content_keys is None:
             content_keys = [vector_key(img[i], txt[i], captions[i] if captions else None) for i in range(n)]
         hashes = [content_hash(tenant, k) for k in content_keys]
-        if id_list is None:
-            id_list, dup = self.assign_ids(hashes)
-        else:
-            self.check_id_owners(id_list, tenant)
-            dup = [False] * n
-        rows = [i for i in range(n) if not dup[i]]
-        written: list[int] = []
-        if rows:
-            # bumped before writing: a crash after the upsert still leaves the relative indexes marked behind
-            self.meta.bump_revision(tenant)
-        try:
-            for start in range(0, len(rows), self.batch_size):
-                chunk = rows[start : start + self.batch_size]
-                pls = []
-                for i in chunk:
-                    pl: dict[str, Any] = dict(payloads[i]) if payloads is not None else {}
-                    pl.update(
-                        tenant=tenant,
-                        caption=captions[i] if captions is not None else None,
-                        image_ref=image_refs[i] if image_refs is not None else None,
-                        content_hash=hashes[i],
+        # ids are chosen and written under one store-wide mutex: two tenants' edits may run at once (each under
+        # its own tenant's lock), and neither may take an id that the other is about to write
+        with self._id_lock:
+            if id_list is None:
+                id_list, dup = self.assign_ids(hashes)
+            else:
+                self.check_id_owners(id_list, tenant)
+                dup = [False] * n
+            rows = [i for i in range(n) if not dup[i]]
+            written: list[int] = []
+            if rows:
+                # bumped before writing: a crash after the upsert still leaves the relative indexes marked behind
+                self.meta.bump_revision(tenant)
+            try:
+                for start in range(0, len(rows), self.batch_size):
+                    chunk = rows[start : start + self.batch_size]
+                    pls = []
+                    for i in chunk:
+                        pl: dict[str, Any] = dict(payloads[i]) if payloads is not None else {}
+                        pl.update(
+                            tenant=tenant,
+                            caption=captions[i] if captions is not None else None,
+                            image_ref=image_refs[i] if image_refs is not None else None,
+                            content_hash=hashes[i],
+                        )
+                        pls.append(pl)
+                    cids = [id_list[i] for i in chunk]
+                    self.engine.upsert(
+                        self.collection, PointBatch(cids, {"image": img[chunk], "text": txt[chunk]}, payloads=pls)
                     )
-                    pls.append(pl)
-                cids = [id_list[i] for i in chunk]
-                self.engine.upsert(
-                    self.collection, PointBatch(cids, {"image": img[chunk], "text": txt[chunk]}, payloads=pls)
-                )
-                written.extend(cids)
-        except Exception:
-            if written and ids is None:
-                self.engine.delete(self.collection, ids=written)
-            raise
+                    written.extend(cids)
+            except Exception:
+                if written and ids is None:
+                    self.engine.delete(self.collection, ids=written)
+                raise
         return AddResult(
             id_list, len(rows), n - len(rows), [i for i in range(n) if dup[i]], tenant,
             [id_list[i] for i in rows], img[rows], txt[rows],
@@ -410,7 +458,10 @@ class AnchorStore:
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per tenant: anchor count and revision."""
-        return {
-            t: {"anchors": self.count(t), "revision": self.meta.revision(t)}
-            for t in self.tenants()
-        }
+        out = {t: {"anchors": self.count(t), "revision": self.meta.revision(t)} for t in self.tenants()}
+        if self.engine.collection_exists(self.collection):
+            untagged = self.engine.count(self.collection) - sum(v["anchors"] for v in out.values())
+            if untagged > 0:  # an attached collection before `asif migrate`: points without a tenant are shared
+                shared = out.setdefault(TENANT_SHARED, {"anchors": 0, "revision": self.meta.revision(TENANT_SHARED)})
+                shared["anchors"] += untagged
+        return out

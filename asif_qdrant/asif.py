@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,8 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 from pydantic import ValidationError
 
+from . import embedding
 from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, file_digest, pair_key, text_digest
+from .embedding import ImageLimits
 from .engines import create_engine
 from .engines.base import Engine, Filter, PointBatch, Relayout
 from .errors import (
@@ -25,7 +28,7 @@ from .errors import (
     InvalidInputError,
     NotFoundError,
 )
-from .locking import RWLock
+from .locking import ScopedLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes
 from .relrep import l2_normalize
@@ -33,7 +36,7 @@ from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
 from .tagging import Taggings, TagInfo, label_predictions
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
-from .validate import check_items, check_k_p, check_name, check_top
+from .validate import check_items, check_k_p, check_limit, check_name, check_top
 from .zeroshot import AGGREGATIONS, Prediction, SearchHit, resolve_classes, resolve_templates
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,22 +77,45 @@ def _fingerprint_from_settings(settings: AsifSettings) -> Fingerprint:
     return Fingerprint(settings.image_encoder, dims[0], settings.text_encoder, dims[1])
 
 
+def _tenant_arg(fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], str | None]:
+    """How to find the tenant a call acts on: its ``tenant`` argument, or its ``info``'s tenant; None (store-wide)
+    for a method without one. A tenant that is not valid is left for the method to refuse."""
+    params = list(inspect.signature(fn).parameters)[1:]  # without self
+    for name in ("tenant", "info"):
+        if name in params:
+            pos = params.index(name)
+
+            def find(args: tuple[Any, ...], kwargs: dict[str, Any], name: str = name, pos: int = pos) -> str | None:
+                value = kwargs.get(name, args[pos] if pos < len(args) else None)
+                value = getattr(value, "tenant", None) if name == "info" else value
+                try:
+                    return validate_tenant(value)
+                except AsifError:
+                    return None
+            return find
+    return lambda args, kwargs: None
+
+
 def _reads(fn: F) -> F:
-    """A read of the store: runs under the facade's shared lock, in parallel with other reads."""
+    """A read of the store: runs under the facade's shared lock (and its tenant's), in parallel with other reads
+    and with other tenants' edits."""
+    tenant_of = _tenant_arg(fn)
 
     @functools.wraps(fn)
     def wrapper(self: Asif, *args: Any, **kwargs: Any) -> Any:
-        return self._lock.read(fn, self, *args, **kwargs)
+        return self._lock.read(tenant_of(args, kwargs), fn, self, *args, **kwargs)
 
     return cast(F, wrapper)
 
 
 def _writes(fn: F) -> F:
-    """An edit of the store: runs under the facade's exclusive lock, whole (readers see before or after)."""
+    """An edit of the store, whole (readers see before or after): of one tenant's model under that tenant's
+    exclusive lock (other tenants go on), of the shared anchors or definitions under the store's exclusive lock."""
+    tenant_of = _tenant_arg(fn)
 
     @functools.wraps(fn)
     def wrapper(self: Asif, *args: Any, **kwargs: Any) -> Any:
-        return self._lock.write(fn, self, *args, **kwargs)
+        return self._lock.write(tenant_of(args, kwargs), fn, self, *args, **kwargs)
 
     return cast(F, wrapper)
 
@@ -114,7 +140,7 @@ class Asif:
     ) -> None:
         """``fingerprint``: the encoders' names and dimensions for a new store, when no encoder is loaded to
         learn them (a store that has one keeps its own)."""
-        self._lock = RWLock(settings.lock_timeout_s)
+        self._lock = ScopedLock(settings.lock_timeout_s)
         self._cache_lock = threading.Lock()  # guards the encoders and the stores, built once by whoever asks first
         self.engine = engine
         self.settings = settings
@@ -220,6 +246,11 @@ class Asif:
         except AsifError:
             ctx.fingerprint = None
         return diagnose(self, ctx, repair)
+
+    @_reads
+    def migration_plan(self) -> list[tuple[str, list[str]]]:
+        """What :meth:`migrate` would do: each pending step and the changes it would make; changes nothing."""
+        return _migrate.dry_run(self._context())
 
     @_reads
     def migration_status(self) -> list[_migrate.StepState]:
@@ -339,8 +370,6 @@ class Asif:
         """Vectors of ``items`` (content key -> image path or text), through the store's embedding cache; images
         are decoded and encoded in batches of 32, so a large folder is never held in memory at once."""
         from .embcache import EmbeddingCache
-        from .encoders import load_image
-
         fp = self.fingerprint
         space = (fp.image_encoder, fp.image_dim) if modality == "image" else (fp.text_encoder, fp.text_dim)
         store = EmbeddingCache.in_folder(self.settings.resolved_cache_dir) if cache else None
@@ -350,7 +379,7 @@ class Asif:
             for start in range(0, len(todo), 32):
                 keys = todo[start : start + 32]
                 if modality == "image":
-                    vecs = self.encode_images([load_image(items[k]) for k in keys])
+                    vecs = self.encode_images([items[k] for k in keys])
                 else:
                     vecs = self.encode_texts([items[k] for k in keys])
                 new = dict(zip(keys, np.asarray(vecs, np.float32), strict=True))
@@ -397,6 +426,8 @@ class Asif:
         if ids is None and filter is None and not all:
             raise ConfigError("delete needs ids=[...], filter=... or all=True (to delete every anchor of the tenant)")
         tenant = validate_tenant(tenant)
+        if ids is not None and hasattr(ids, "__len__") and not isinstance(ids, (str, bytes)):
+            check_limit(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")  # a bad ids value: refused below
         gone, img, txt = self.anchors.delete_with_vectors(ids=ids, tenant=tenant, filter=filter)
         touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
         if gone:
@@ -415,6 +446,8 @@ class Asif:
     ) -> AddResult:
         """Replace the tenant's anchors ``ids`` by new pairs (same ids). Validated before anything changes."""
         tenant = validate_tenant(tenant)
+        if hasattr(ids, "__len__") and not isinstance(ids, (str, bytes)):
+            check_limit(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")
         store = self.anchors
         store.validate_pairs(image_vectors, text_vectors, captions, payloads, ids, None)
         existing = {r.id for r in self.engine.retrieve(store.collection, list(ids), with_payload=True)
@@ -512,11 +545,17 @@ class Asif:
                 self.encoder_load_seconds += time.perf_counter() - t
             return self._encoders[modality]
 
+    @property
+    def image_limits(self) -> ImageLimits:
+        """The decoding bounds of this store's settings (ASIF_MAX_IMAGE_PIXELS, ASIF_MAX_REQUEST_PIXELS)."""
+        return ImageLimits(self.settings.max_image_pixels, self.settings.max_request_pixels)
+
     def encode_images(self, images: Sequence[Any]) -> Any:
-        return self.encoder("image").encode(list(images))
+        """Vectors of images (paths, bytes or PIL images), decoded one at a time within :attr:`image_limits`."""
+        return embedding.encode_images(self.encoder("image").encode, list(images), self.image_limits)
 
     def encode_texts(self, texts: Sequence[str]) -> Any:
-        return self.encoder("text").encode(list(texts))
+        return embedding.encode_texts(self.encoder("text").encode, list(texts))
 
     def input_vectors(self, modality: str, raw: Sequence[Any] | None, vectors: Any, what: str) -> Any:
         if (raw is None) == (vectors is None):
@@ -640,6 +679,8 @@ class Asif:
         self._check_new(name, tenant, "labels", replace)
         cls = resolve_classes(classes)
         tpl = resolve_templates(templates)
+        check_limit(len(cls), self.settings.max_classes, "classes", "ASIF_MAX_CLASSES")
+        check_limit(len(tpl), self.settings.max_templates, "templates", "ASIF_MAX_TEMPLATES")
         kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
@@ -791,18 +832,18 @@ class Asif:
         if info.tenant == tenant and info.copied_from is not None and tenant != TENANT_SHARED:
             shared = ri.info(name, TENANT_SHARED, kind)
             if shared is None:  # the shared definition was deleted (an interrupted delete_index): so is the copy
-                self._lock.need_write()  # a reader never writes: it comes back here under the exclusive lock
+                self._lock.need_write(tenant)  # a reader never writes: it comes back here under the exclusive lock
                 ri.delete(info)
                 info = ri.require(name, tenant, kind)
             elif shared.definition != info.copied_from:  # redefined since the copy was made
-                self._lock.need_write()
+                self._lock.need_write(tenant)
                 info = ri.materialise(shared, tenant)
         elif info.tenant != tenant and self.meta.revision(tenant) > 0:
-            self._lock.need_write()
+            self._lock.need_write(tenant)
             info = ri.materialise(info, tenant)
         check_count = ri.count_check_due(info, self.settings.staleness_check_s)
         if not ri.is_current(info, check_count):
-            self._lock.need_write()
+            self._lock.need_write(info.tenant)  # the shared index itself: under the store-wide lock
             info = ri.rebuild(info)
         if check_count:
             ri.count_checked(info)
@@ -904,7 +945,7 @@ class Asif:
     def exclusive(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` under the facade's exclusive lock, whole, like an edit (for a tool that
         reads and then writes the store, such as evaluation.calibrate)."""
-        return self._lock.write(fn, *args, **kwargs)
+        return self._lock.write(None, fn, *args, **kwargs)
 
 
 @dataclass
@@ -918,3 +959,7 @@ class DeleteResult:
     def count(self) -> int:
         """How many anchors were deleted."""
         return len(self.deleted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"deleted": list(self.deleted), "items_touched": dict(self.items_touched)}
+

@@ -11,7 +11,7 @@ from typing import Any, cast
 import click
 
 from . import __version__
-from .asif import Asif
+from .asif import Asif, make_settings
 from .errors import AsifError
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -47,11 +47,20 @@ def quiet_libraries() -> None:
         tlog.set_verbosity_error()
 
 
+# commands that only read: on a collection attached with ASIF_ANCHORS_COLLECTION they apply no migration (they
+# never write into the user's collection or create collections); `asif migrate` is the step that changes it
+READ_ONLY = frozenset({"stats", "classify", "search", "explain", "eval", "curve", "labels list", "gallery list",
+                       "tenants list", "tenants stats"})
+
+
 def _open(ctx: click.Context, migrate: bool = True, create: bool = False) -> Asif:
     """The store of the command line. Only commands that write (ingest, add, teach, labels add, ...) pass
     ``create=True``: the others refuse an embedded store path that does not exist."""
     obj = ctx.find_root().obj
     if obj.get("asif") is None:
+        command = " ".join(ctx.command_path.split()[1:])
+        if migrate and command in READ_ONLY and make_settings(**obj["opts"]).anchors_collection is not None:
+            migrate = False
         asif = Asif.open(migrate=migrate, create=create, **obj["opts"])
         obj["asif"] = asif
         ctx.find_root().call_on_close(asif.close)
@@ -97,16 +106,25 @@ def main(ctx: click.Context, path: Path | None, url: str | None, api_key: str | 
 # -- schema ------------------------------------------------------------------------------------
 @main.command()
 @click.option("--list", "list_only", is_flag=True, help="Show applied and pending steps; change nothing.")
+@click.option("--dry-run", is_flag=True, help="Say what each pending step would change; change nothing.")
 @json_option
 @click.pass_context
-def migrate(ctx: click.Context, list_only: bool, as_json: bool) -> None:
-    """Apply pending schema migrations (or list them).
+def migrate(ctx: click.Context, list_only: bool, dry_run: bool, as_json: bool) -> None:
+    """Apply pending schema migrations (or list them, or say what they would change). On a collection attached
+    with ASIF_ANCHORS_COLLECTION this is the only command that changes its points.
 
     \b
     Example:
       asif migrate --list
+      asif migrate --dry-run
       asif migrate
     """
+    if dry_run:
+        plan = _open(ctx, migrate=False).migration_plan()
+        _emit(as_json, {"dry_run": True, "steps": [{"step": s, "would": lines} for s, lines in plan]},
+              lambda: "\n".join(f"{s}: would " + "; ".join(lines) for s, lines in plan)
+              or "nothing to do: every step is applied")
+        return
     asif = _open(ctx, migrate=False, create=not list_only)
     if not list_only:
         applied = asif.migrate()
@@ -477,7 +495,7 @@ def labels_add(ctx: click.Context, name: str, classes: str, templates: str, k: i
     asif = _open(ctx, create=True)
     info = asif.define_labels(name, classes, templates, tenant=tenant, k=k, p=p, aggregation=aggregation,
                               replace=replace)
-    _emit(as_json, vars(info), lambda: f"label set {info.name!r}: {len(info.classes)} classes x "
+    _emit(as_json, info.as_dict(), lambda: f"label set {info.name!r}: {len(info.classes)} classes x "
           f"{len(info.templates)} templates = {info.n_items} prompts (k={info.k}, p={info.p:g})")
 
 
@@ -494,7 +512,7 @@ def labels_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
     """
     asif = _open(ctx)
     infos = asif.list_labels(tenant)
-    _emit(as_json, [vars(i) for i in infos], lambda: "\n".join(
+    _emit(as_json, [i.as_dict() for i in infos], lambda: "\n".join(
         f"{i.name:<20} tenant={i.tenant:<10} classes={len(i.classes):<4} prompts={i.n_items:<6} k={i.k} p={i.p:g}"
         + (f" tau={i.tau:g}" if i.tau is not None else "") for i in infos) or "no label sets")
 
@@ -708,7 +726,7 @@ def gallery_add(ctx: click.Context, name: str, sources: tuple[str, ...], on_erro
         write_gallery_rows(out, [{"path": str(p), "item": item.get(str(p)),
                                   "status": "added" if str(p) in item else "skipped", "error": why.get(str(p))}
                                  for p in paths])
-    _emit(as_json, {**vars(info), "skipped": [s for s, _ in enc.skipped], "out": str(out) if out else None},
+    _emit(as_json, {**info.as_dict(), "skipped": [s for s, _ in enc.skipped], "out": str(out) if out else None},
           lambda: f"gallery {info.name!r}: {info.n_items} images (k={info.k}, p={info.p:g})"
           + (f"; {len(enc.skipped)} skipped" if enc.skipped else "") + (f"; wrote {out}" if out else ""))
 
@@ -725,7 +743,7 @@ def gallery_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
       asif gallery list
     """
     infos = _open(ctx).list_galleries(tenant)
-    _emit(as_json, [vars(i) for i in infos], lambda: "\n".join(
+    _emit(as_json, [i.as_dict() for i in infos], lambda: "\n".join(
         f"{i.name:<20} tenant={i.tenant:<10} images={i.n_items:<6} k={i.k} p={i.p:g}" for i in infos)
         or "no galleries")
 
@@ -768,7 +786,7 @@ def search(ctx: click.Context, text: tuple[str, ...], gallery_name: str, top: in
     asif = _open(ctx)
     _check_scope(asif, gallery_name, tenant)
     res = asif.search(text=[query], gallery=gallery_name, top=top, tenant=tenant)
-    data = [{"query": query, "hits": [vars(h) for h in hits]} for hits in res]
+    data = [{"query": query, "hits": [h.as_dict() for h in hits]} for hits in res]
     _emit(as_json, data, lambda: "\n".join(
         f"{query!r}:\n" + ("\n".join(f"  {h.score:.4f}  {h.payload.get('image_ref', h.id)}" for h in hits)
                             or "  no result shares an anchor with the query")

@@ -102,3 +102,17 @@ class RequestTooLargeError(TooManyItemsError):
 
 class MissingExtraError(ConfigError):
     """An optional part (encoders, serve, eval) is used without its packages: the message names the pip extra."""
+
+
+class LimitError(TooManyItemsError):
+    """A request asks for more than a configured bound allows (classes, templates, ids, images, pixels)."""
+
+
+class ImageTooLargeError(InvalidInputError):
+    """An image whose header declares more pixels than ASIF_MAX_IMAGE_PIXELS (a decompression bomb), or a request
+    whose images add up to more than ASIF_MAX_REQUEST_PIXELS; refused before decoding."""
+
+
+class CancelledError(AsifError):
+    """The work was stopped at a batch boundary because whoever asked for it went away (an HTTP client that
+    disconnected); nothing of an edit was written."""

@@ -392,7 +392,7 @@ class _Ingest:
             if digest in vectors:
                 continue
             try:
-                decoded[digest] = load_image(ps[0].row.image)  # type: ignore[arg-type]
+                decoded[digest] = load_image(ps[0].row.image, self.asif.image_limits)  # type: ignore[arg-type]
             except InvalidInputError as e:
                 for p in ps:
                     self.bad(p.row, str(e))
@@ -592,7 +592,7 @@ def add_pairs(
         embedder = _Embedder(asif, store_cache)
         vectors = embedder.cached_images(digests)
         todo = {d: im for d, im in zip(digests, images, strict=True) if d not in vectors}
-        vectors.update(embedder.encode_images({d: load_image(im) for d, im in todo.items()}))
+        vectors.update(embedder.encode_images({d: load_image(im, asif.image_limits) for d, im in todo.items()}))
         texts, _ = embedder.texts(caps)
     finally:
         if owned and store_cache is not None:
@@ -775,7 +775,7 @@ def encode_image_files(
             imgs, names = [], []
             for p in paths[start : start + batch_size]:
                 try:
-                    imgs.append(load_image(p))
+                    imgs.append(load_image(p, asif.image_limits))
                     names.append(p)
                 except InvalidInputError as e:
                     if on_error == "fail":

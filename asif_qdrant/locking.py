@@ -74,9 +74,9 @@ class RWLock:
                 )
             self._cond.wait(left)
 
-    def _acquire_read(self) -> None:
+    def _acquire_read(self, what: str = "a read") -> None:
         with self._cond:
-            self._wait(lambda: self._writer is not None or self._waiting_writers > 0, "a read")
+            self._wait(lambda: self._writer is not None or self._waiting_writers > 0, what)
             self._readers += 1
         self._local.reads = 1
 
@@ -110,10 +110,15 @@ class RWLock:
     # -- what the facade uses -----------------------------------------------------------------
     def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` under the shared lock; if it raises WriteNeeded, run it again under the exclusive one."""
+        return self.read_for("a read", fn, *args, **kwargs)
+
+    def read_for(self, what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """:meth:`read`, naming what waits in the StoreBusyError ("an edit" of one tenant takes the store lock
+        shared)."""
         reads, writes = self._depth()
         if reads or writes:  # nested: already covered by the outer section (a WriteNeeded travels up)
             return fn(*args, **kwargs)
-        self._acquire_read()
+        self._acquire_read(what)
         try:
             return fn(*args, **kwargs)
         except WriteNeeded:
@@ -152,4 +157,64 @@ class RWLock:
         """Call before a write that a read may have to make: raises WriteNeeded unless the lock is held
         exclusively by this thread."""
         if not self.holds_write:
+            raise WriteNeeded()
+
+
+class ScopedLock:
+    """The store-wide lock plus one lock per tenant, so that one tenant's edit does not stop the others.
+
+    - A read for tenant T holds the store lock shared and T's lock shared: it runs beside every other read, and
+      beside the edits of other tenants.
+    - A tenant-scoped edit (T's anchors, T's label sets and galleries, T's copies of shared ones) holds the store
+      lock shared and T's lock exclusively: T's readers see the state before or after it, other tenants go on.
+    - A shared edit (the shared anchors or definitions, migrations, optimize, closing) holds the store lock
+      exclusively, as before.
+
+    The order is always store, then tenant. A read that finds it must write raises WriteNeeded through
+    :meth:`need_write`: a tenant-scoped repair is retried under T's exclusive lock, a shared one under the store's.
+    """
+
+    def __init__(self, timeout: float | None = None) -> None:
+        self.store = RWLock(timeout)
+        self.timeout = timeout
+        self._tenants: dict[str, RWLock] = {}
+        self._mu = threading.Lock()
+
+    def tenant(self, name: str) -> RWLock:
+        with self._mu:
+            lock = self._tenants.get(name)
+            if lock is None:
+                lock = self._tenants[name] = RWLock(self.timeout)
+            return lock
+
+    @staticmethod
+    def _scoped(tenant: str | None) -> bool:
+        from .meta import TENANT_SHARED
+
+        return tenant is not None and tenant != TENANT_SHARED
+
+    def read(self, tenant: str | None, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        if not self._scoped(tenant):
+            return self.store.read(fn, *args, **kwargs)
+        lock = self.tenant(tenant)  # type: ignore[arg-type]
+        return self.store.read(lock.read, fn, *args, **kwargs)
+
+    def write(self, tenant: str | None, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        if not self._scoped(tenant) or self.store.holds_write:
+            return self.store.write(fn, *args, **kwargs)
+        lock = self.tenant(tenant)  # type: ignore[arg-type]
+        return self.store.read_for("an edit", lock.write, fn, *args, **kwargs)
+
+    def write_untimed(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        return self.store.write_untimed(fn, *args, **kwargs)
+
+    def holds_write(self, tenant: str | None) -> bool:
+        if self.store.holds_write:
+            return True
+        return self._scoped(tenant) and self.tenant(tenant).holds_write  # type: ignore[arg-type]
+
+    def need_write(self, tenant: str | None = None) -> None:
+        """Before a write that a read may have to make, of ``tenant``'s records (None or the shared tenant: of
+        records every tenant reads): raises WriteNeeded unless this thread holds the lock that covers it."""
+        if not self.holds_write(tenant):
             raise WriteNeeded()

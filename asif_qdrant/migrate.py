@@ -49,6 +49,7 @@ class Step:
     name: str
     description: str
     apply: Callable[[MigrationContext], None]
+    plan: Callable[[MigrationContext], list[str]] | None = None  # what apply would change, changing nothing
 
     @property
     def key(self) -> str:
@@ -79,7 +80,7 @@ def discover_steps(folder: Path = MIGRATIONS_DIR) -> list[Step]:
             raise SchemaError(f"cannot load migration {f}")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        steps.append(Step(int(mt.group(1)), mt.group(2), str(mod.DESCRIPTION), mod.apply))
+        steps.append(Step(int(mt.group(1)), mt.group(2), str(mod.DESCRIPTION), mod.apply, getattr(mod, "plan", None)))
     versions = [s.version for s in steps]
     if versions != list(range(1, len(steps) + 1)):
         raise SchemaError(f"migration numbers in {folder} must run 1, 2, 3… without gaps; found {versions}")
@@ -108,6 +109,20 @@ def status(ctx: MigrationContext) -> list[StepState]:
     steps = discover_steps()
     applied = applied_versions(ctx.meta)
     return [StepState(s.version, s.name, s.description, applied.get(s.version)) for s in steps]
+
+
+def dry_run(ctx: MigrationContext) -> list[tuple[str, list[str]]]:
+    """What :func:`migrate` would do, step by step (each pending step with the changes it would make, in the
+    collections' own names); changes nothing."""
+    applied = applied_versions(ctx.meta)
+    out: list[tuple[str, list[str]]] = []
+    if not ctx.meta.exists():
+        out.append(("meta", [f"create the collection {ctx.meta.collection!r} (migrations, fingerprint, revisions)"]))
+    for step in discover_steps():
+        if step.version not in applied:
+            lines = step.plan(ctx) if step.plan is not None else [step.description]
+            out.append((f"{step.version:04d}_{step.name}", lines))
+    return out
 
 
 def migrate(ctx: MigrationContext) -> list[Step]:

@@ -95,6 +95,13 @@ class IndexInfo:
     def modality(self) -> Modality:
         return item_modality(self.kind)
 
+    def as_dict(self) -> dict[str, Any]:
+        """What a user sees of the index (CLI --json, HTTP): its definition, not the bookkeeping fields."""
+        return {"name": self.name, "tenant": self.tenant, "kind": self.kind, "k": self.k, "p": self.p,
+                "n_items": self.n_items, "classes": list(self.classes), "templates": list(self.templates),
+                "aggregation": self.aggregation, "tau": self.tau, "created_at": self.created_at,
+                "extra": dict(self.extra)}
+
     def prompt_of(self, item_id: int) -> dict[str, Any]:
         """A label-set item's label and prompt, from its id (class-major: class * n_templates + template)."""
         ci, ti = divmod(int(item_id), len(self.templates))
@@ -218,6 +225,7 @@ class RelIndexes:
         self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
         self._count_checked: dict[str, float] = {}  # per index: when its stored item count was last compared
         self._cache_lock = threading.Lock()  # readers share this object: its caches change under this lock
+        self._create_lock = threading.Lock()  # collection creation and slot allocation, across tenants' edits
         self._edit_counts: dict[str, int] = {}
         # per index key: the items whose stored top-k was (re)written since ``written`` was last cleared; the owners
         # of derived state (tagging.py: payload tags) read it after an edit to update only what changed
@@ -291,7 +299,12 @@ class RelIndexes:
         return relindex_collection(self.prefix, info.modality)
 
     def ensure_collections(self) -> None:
-        """The item collections (one per item modality); a no-op when they exist."""
+        """The item collections (one per item modality); a no-op when they exist. Two tenants' first definitions
+        may run at once (each under its own tenant's lock): the check and the creation happen under one mutex."""
+        with self._create_lock:
+            self._ensure_collections()
+
+    def _ensure_collections(self) -> None:
         for modality, dim in (("text", self.fingerprint.text_dim), ("image", self.fingerprint.image_dim)):
             name = relindex_collection(self.prefix, modality)
             if not self.engine.collection_exists(name):

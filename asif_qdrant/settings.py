@@ -17,6 +17,19 @@ HNSW_M_MIN, HNSW_M_MAX = 4, 128
 HNSW_EF_CONSTRUCT_MIN = 4
 OVERSAMPLING_MIN = 1.0
 
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
+
+
+def rate_per_second(text: str) -> tuple[float, float]:
+    """'20/s' or '600/min' -> (requests per second, burst = the count); ValueError naming the form otherwise."""
+    m = _RATE_RE.match(text)
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"rate limit {text!r} is not COUNT/PERIOD: write it as e.g. '20/s', '600/min' or '5000/h'")
+    n = float(m.group(1))
+    return n / _PER[m.group(2)], max(1.0, n)
+
+
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
@@ -69,6 +82,16 @@ class AsifSettings(BaseSettings):
         1_000_000, ge=1, description="Largest number of items (classes x templates, gallery images) in one call."
     )
     max_top: int = Field(10_000, ge=1, description="Largest `top` (results per query) one call may ask for.")
+    max_classes: int = Field(10_000, ge=1, description="Most classes in one label set definition.")
+    max_templates: int = Field(100, ge=1, description="Most templates in one label set definition.")
+    max_ids: int = Field(100_000, ge=1, description="Most anchor ids that one delete or replace may name.")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Most pixels (width x height, read from the header before decoding) that one "
+        "image may have; larger ones (decompression bombs) are refused (HTTP 413)."
+    )
+    max_request_pixels: int = Field(
+        1_000_000_000, ge=1, description="Most pixels that the images of one call (one request) may add up to."
+    )
     lock_timeout_s: float | None = Field(
         None, gt=0, description="Longest wait (seconds) of a read or an edit for the store's lock while another edit "
         "runs; past it: StoreBusyError (HTTP 503 from `asif serve`), nothing done. Unset: wait as long as it takes."
@@ -84,6 +107,18 @@ class AsifSettings(BaseSettings):
     )
     max_request_bytes: int = Field(16 * 2**20, ge=1024, description="Largest request body the server accepts.")
     max_batch: int = Field(256, ge=1, description="Most vectors, images or anchors in one server request.")
+    serve_admin_any_path: bool = Field(
+        False, description="Let admin keys name image files outside ASIF_SERVE_ROOT and the ingest roots (tenant "
+        "keys never can)."
+    )
+    rate_limit: str | None = Field(
+        None, description='Requests per API key (or per client address without a valid key), e.g. "20/s" or '
+        '"600/min"; past it: HTTP 429 with Retry-After. Unset: no limit.'
+    )
+    cors_origins: str | None = Field(
+        None, description='Origins allowed to call the server from a browser, comma-separated ("*" for any); unset: '
+        "CORS off."
+    )
     # search: exact by default; the rest is opt-in (see asif_qdrant/search_options.py). Quantization and HNSW are
     # applied when the anchors collection is created; Qdrant Edge builds them in `asif optimize`.
     quantization: Quantization = Field(
@@ -117,6 +152,13 @@ class AsifSettings(BaseSettings):
                 f"prefix {v!r} is not a valid collection prefix: use 1-32 lowercase letters, digits, '_' or '-', "
                 "starting with a letter or digit (for example 'asif_')"
             )
+        return v
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, v: str | None) -> str | None:
+        if v is not None:
+            rate_per_second(v)
         return v
 
     @field_validator("image_encoder", "text_encoder")

@@ -30,6 +30,7 @@ from .errors import (
     InvalidPError,
     InvalidTenantError,
     InvalidTopError,
+    LimitError,
     RequestTooLargeError,
     TooManyItemsError,
 )
@@ -71,10 +72,12 @@ def check_k(k: Any, max_k: int | None = None) -> int:
 def check_p(p: Any) -> float:
     """``p`` as a float in (0, MAX_P]; NaN, inf, strings and bools are refused."""
     if not is_real(p):
-        raise InvalidPError(f"p={p!r} is not a number: p is the exponent on similarities, a number > 0 (default 8)")
+        raise InvalidPError(
+            f"p={p!r} is not a number: p is the exponent on similarities, a number in (0, {MAX_P:g}] (default 8)")
     pf = float(p)
     if not math.isfinite(pf) or pf <= 0:
-        raise InvalidPError(f"p={p!r} is invalid: p is the exponent on similarities, a number > 0 (default 8)")
+        raise InvalidPError(
+            f"p={p!r} is invalid: p is the exponent on similarities, a number in (0, {MAX_P:g}] (default 8)")
     if pf > MAX_P:
         raise InvalidPError(
             f"p={p!r} is invalid: p above {MAX_P:g} makes every representation one-hot on its best anchor (the "
@@ -134,6 +137,12 @@ def check_request_count(n: int, limit: int, what: str) -> None:
                                 "(ASIF_MAX_BATCH)")
 
 
+def check_limit(n: int, limit: int, what: str, setting: str) -> None:
+    """Refuse a call that names more than ``limit`` things (classes, templates, ids): LimitError (HTTP 413)."""
+    if n > limit:
+        raise LimitError(f"{n} {what} are more than the {limit} allowed in one call: split it, or raise {setting}")
+
+
 def check_name(name: Any) -> str:
     """A label set or gallery name: 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
@@ -168,6 +177,7 @@ def check_ids(ids: Sequence[Any]) -> list[int]:
 
 __all__ = [
     "MAX_ANCHOR_ID", "MAX_P", "NAME_RE", "check_batch_size", "check_count", "check_ids", "check_items", "check_k",
-    "check_k_p", "check_name", "check_p", "check_request_count", "check_tenant_name", "check_top", "is_int",
+    "check_k_p", "check_limit", "check_name", "check_p", "check_request_count", "check_tenant_name", "check_top",
+    "is_int",
     "is_real",
 ]

@@ -119,6 +119,9 @@ class SearchHit:
     score: float
     payload: dict[str, Any] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "score": self.score, "payload": dict(self.payload)}
+
 
 LABEL_TIE_TOL = 1e-6  # the result tie rule of relrep.rank_with_ties, for label scores
 

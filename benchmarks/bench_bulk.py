@@ -34,26 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import CACHE, DATA, table, write_results
+from common import CACHE, DATA, cached, find_cached, table, write_results
 
 from asif_qdrant import Asif
 from asif_qdrant.evaluation.demo import CIFAR10
-
-
-def find_cached(name: str) -> Path | None:
-    """``name`` in benchmarks/cache/, else in the first ``cache/`` folder above the checkout that holds it."""
-    for root in (CACHE, *(d / "cache" for d in Path(__file__).resolve().parents)):
-        if (root / name).exists():
-            return root / name
-    return None
-
-
-def cached(name: str) -> Path:
-    found = find_cached(name)
-    if found is None:
-        raise SystemExit(f"{name} not found in {CACHE} or a cache/ folder above it: build it first (ingest_flickr.py)")
-    return found
-
 
 ANCHORS_NPZ = CACHE / "flickr_anchors.npz"
 OPTIONS = ("exact", "int8", "turbo4", "turbo2")

@@ -8,6 +8,16 @@ images (so encoding does not dominate); one row uploads an image (encoding inclu
 in-process. Two tenants (keys) add and delete anchors of their own while every client classifies, searches and
 explains. After the run: every response was checked for the other tenant's ids, captions and image_refs; each
 tenant's answers equal those of a rebuild (refresh) of its label set; errors must be 0.
+
+Tenant isolation under edits: one globex client classifies alone (read-only phase), then again while an acme
+client adds and deletes anchors without pause (mixed phase): globex's p95 and its 503 rate in both (target: p95
+<= 1.5x the read-only phase, 0 errors). Decoding bounds: the server's peak RSS (VmHWM) while it refuses
+decompression bombs (13000 x 13000 PNG, 37 KB each: 413) and classifies a full batch of large photos (4000 x 3000
+JPEGs, as many as ASIF_MAX_REQUEST_BYTES holds).
+
+The store and the vectors come from a ``cache/`` folder (benchmarks/cache/ or one above the checkout):
+flickr-store (ingest_flickr.py) and cifar10_lite0.npz; without the npz, 300 CIFAR-10 test images are encoded
+once (cached) and reused.
 """
 
 from __future__ import annotations
@@ -28,11 +38,10 @@ from typing import Any
 
 import httpx
 import numpy as np
-from common import table, write_results
+from common import CACHE, DATA, cached, find_cached, table, write_results
 
-STORE = Path("/work/cache/flickr-store")
-CIFAR = Path("/work/cache/cifar10_lite0.npz")
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+BODY_LIMIT = 128 * 2**20  # room for a full request of large photos (the pixel budget is what binds)
 KEYS = {"admin": "bench-admin-key-0", "acme": "bench-acme-key-0", "globex": "bench-globex-key-0"}
 
 
@@ -51,11 +60,13 @@ def pct(xs: list[float], q: float) -> float:
 
 def start_server(path: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "asif_qdrant.cli", "--path", str(path), "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = path.parent / "serve.log"  # a file, not a pipe: a full pipe would block the server's (access) log
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=f)
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"asif serve exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise RuntimeError(f"asif serve exited: {log.read_text(errors='replace')[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                 return proc
@@ -66,12 +77,123 @@ def start_server(path: Path, port: int, env: dict[str, str]) -> subprocess.Popen
     raise RuntimeError("asif serve did not become healthy in 180 s")
 
 
+def cifar_vectors(store: Path) -> tuple[np.ndarray, list[str]]:
+    """10,000 CIFAR-10 vectors and their files: the cached npz, else 300 test images encoded once, tiled."""
+    npz = find_cached("cifar10_lite0.npz")
+    if npz is not None:
+        data = np.load(npz, allow_pickle=True)
+        return data["vectors"].astype(np.float32), [str(p) for p in data["paths"]]
+    from asif_qdrant import Asif
+    from asif_qdrant.evaluation.evaluate import cached_image_vectors, read_folder_per_class
+
+    folder = read_folder_per_class(DATA / "cifar10-test", limit=300)
+    with Asif.open(store, cache_dir=CACHE / "embeddings") as a:
+        vecs = cached_image_vectors(a, folder.paths).astype(np.float32)
+    reps = -(-10_000 // len(vecs))
+    return np.tile(vecs, (reps, 1))[:10_000], [str(p) for p in folder.paths] * reps
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def tenant_phases(base: str, hdr: dict[str, dict[str, str]], vecs: np.ndarray, text_dim: int,
+                  seconds: float) -> dict[str, Any]:
+    """globex reads alone, then while acme edits without pause: its p95 and 503s in both phases."""
+
+    def reads(stop: float, out: list[float], status: list[int]) -> None:
+        with httpx.Client(base_url=base, headers=hdr["globex"], timeout=120) as c:
+            i = 0
+            while time.time() < stop:
+                i += 1
+                t = time.perf_counter()
+                r = c.post("/v1/classify", json={"labels": "cifar10", "vectors": [vecs[2000 + i % 3000].tolist()]})
+                out.append((time.perf_counter() - t) * 1000)
+                status.append(r.status_code)
+
+    def edits(stop: float, done: list[int], status: list[int]) -> None:
+        rng = np.random.default_rng(1)
+        with httpx.Client(base_url=base, headers=hdr["acme"], timeout=120) as c:
+            while time.time() < stop:
+                r = c.post("/v1/anchors", json={"image_vectors": vecs[rng.integers(5000, 9000, 8)].tolist(),
+                                                "text_vectors": rng.standard_normal((8, text_dim)).tolist()})
+                status.append(r.status_code)
+                if r.status_code == 200:
+                    d = c.post("/v1/anchors/delete", json={"ids": r.json()["ids"]})  # net zero: counts stay checkable
+                    status.append(d.status_code)
+                    done.append(2)
+
+    out: dict[str, Any] = {}
+    for phase, editing in (("read_only", False), ("mixed", True)):
+        lat: list[float] = []
+        st: list[int] = []
+        est: list[int] = []
+        done: list[int] = []
+        stop = time.time() + seconds
+        th = [threading.Thread(target=reads, args=(stop, lat, st))]
+        if editing:
+            th.append(threading.Thread(target=edits, args=(stop, done, est)))
+        for x in th:
+            x.start()
+        for x in th:
+            x.join()
+        out[phase] = {"reads": len(lat), "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95),
+                      "read_503": st.count(503), "read_errors": sum(1 for c in st if c != 200),
+                      "edit_requests": len(est), "edit_errors": sum(1 for c in est if c != 200)}
+    out["p95_ratio"] = out["mixed"]["p95_ms"] / out["read_only"]["p95_ms"]
+    return out
+
+
+def bomb_phase(base: str, hdr: dict[str, str], pid: int, body_limit: int, pixel_limit: int) -> dict[str, Any]:
+    """Peak RSS of the server before, while it refuses bombs, and while it classifies a full batch of large
+    photos (decoded and shrunk one at a time)."""
+    import io
+
+    from PIL import Image
+
+    def png_bomb() -> bytes:
+        buf = io.BytesIO()
+        Image.new("L", (13000, 13000)).save(buf, "PNG", optimize=True)
+        return buf.getvalue()
+
+    def photo(seed: int) -> bytes:
+        g = np.random.default_rng(seed)
+        small = (g.random((30, 40, 3)) * 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(small).resize((4000, 3000), Image.Resampling.BICUBIC).save(buf, "JPEG", quality=80)
+        return buf.getvalue()
+
+    before = peak_rss_mb(pid)
+    bomb = png_bomb()
+    statuses = []
+    with httpx.Client(base_url=base, headers=hdr, timeout=300) as c:
+        for _ in range(5):
+            r = c.post("/v1/classify/image", files=[("images", ("bomb.png", bomb, "image/png"))] * 3,
+                       data={"labels": "cifar10"})
+            statuses.append(r.status_code)
+        after_bombs = peak_rss_mb(pid)
+        one = photo(0)
+        n = min(256, (body_limit - 65536) // (len(one) + 512), pixel_limit // (4000 * 3000))
+        files = [("images", (f"p{i}.jpg", one, "image/jpeg")) for i in range(n)]
+        t = time.perf_counter()
+        r = c.post("/v1/classify/image", files=files, data={"labels": "cifar10"})
+        batch_s = time.perf_counter() - t
+    return {"rss_before_mb": before, "bomb_kb": len(bomb) / 1024, "bomb_statuses": statuses,
+            "rss_after_bombs_mb": after_bombs, "photos": n, "photo_kb": len(one) / 1024, "batch_status": r.status_code,
+            "batch_seconds": batch_s, "rss_after_batch_mb": peak_rss_mb(pid)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=40.0, help="length of the mixed phase")
     ap.add_argument("--read-requests", type=int, default=60, help="requests per throughput measurement")
     ap.add_argument("--upload-repeats", type=int, default=10)
+    ap.add_argument("--phase-seconds", type=float, default=20.0, help="length of each tenant-isolation phase")
     ap.add_argument("--work", type=Path, default=Path("/tmp/asif-bench-serve"))
     args = ap.parse_args()
 
@@ -80,9 +202,8 @@ def main() -> None:
     if args.work.exists():
         shutil.rmtree(args.work)
     store = args.work / "store"
-    shutil.copytree(STORE, store)
-    data = np.load(CIFAR, allow_pickle=True)
-    vecs, paths = data["vectors"].astype(np.float32), [str(p) for p in data["paths"]]
+    shutil.copytree(cached("flickr-store"), store)
+    vecs, paths = cifar_vectors(store)
     rng = np.random.default_rng(0)
     image_path = paths[0]
 
@@ -103,7 +224,7 @@ def main() -> None:
 
     port = free_port()
     keys = ",".join(f"{v}={'@admin' if k == 'admin' else k}" for k, v in KEYS.items())
-    env = {**os.environ, "ASIF_API_KEYS": keys, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "ASIF_API_KEYS": keys, "HF_HUB_OFFLINE": "1", "ASIF_MAX_REQUEST_BYTES": str(BODY_LIMIT)}
     proc = start_server(store, port, env)
     base = f"http://127.0.0.1:{port}"
     hdr = {t: {"Authorization": f"Bearer {k}"} for t, k in KEYS.items()}
@@ -232,6 +353,8 @@ def main() -> None:
                          "p99_ms": pct(xs, 99)})
         mixed = {"requests": total, "seconds": wall, "rps": total / wall, "errors": len(errors),
                  "leaks": len(leaks), "error_samples": errors[:5], "leak_samples": leaks[:5]}
+        isolation = tenant_phases(base, hdr, vecs, text_dim, args.phase_seconds)
+        bounds = bomb_phase(base, hdr["admin"], proc.pid, BODY_LIMIT, 1_000_000_000)
         # the store as the server answers it now
         q = vecs[1000:1020].tolist()
         served = {t: httpx.post(f"{base}/v1/classify", headers=hdr[t], timeout=120,
@@ -264,7 +387,17 @@ def main() -> None:
           f"= {throughput['speedup']:.2f}x")
     print(f"classify with encoding: in-process {inproc_ms:.1f} ms, HTTP upload {http_ms:.1f} ms "
           f"= {upload['ratio']:.2f}x")
+    ro, mx = isolation["read_only"], isolation["mixed"]
+    print(f"globex reads, read-only: {ro['reads']} p95 {ro['p95_ms']:.1f} ms; while acme edits: {mx['reads']} p95 "
+          f"{mx['p95_ms']:.1f} ms = {isolation['p95_ratio']:.2f}x (target <= 1.5x); 503s {ro['read_503']} / "
+          f"{mx['read_503']}, read errors {mx['read_errors']}, acme edit requests {mx['edit_requests']} "
+          f"(errors {mx['edit_errors']})")
+    print(f"peak RSS: {bounds['rss_before_mb']:.0f} MB before; {bounds['rss_after_bombs_mb']:.0f} MB after 5 x 3 "
+          f"bombs of {bounds['bomb_kb']:.0f} KB (statuses {sorted(set(bounds['bomb_statuses']))}); "
+          f"{bounds['rss_after_batch_mb']:.0f} MB after {bounds['photos']} 4000x3000 photos in one request "
+          f"({bounds['batch_status']}, {bounds['batch_seconds']:.1f} s)")
     out = write_results("bench_serve", rows, mixed=mixed, throughput=throughput, upload=upload,
+                        isolation=isolation, decoding=bounds,
                         rebuild_equal=equal, anchors_held=held, anchors_stored=counts, shared_anchors=n_shared,
                         cpus=os.cpu_count())
     print(f"results: {out}")

@@ -18,6 +18,21 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data
 IMG_DIM, TXT_DIM = 1280, 768
 
 
+def find_cached(name: str) -> Path | None:
+    """``name`` in benchmarks/cache/, else in the first ``cache/`` folder above the checkout that holds it."""
+    for root in (CACHE, *(d / "cache" for d in Path(__file__).resolve().parents)):
+        if (root / name).exists():
+            return root / name
+    return None
+
+
+def cached(name: str) -> Path:
+    found = find_cached(name)
+    if found is None:
+        raise SystemExit(f"{name} not found in {CACHE} or a cache/ folder above it: build it first (ingest_flickr.py)")
+    return found
+
+
 def timed(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> dict[str, float]:
     """Median and min wall time of ``fn`` in milliseconds."""
     for _ in range(warmup):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, cast, runtime_checkable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from asif_qdrant import validate
+from asif_qdrant.embedding import ImageLimits, decode_image
 from asif_qdrant.errors import FingerprintMismatchError, InvalidInputError
 from asif_qdrant.names import Modality
 from asif_qdrant.relrep import l2_normalize
@@ -80,32 +81,14 @@ def check_vectors(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
     return l2_normalize(arr, what)
 
 
-def load_image(item: ImageInput) -> Image.Image:
-    """Open a file path or take a PIL image, fully decoded and converted to RGB.
+def load_image(item: ImageInput, limits: ImageLimits | None = None) -> Image.Image:
+    """Open a file path or take a PIL image, decoded (size-checked from the header first, shrunk) and converted to
+    RGB, through :mod:`asif_qdrant.embedding` with ``limits`` (default: 40 MP per image).
 
-    Raises InvalidInputError naming the file when it is missing, unreadable or not an image.
+    Raises InvalidInputError naming the file when it is missing, unreadable or not an image, ImageTooLargeError for
+    an image over the limits.
     """
-    if isinstance(item, Image.Image):
-        try:
-            return item if item.mode == "RGB" else item.convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(f"PIL image {item!r} cannot be converted to RGB: {exc}") from exc
-    if not isinstance(item, str | Path):
-        raise InvalidInputError(
-            f"image input of type {type(item).__name__} is not supported: pass a file path (str or Path) "
-            "or a PIL.Image.Image"
-        )
-    path = Path(item)
-    if not path.is_file():
-        raise InvalidInputError(f"image file {str(path)!r} does not exist or is not a file: check the path")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.convert("RGB")
-    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise InvalidInputError(
-            f"image file {str(path)!r} is corrupt or not an image ({exc}): fix or remove the file"
-        ) from exc
+    return cast(Image.Image, decode_image(item, limits if limits is not None else ImageLimits()))
 
 
 def check_texts(items: Sequence[Any]) -> list[str]:

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError
+from ..embedding import decode_file
+from ..errors import AsifError, InvalidInputError
 from ..explain import AnchorContribution, Explanation, LabelExplanation, explain
 
 if TYPE_CHECKING:
@@ -82,10 +83,8 @@ def thumbnail_data_uri(source: Any, size: int) -> str | None:
             path = Path(source)
             if not path.is_file():
                 return None
-            with Image.open(path) as opened:
-                opened.load()
-                im = opened.copy()
-    except (OSError, UnidentifiedImageError, ValueError):
+            im = decode_file(path)  # size-checked from the header, decoded shrunk
+    except (OSError, UnidentifiedImageError, ValueError, AsifError):
         return None
     im = im.convert("RGB")
     im.thumbnail((size, size))
@@ -94,11 +93,32 @@ def thumbnail_data_uri(source: Any, size: int) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+class Confined(list[Path]):
+    """Picture folders that confine: an ``image_ref`` is shown only when it resolves (links included) to a file
+    inside one of them; never as given, never from the working folder (what ``asif serve`` passes)."""
+
+
+def _confined(ref: str, roots: Confined) -> Path | None:
+    if "\x00" in ref or len(ref) > 1024:
+        return None
+    for root in roots:
+        try:
+            q = (root / ref).resolve()
+            if q.is_relative_to(root) and q.is_file():
+                return q
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return None
+
+
 def resolve_image_ref(ref: str | None, roots: Sequence[Path] = ()) -> Path | None:
     """The file an anchor's ``image_ref`` names: as given (absolute or relative to the working folder),
-    or relative to one of ``roots`` (e.g. the folder the anchors were ingested from)."""
+    or relative to one of ``roots`` (e.g. the folder the anchors were ingested from). With :class:`Confined`
+    roots, only a file inside one of them."""
     if not ref:
         return None
+    if isinstance(roots, Confined):
+        return _confined(ref, roots)
     p = Path(ref)
     if p.is_file():
         return p
@@ -177,7 +197,10 @@ LEGEND = ("<b>image sim</b>: cosine of this image to the anchor's image · <b>te
 
 
 def picture_roots(expl: Explanation, image_roots: Sequence[str | Path] = ()) -> list[Path]:
-    """Where anchor pictures are looked up: the folders given, then those that ingest recorded."""
+    """Where anchor pictures are looked up: the folders given, then those that ingest recorded (with
+    :class:`Confined` folders: those alone)."""
+    if isinstance(image_roots, Confined):
+        return image_roots
     return list(dict.fromkeys([Path(r) for r in image_roots] + [Path(r) for r in expl.image_roots]))
 
 
@@ -194,6 +217,9 @@ def missing_pictures_message(expl: Explanation, image_roots: Sequence[str | Path
     if not missing:
         return None
     total = len({c.image_ref for ex in expl.explained for c in ex.contributions if c.image_ref})
+    if isinstance(image_roots, Confined):  # a server: never name its folders
+        return (f"{len(missing)} of {total} anchor pictures were not found (e.g. {missing[0]!r}) under the server's "
+                "image folders (ASIF_SERVE_ROOT and the folders recorded at ingest)")
     looked = ", ".join(str(r) for r in picture_roots(expl, image_roots)) or "the working folder only"
     return (f"{len(missing)} of {total} anchor pictures were not found (e.g. {missing[0]!r}; looked in {looked}): "
             "pass --image-root FOLDER (image_roots=[...]) with the folder the images were ingested from, e.g. "
@@ -306,4 +332,4 @@ def explain_report(
 
 
 __all__ = ["explain_report", "group_by_image", "missing_pictures", "missing_pictures_message", "picture_roots",
-           "render_html", "resolve_image_ref", "thumbnail_data_uri", "write_report"]
+           "Confined", "render_html", "resolve_image_ref", "thumbnail_data_uri", "write_report"]

@@ -91,7 +91,7 @@ def test_http_tags_with_tenant_keys(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_serve_syncs_tags_every_few_seconds(tmp_path: Path) -> None:
-    from asif_qdrant.serve import sync_tags_every
+    from asif_qdrant.serve.routers.tags import sync_tags_every
 
     with Asif.open(tmp_path / "s", **small_settings()) as a:
         _store(a, 2)
