@@ -1,9 +1,11 @@
 """asif-qdrant: zero-shot multimodal models from two frozen unimodal encoders and image-caption pairs, on Qdrant."""
 
-from .asif import Asif
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AlreadyExistsError,
     AsifError,
+    AuthError,
     ConfigError,
     DiskFullError,
     EncoderError,
@@ -20,13 +22,33 @@ from .errors import (
     InvalidTopError,
     MissingExtraError,
     NotFoundError,
+    RateLimitedError,
     RequestTooLargeError,
     SchemaError,
+    ServerError,
     StoreBusyError,
     StoreLockedError,
     TooManyItemsError,
 )
-from .settings import AsifSettings
+
+if TYPE_CHECKING:
+    from .asif import Asif
+    from .settings import AsifSettings
+
+_LAZY = {"Asif": ".asif", "AsifSettings": ".settings"}
+
+
+def __getattr__(name: str) -> Any:
+    """``Asif`` and ``AsifSettings`` are imported on first use (PEP 562), so that ``import asif_qdrant.cli`` or
+    ``asif_qdrant.client`` does not pay for the facade, pydantic and the engines when it does not need them."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 try:
     from importlib.metadata import PackageNotFoundError
@@ -41,6 +63,7 @@ __all__ = [
     "AlreadyExistsError",
     "Asif",
     "AsifError",
+    "AuthError",
     "AsifSettings",
     "ConfigError",
     "DiskFullError",
@@ -58,9 +81,11 @@ __all__ = [
     "InvalidTopError",
     "MissingExtraError",
     "NotFoundError",
+    "RateLimitedError",
     "RequestTooLargeError",
     "TooManyItemsError",
     "SchemaError",
+    "ServerError",
     "StoreBusyError",
     "StoreLockedError",
 ]

@@ -6,13 +6,17 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from . import __version__
-from .asif import Asif, make_settings
 from .errors import AsifError
+
+if TYPE_CHECKING:  # the facade and the client are imported by the commands that use them: a fast start-up
+    from .asif import Asif
+    from .client import AsifClient
+    from .relindex import Kind
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -55,9 +59,16 @@ READ_ONLY = frozenset({"stats", "classify", "search", "explain", "eval", "curve"
 
 def _open(ctx: click.Context, migrate: bool = True, create: bool = False) -> Asif:
     """The store of the command line. Only commands that write (ingest, add, teach, labels add, ...) pass
-    ``create=True``: the others refuse an embedded store path that does not exist."""
+    ``create=True``: the others refuse an embedded store path that does not exist. With --server, a command that
+    gets here has no HTTP equivalent: refused, before anything is read or loaded."""
     obj = ctx.find_root().obj
+    if obj.get("server"):
+        from .cli_remote import no_http_equivalent
+
+        raise no_http_equivalent(ctx.command_path.split(" ", 1)[-1])
     if obj.get("asif") is None:
+        from .asif import Asif, make_settings
+
         command = " ".join(ctx.command_path.split()[1:])
         if migrate and command in READ_ONLY and make_settings(**obj["opts"]).anchors_collection is not None:
             migrate = False
@@ -65,6 +76,19 @@ def _open(ctx: click.Context, migrate: bool = True, create: bool = False) -> Asi
         obj["asif"] = asif
         ctx.find_root().call_on_close(asif.close)
     return obj["asif"]
+
+
+def _remote(ctx: click.Context) -> AsifClient | None:
+    """The client of the running server given by --server (ASIF_SERVER), or None for the embedded store."""
+    obj = ctx.find_root().obj
+    if not obj.get("server"):
+        return None
+    if obj.get("client") is None:
+        from .cli_remote import connect
+
+        obj["client"] = connect(obj["server"], obj.get("server_key"))
+        ctx.find_root().call_on_close(obj["client"].close)
+    return cast("AsifClient", obj["client"])
 
 
 def _emit(as_json: bool, data: Any, text: Callable[[], str]) -> None:
@@ -83,11 +107,16 @@ tenant_option = click.option("--tenant", default=None, help="Tenant (default: th
 @click.option("--url", default=None, help="Qdrant server URL (ASIF_URL); overrides --path.")
 @click.option("--api-key", default=None, help="Qdrant API key (ASIF_API_KEY).")
 @click.option("--prefix", default=None, help="Collection name prefix (ASIF_PREFIX).")
+@click.option("--server", envvar="ASIF_SERVER", default=None, metavar="URL",
+              help="Use a running `asif serve` at URL (ASIF_SERVER) instead of opening the store: no model loads "
+                   "here. Commands without an HTTP equivalent refuse it.")
+@click.option("--server-key", envvar="ASIF_SERVER_KEY", default=None, metavar="KEY",
+              help="API key for --server (ASIF_SERVER_KEY; prefer the variable: a command line is visible to others).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the libraries' progress bars and warnings (model loading).")
 @click.version_option(version=__version__, prog_name="asif")
 @click.pass_context
 def main(ctx: click.Context, path: Path | None, url: str | None, api_key: str | None, prefix: str | None,
-         verbose: bool) -> None:
+         server: str | None, server_key: str | None, verbose: bool) -> None:
     """asif: zero-shot image classification and retrieval from two frozen encoders and image-caption pairs.
 
     \b
@@ -101,6 +130,7 @@ def main(ctx: click.Context, path: Path | None, url: str | None, api_key: str | 
     ctx.ensure_object(dict)
     ctx.obj["opts"] = {"path": path, "url": url, "api_key": api_key, "prefix": prefix}
     ctx.obj["asif"] = None
+    ctx.obj["server"], ctx.obj["server_key"], ctx.obj["client"] = server, server_key, None
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -219,8 +249,8 @@ def delete(ctx: click.Context, ids: tuple[int, ...], tenant: str | None, as_json
     Example:
       asif delete 123456 987654 --tenant acme
     """
-    asif = _open(ctx)
-    res = asif.delete(list(ids), tenant=tenant)
+    client = _remote(ctx)
+    res = client.delete_anchors(list(ids), tenant=tenant) if client else _open(ctx).delete(list(ids), tenant=tenant)
     missing = [i for i in dict.fromkeys(ids) if i not in set(res.deleted)]
     who = f"tenant {tenant!r}" if tenant else "the shared anchors"
     _emit(as_json, {"deleted": res.deleted, "not_found": missing, "items_touched": res.items_touched},
@@ -249,10 +279,13 @@ def add(ctx: click.Context, pairs: tuple[str, ...], tenant: str | None, as_json:
     """
     if len(pairs) % 2:
         raise click.UsageError("give pairs: IMAGE CAPTION [IMAGE CAPTION ...] (an odd number of arguments was given)")
-    from .ingest import add_pairs
+    client = _remote(ctx)
+    if client is not None:  # the server encodes the uploaded images and the captions
+        res = client.add_images([Path(p) for p in pairs[0::2]], list(pairs[1::2]), tenant=tenant)
+    else:
+        from .ingest import add_pairs
 
-    asif = _open(ctx, create=True)
-    res = add_pairs(asif, list(pairs[0::2]), list(pairs[1::2]), tenant=tenant)
+        res = add_pairs(_open(ctx, create=True), list(pairs[0::2]), list(pairs[1::2]), tenant=tenant)
     _emit(as_json, {"ids": res.ids, "added": res.added, "duplicates": res.duplicates,
                     "items_touched": res.items_touched},
           lambda: f"added {res.added} anchor(s) ({res.duplicates} already stored): ids {res.ids}; "
@@ -386,8 +419,8 @@ def tenants_list(ctx: click.Context, as_json: bool) -> None:
     Example:
       asif tenants list
     """
-    asif = _open(ctx)
-    names = asif.tenants()
+    client = _remote(ctx)
+    names = client.tenants() if client else _open(ctx).tenants()
     _emit(as_json, names, lambda: "\n".join(names) or "no tenants")
 
 
@@ -401,8 +434,8 @@ def tenants_stats(ctx: click.Context, as_json: bool) -> None:
     Example:
       asif tenants stats --json
     """
-    asif = _open(ctx)
-    data = asif.stats()
+    client = _remote(ctx)
+    data = client.stats() if client else _open(ctx).stats()
     _emit(as_json, data, lambda: "\n".join(
         f"{t:<20} {v['anchors']:>9} anchors  revision {v['revision']}" for t, v in data.items()) or "no tenants")
 
@@ -421,8 +454,8 @@ def tenants_delete(ctx: click.Context, tenant: str, yes: bool, as_json: bool) ->
     """
     if not yes and not click.confirm(f"delete tenant {tenant!r} and everything it owns?", default=False):
         raise click.Abort()
-    asif = _open(ctx)
-    res = asif.delete_tenant(tenant)
+    client = _remote(ctx)
+    res = client.delete_tenant(tenant) if client else _open(ctx).delete_tenant(tenant)
     _emit(as_json, res, lambda: f"deleted tenant {tenant!r}: {res['anchors']} anchors, {res['indexes']} indexes")
 
 
@@ -436,14 +469,18 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     Example:
       asif stats --json
     """
-    asif = _open(ctx)
-    fp, per_tenant = asif.fingerprint, asif.stats()
-    data = {"store": asif.engine.description, "fingerprint": fp.as_dict(), "tenants": per_tenant,
+    client = _remote(ctx)
+    if client is not None:  # the HTTP API has no fingerprint endpoint: the server's /docs names its encoders
+        store, fp, per_tenant = f"asif serve at {client.url}", None, client.stats()
+    else:
+        asif = _open(ctx)
+        store, fp, per_tenant = asif.engine.description, asif.fingerprint, asif.stats()
+    data = {"store": store, "fingerprint": fp.as_dict() if fp else None, "tenants": per_tenant,
             "anchors": sum(v["anchors"] for v in per_tenant.values())}
     _emit(as_json, data, lambda: "\n".join(
-        [f"store: {asif.engine.description}",
-         f"encoders: {fp.image_encoder} ({fp.image_dim}-d), {fp.text_encoder} ({fp.text_dim}-d)",
-         f"anchors: {sum(v['anchors'] for v in per_tenant.values())} pair(s) in {len(per_tenant)} tenant(s)"]
+        [f"store: {store}"]
+        + ([f"encoders: {fp.image_encoder} ({fp.image_dim}-d), {fp.text_encoder} ({fp.text_dim}-d)"] if fp else [])
+        + [f"anchors: {sum(v['anchors'] for v in per_tenant.values())} pair(s) in {len(per_tenant)} tenant(s)"]
         + [f"  {t:<20} {v['anchors']:>9} anchors  revision {v['revision']}" for t, v in per_tenant.items()]))
 
 
@@ -492,9 +529,15 @@ def labels_add(ctx: click.Context, name: str, classes: str, templates: str, k: i
       asif labels add cifar10 --classes airplane,automobile,bird,cat,deer,dog,frog,horse,ship,truck
       asif labels add pets --classes pets.txt --templates plain --replace
     """
-    asif = _open(ctx, create=True)
-    info = asif.define_labels(name, classes, templates, tenant=tenant, k=k, p=p, aggregation=aggregation,
-                              replace=replace)
+    client = _remote(ctx)
+    if client is not None:  # class and template files are read here; the server encodes the prompts
+        from .zeroshot import resolve_classes, resolve_templates
+
+        info = client.define_labels(name, resolve_classes(classes), resolve_templates(templates), tenant=tenant,
+                                    k=k, p=p, aggregation=cast(Any, aggregation), replace=replace)
+    else:
+        info = _open(ctx, create=True).define_labels(name, classes, templates, tenant=tenant, k=k, p=p,
+                                                     aggregation=aggregation, replace=replace)
     _emit(as_json, info.as_dict(), lambda: f"label set {info.name!r}: {len(info.classes)} classes x "
           f"{len(info.templates)} templates = {info.n_items} prompts (k={info.k}, p={info.p:g})")
 
@@ -510,8 +553,8 @@ def labels_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
     Example:
       asif labels list --json
     """
-    asif = _open(ctx)
-    infos = asif.list_labels(tenant)
+    client = _remote(ctx)
+    infos = client.list_labels(tenant) if client else _open(ctx).list_labels(tenant)
     _emit(as_json, [i.as_dict() for i in infos], lambda: "\n".join(
         f"{i.name:<20} tenant={i.tenant:<10} classes={len(i.classes):<4} prompts={i.n_items:<6} k={i.k} p={i.p:g}"
         + (f" tau={i.tau:g}" if i.tau is not None else "") for i in infos) or "no label sets")
@@ -529,7 +572,8 @@ def labels_delete(ctx: click.Context, name: str, tenant: str | None, as_json: bo
     Example:
       asif labels delete pets
     """
-    info = _open(ctx).delete_labels(name, tenant)
+    client = _remote(ctx)
+    info = client.delete_labels(name, tenant) if client else _open(ctx).delete_labels(name, tenant)
     _emit(as_json, {"deleted": info.name, "tenant": info.tenant, "kind": info.kind},
           lambda: f"deleted label set {info.name!r} (tenant {info.tenant})")
 
@@ -603,8 +647,12 @@ def write_gallery_rows(out: Path, rows: list[dict[str, Any]]) -> None:
                  lambda r: [r["path"], "" if r["item"] is None else str(r["item"]), r["status"], r["error"] or ""])
 
 
-def _check_scope(asif: Asif, index: str, tenant: str | None) -> None:
-    """Refuse a model with no anchor in the tenant's scope; warn when the index's k exceeds the anchors in it."""
+def _check_scope(asif: Asif, index: str, tenant: str | None, kind: Kind = "labels") -> None:
+    """Refuse a label set or gallery that does not exist (a misspelt name: before any model loads) or a model
+    with no anchor in the tenant's scope; warn when the index's k exceeds the anchors in it."""
+    from .meta import validate_tenant
+
+    asif.index_info(index, validate_tenant(tenant), kind)
     scope = asif.count() + (asif.count(tenant) if tenant not in (None, "_shared") else 0)
     who = f"tenant {tenant!r}" if tenant else "the shared anchors"
     if scope == 0:
@@ -642,17 +690,24 @@ def classify(ctx: click.Context, images: tuple[str, ...], labels_name: str, top:
       asif classify cat.jpg dog.jpg --labels cifar10 --top 3
       asif classify photos/ 'more/*.jpg' --labels cifar10 --on-error skip --out predictions.csv
     """
-    from .ingest import encode_image_files
-
     check_out(out)
-    asif = _open(ctx)
-    _check_scope(asif, labels_name, tenant)
-    paths = _image_files(images, on_error)
-    enc = encode_image_files(asif, paths, on_error=cast(Any, on_error),
-                             progress=_progress_wanted(no_progress, as_json), desc="classify")
-    _report_skipped(enc.skipped)
-    preds = asif.classify(vectors=enc.vectors, labels=labels_name, top=top, tenant=tenant) if enc.paths else []
-    data = [{"image": str(i), **p.as_dict()} for i, p in zip(enc.paths, preds, strict=True)]
+    client = _remote(ctx)
+    if client is not None:  # uploads: the server decodes and encodes with its warm encoder
+        from .cli_remote import classify_files
+
+        kept, preds, skipped = classify_files(client, _image_files(images, on_error), labels_name, top, tenant,
+                                              on_error)
+    else:
+        from .ingest import encode_image_files
+
+        asif = _open(ctx)
+        _check_scope(asif, labels_name, tenant)
+        enc = encode_image_files(asif, _image_files(images, on_error), on_error=cast(Any, on_error),
+                                 progress=_progress_wanted(no_progress, as_json), desc="classify")
+        kept, skipped = enc.paths, enc.skipped
+        preds = asif.classify(vectors=enc.vectors, labels=labels_name, top=top, tenant=tenant) if kept else []
+    _report_skipped(skipped)
+    data = [{"image": str(i), **p.as_dict()} for i, p in zip(kept, preds, strict=True)]
     if out is not None:
         write_rows(out, [{"path": d["image"], "label": d["label"], "score": d["top"][0]["score"] if d["top"] else None,
                           "top": [{"label": t["label"], "score": t["score"]} for t in d["top"]]} for d in data])
@@ -667,7 +722,7 @@ def classify(ctx: click.Context, images: tuple[str, ...], labels_name: str, top:
         return "\n".join(lines)
 
     if out is not None and not as_json:
-        click.echo(f"classified {len(data)} image(s) ({len(enc.skipped)} skipped); wrote {out}")
+        click.echo(f"classified {len(data)} image(s) ({len(skipped)} skipped); wrote {out}")
     else:
         _emit(as_json, data, text)
 
@@ -698,6 +753,11 @@ def gallery_add(ctx: click.Context, name: str, sources: tuple[str, ...], on_erro
       asif gallery add holiday ~/Pictures/holiday
       asif gallery add holiday 'trip/*.jpg' --on-error skip --out holiday.csv
     """
+    if ctx.find_root().obj.get("server"):
+        from .cli_remote import no_http_equivalent
+
+        raise no_http_equivalent("gallery add", " for image files (the API builds a gallery from vectors: "
+                                 "PUT /v1/galleries/NAME, AsifClient.define_gallery)")
     from .ingest import encode_image_files
 
     check_out(out)
@@ -742,7 +802,8 @@ def gallery_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
     Example:
       asif gallery list
     """
-    infos = _open(ctx).list_galleries(tenant)
+    client = _remote(ctx)
+    infos = client.list_galleries(tenant) if client else _open(ctx).list_galleries(tenant)
     _emit(as_json, [i.as_dict() for i in infos], lambda: "\n".join(
         f"{i.name:<20} tenant={i.tenant:<10} images={i.n_items:<6} k={i.k} p={i.p:g}" for i in infos)
         or "no galleries")
@@ -760,7 +821,8 @@ def gallery_delete(ctx: click.Context, name: str, tenant: str | None, as_json: b
     Example:
       asif gallery delete holiday
     """
-    info = _open(ctx).delete_gallery(name, tenant)
+    client = _remote(ctx)
+    info = client.delete_gallery(name, tenant) if client else _open(ctx).delete_gallery(name, tenant)
     _emit(as_json, {"deleted": info.name, "tenant": info.tenant, "kind": info.kind},
           lambda: f"deleted gallery {info.name!r} (tenant {info.tenant})")
 
@@ -783,9 +845,13 @@ def search(ctx: click.Context, text: tuple[str, ...], gallery_name: str, top: in
     query = " ".join(text).strip()
     if not query:
         raise click.UsageError("the query is empty: give some words, e.g. asif search a dog on a beach --gallery G")
-    asif = _open(ctx)
-    _check_scope(asif, gallery_name, tenant)
-    res = asif.search(text=[query], gallery=gallery_name, top=top, tenant=tenant)
+    client = _remote(ctx)
+    if client is not None:
+        res = client.search(gallery_name, texts=[query], top=top, tenant=tenant)
+    else:
+        asif = _open(ctx)
+        _check_scope(asif, gallery_name, tenant, "gallery")
+        res = asif.search(text=[query], gallery=gallery_name, top=top, tenant=tenant)
     data = [{"query": query, "hits": [h.as_dict() for h in hits]} for hits in res]
     _emit(as_json, data, lambda: "\n".join(
         f"{query!r}:\n" + ("\n".join(f"  {h.score:.4f}  {h.payload.get('image_ref', h.id)}" for h in hits)
@@ -985,8 +1051,6 @@ def explain_cmd(ctx: click.Context, image: Path | None, labels_name: str | None,
 
     The report finds anchor pictures through the folders that `asif ingest` recorded, and --image-root.
     """
-    from .evaluation.report import missing_pictures_message, write_report
-
     if tag_field is not None:
         if point is None:
             raise click.UsageError("--tag needs --point ID (the tagged point)")
@@ -995,14 +1059,28 @@ def explain_cmd(ctx: click.Context, image: Path | None, labels_name: str | None,
         return
     if image is None or labels_name is None:
         raise click.UsageError("explain needs IMAGE and --labels (or --tag FIELD --point ID)")
-    asif = _open(ctx)
     n = n_labels if n_labels is not None else (3 if html_path else 1)
-    ex = asif.explain(image=str(image), labels=labels_name, label=label, top=top, tenant=tenant, n_labels=n)
-    if html_path is not None:
-        write_report(ex, html_path, str(image), image_roots=image_roots)
-        warn = missing_pictures_message(ex, image_roots)
-        if warn:
-            click.echo(f"warning: {warn}", err=True)
+    client = _remote(ctx)
+    if client is not None:  # the image is uploaded; the server renders the report with the pictures it holds
+        args: dict[str, Any] = {"image": (str(image), image.read_bytes()), "label": label, "top": top,
+                                "n_labels": n, "tenant": tenant}
+        ex = client.explain(labels_name, **args)
+        ex.image = str(image)
+        if html_path is not None:
+            html_path.write_text(client.explain_html(labels_name, **args), encoding="utf-8")
+            if image_roots:
+                click.echo("warning: --image-root is ignored with --server: the server finds anchor pictures "
+                           "under its own roots", err=True)
+    else:
+        from .evaluation.report import missing_pictures_message, write_report
+
+        asif = _open(ctx)
+        ex = asif.explain(image=str(image), labels=labels_name, label=label, top=top, tenant=tenant, n_labels=n)
+        if html_path is not None:
+            write_report(ex, html_path, str(image), image_roots=image_roots)
+            warn = missing_pictures_message(ex, image_roots)
+            if warn:
+                click.echo(f"warning: {warn}", err=True)
     data = {**ex.as_dict(), "html": str(html_path) if html_path else None}
     _emit(as_json, data, lambda: ex.text() + (f"\nreport: {html_path}" if html_path else ""))
 
@@ -1083,9 +1161,11 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     Example:
       ASIF_API_KEYS=... asif serve --host 0.0.0.0 --port 8000
     """
+    if ctx.find_root().get_parameter_source("server") == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("asif serve starts a server: leave out --server")
     import socket
 
-    from .asif import make_settings
+    from .asif import Asif, make_settings
     from .extras import missing_extra
 
     try:

@@ -116,3 +116,16 @@ class ImageTooLargeError(InvalidInputError):
 class CancelledError(AsifError):
     """The work was stopped at a batch boundary because whoever asked for it went away (an HTTP client that
     disconnected); nothing of an edit was written."""
+
+
+class AuthError(AsifError):
+    """A server refused the request's API key (HTTP 401), or the key may not do what was asked (HTTP 403)."""
+
+
+class ServerError(AsifError):
+    """An ``asif serve`` server could not be reached, timed out, or failed (HTTP 5xx other than a busy store)."""
+
+
+class RateLimitedError(AsifError):
+    """A server refused the request past its key's rate limit (HTTP 429, ASIF_RATE_LIMIT), after the client's
+    retries: send fewer requests, or raise the limit."""

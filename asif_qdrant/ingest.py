@@ -571,12 +571,15 @@ def add_pairs(
     payloads: Sequence[Mapping[str, Any]] | None = None,
     *,
     cache: CacheArg = True,
+    digests: Sequence[bytes] | None = None,
 ) -> AddResult:
     """Encode images (paths or PIL images) and their captions and add them as anchor pairs: the AddResult holds
     their ids, the counts of added and already-stored pairs, and the relative-index items updated.
 
     An image that repeats (same file bytes, or same pixels) is encoded once. Ids come from the content,
-    so adding the same pairs again writes nothing new and returns the stored ids.
+    so adding the same pairs again writes nothing new and returns the stored ids. ``digests``: the sha256 of each
+    image's file bytes when the caller has them but passes decoded images (an upload), so that the pair gets the
+    id that adding the file by path gives; by default a PIL image is keyed on its pixels.
     """
     if isinstance(images, str | Path | Image.Image) or isinstance(captions, str):
         raise InvalidInputError("images and captions must be lists (one caption per image): wrap a single one in [...]")
@@ -586,7 +589,10 @@ def add_pairs(
     if not images:
         raise InvalidInputError("no pairs given: pass at least one image and its caption")
     caps = _check_captions(captions)
-    digests = [_image_digest(im) for im in images]
+    if digests is None:
+        digests = [_image_digest(im) for im in images]
+    elif len(digests) != len(images):
+        raise InvalidInputError(f"got {len(digests)} digests for {len(images)} images: pass one per image, or none")
     store_cache, owned = _open_cache(asif, cache)
     try:
         embedder = _Embedder(asif, store_cache)

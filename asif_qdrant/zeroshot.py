@@ -6,10 +6,12 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .engines.base import Hit
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # no run-time import of the engines: the result types load without numpy (a fast CLI start-up)
+    from .engines.base import Hit
 
 # CLIP's first eight CIFAR templates: 10 classes x 8 templates = 80 prompts.
 PHOTO_TEMPLATES = [

@@ -3,6 +3,7 @@ image paths confined to the allowed folders, and answers that never show a serve
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,22 @@ def bounded(request: Request, n: int, what: str) -> None:
 async def read_images(request: Request, files: list[UploadFile]) -> list[Any]:
     """Uploaded images, each size-checked from its header and decoded shrunk, one at a time (in a worker thread),
     within one pixel budget for the request."""
+    return (await read_uploads(request, files))[0]
+
+
+async def read_uploads(request: Request, files: list[UploadFile]) -> tuple[list[Any], list[bytes]]:
+    """The decoded images of :func:`read_images` and the sha256 of each upload's bytes (an anchor's content key,
+    the same as for the file added by path)."""
     bounded(request, len(files), "images")
     limits = store(request).image_limits
     budget = PixelBudget(limits)
-    out = []
+    out, digests = [], []
     for f in files:
         data = await f.read()
+        digests.append(hashlib.sha256(data).digest())
         out.append(await run_in_threadpool(decode_bytes, data, f.filename, limits, budget))
         del data
-    return out
+    return out, digests
 
 
 def roots_for(request: Request, a: Asif, tenant: str) -> list[Path]:

@@ -132,6 +132,8 @@ class IndexAnswer(BaseModel):
     templates: list[str]
     aggregation: str
     tau: float | None
+    created_at: float
+    extra: dict[str, Any]
 
 
 class PredictionsAnswer(BaseModel):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from ..auth import Who
-from ..deps import bounded, read_images, settings, store
+from ..deps import bounded, read_uploads, settings, store
 from ..files import check_refs
 from ..schemas import AddAnswer, AnchorsBody, DeleteAnswer, DeleteBody, ReplaceBody
 
@@ -30,12 +30,13 @@ async def add_anchor_images(
     who: Who, request: Request, images: Annotated[list[UploadFile], File()], captions: Annotated[list[str], Form()],
     tenant: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
-    """Add anchor pairs from uploaded images and their captions (one caption field per image, in order)."""
+    """Add anchor pairs from uploaded images and their captions (one caption field per image, in order). A pair's
+    id comes from the uploaded file's bytes and the caption, as for the same file added by path."""
     from ...ingest import add_pairs
 
     a, t = store(request), who.scope(tenant)
-    pics = await read_images(request, images)
-    res = await run_in_threadpool(add_pairs, a, pics, captions, t)
+    pics, digests = await read_uploads(request, images)
+    res = await run_in_threadpool(lambda: add_pairs(a, pics, captions, t, digests=digests))
     return res.as_dict()
 
 
