@@ -64,5 +64,7 @@ bench: $(STAMP)
 	../$(PY) eval_curve.py && \
 	../$(PY) eval_tune.py && \
 	../$(PY) eval_retrieval.py && \
+	../$(PY) eval_teach.py && \
+	../$(PY) eval_coverage.py && \
 	../$(PY) prune_curve.py && \
 	../$(PY) prune_curve.py --criterion image_contribution

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from . import embedding
 from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, file_digest, pair_key, text_digest
+from .coverage import Coverage, label_coverage
 from .embedding import ImageLimits
 from .engines import create_engine
 from .engines.base import Engine, Filter, PointBatch, Relayout
@@ -30,14 +31,15 @@ from .errors import (
 )
 from .locking import ScopedLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
+from .prototypes import Prototypes, mix_of, prototype_terms
 from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes
 from .relrep import l2_normalize
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
-from .tagging import Taggings, TagInfo, label_predictions
+from .tagging import Taggings, TagInfo
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
 from .validate import check_items, check_k_p, check_limit, check_name, check_top
-from .zeroshot import AGGREGATIONS, Prediction, SearchHit, resolve_classes, resolve_templates
+from .zeroshot import AGGREGATIONS, Prediction, SearchHit, aggregate, resolve_classes, resolve_templates
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -159,6 +161,7 @@ class Asif:
         self._anchors: AnchorStore | None = None  # built once the fingerprint is known, then kept (they own caches)
         self._relindexes: RelIndexes | None = None
         self._taggings: Taggings | None = None
+        self._prototypes: Prototypes | None = None
         if migrate:
             self.migrate()
 
@@ -322,6 +325,8 @@ class Asif:
             self.taggings.after_edit(res.tenant)
         for key, n in removed.items():
             res.items_touched[key] = res.items_touched.get(key, 0) + n
+        if res.new_ids or removed:
+            self.prototypes.after_edit(res.tenant, payloads)
         return res
 
     def teach(
@@ -404,6 +409,7 @@ class Asif:
                                                             payloads=[dict(r.payload) for r in before]))
             self.relindexes.apply_added(tenant, old, img, txt)
             self.taggings.after_edit(tenant)
+        self.prototypes.after_edit(tenant)
 
     def set_encoder(self, modality: str, encoder: Encoder) -> None:
         """Use an already loaded encoder (it must match the store's fingerprint)."""
@@ -432,6 +438,7 @@ class Asif:
         touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
         if gone:
             self.taggings.after_edit(tenant)
+            self.prototypes.after_edit(tenant)
         return DeleteResult(gone, touched)
 
     @_writes
@@ -507,6 +514,7 @@ class Asif:
         for info in self.taggings.all(tenant):  # the tenant's tags leave the user's points first
             self.taggings.delete(info)
         n_indexes = self.relindexes.delete_tenant(tenant)
+        self.prototypes.delete_tenant(tenant)
         anchors = self.anchors.delete(tenant=tenant)
         self.meta.delete(f"revision:{tenant}")
         self.meta.delete_image_roots(tenant)
@@ -642,6 +650,40 @@ class Asif:
         return self.explain(vector=vec, labels=info.extra["tagging"]["labels"], top=top, tenant=t)
 
     @property
+    def prototypes(self) -> Prototypes:
+        """The class prototypes of the tenants' taught examples (prototypes.py): one long-lived object per facade."""
+        pr = self._prototypes
+        if pr is None:
+            fp = self.fingerprint
+            with self._cache_lock:
+                if self._prototypes is None:
+                    self._prototypes = Prototypes(self.engine, self.settings.prefix, self.meta, fp)
+                pr = self._prototypes
+        return pr
+
+    def prototype_terms(self, info: IndexInfo, vectors: Any, tenant: str) -> Any:
+        """The prototype part of each label score of ``info`` for each row of ``vectors`` (B, classes), or None
+        when ``tenant`` has no taught example of these classes; brought up to date first when the tenant's anchors
+        changed behind the plugin's back (classify and explain both add it, so their scores agree)."""
+        pr = self.prototypes
+        if not pr.is_current(tenant):
+            self._lock.need_write(tenant)
+            pr.refresh(tenant)
+        cos = pr.similarities(tenant, info.classes, vectors)
+        return None if cos is None else prototype_terms(cos, mix_of(info.extra))
+
+    def asif_part(self, info: IndexInfo, tenant: str, taught: bool) -> tuple[IndexInfo, str]:
+        """The label set and anchor scope that give the ASIF part of ``tenant``'s scores. With prototypes
+        (``taught``), taught pairs enter through them, not as anchors: a pair captioned with the prompt itself turns
+        ASIF into 1-NN on the examples (docs/coverage-and-teaching.md), so when all of the tenant's own anchors are
+        taught pairs, the ASIF part is the shared model's (the same label set defined for all tenants)."""
+        if not taught or tenant == TENANT_SHARED or info.copied_from is None:
+            return info, tenant
+        if self.prototypes.taught_count(tenant) < self.anchors.count(tenant):
+            return info, tenant
+        return self.index_info(info.name, TENANT_SHARED, "labels"), TENANT_SHARED
+
+    @property
     def search_config(self) -> SearchConfig:
         """How anchor queries run: exact by default; HNSW / quantization where both the search settings and the
         anchors collection (created with them) opt in."""
@@ -703,7 +745,10 @@ class Asif:
         ]
         info = IndexInfo(name, tenant, "labels", kk, pp, len(prompts), {}, classes=cls, templates=tpl,
                          aggregation=aggregation, extra={"prompt_vectors": prompt_vectors is not None})
-        return self._build(info, vecs, payloads, replace)
+        info = self._build(info, vecs, payloads, replace)
+        # from the items just built (not through index_info, whose periodic count check must stay with the queries)
+        info.coverage = self._lock.read(tenant, label_coverage, self.relindexes, info).as_dict()["classes"]
+        return info
 
     def add_gallery(
         self,
@@ -880,6 +925,9 @@ class Asif:
         for tagging in self.taggings.all(tenant):  # rebuilt items: the tags follow
             self.taggings.refresh(tagging, None)
         return out
+        if tenant != TENANT_SHARED:
+            self.prototypes.refresh(tenant)
+        return [ri.rebuild(i) for i in infos]
 
     # -- zero-shot -----------------------------------------------------------------------------
     @_reads
@@ -899,8 +947,18 @@ class Asif:
         top = check_top(top, self.settings.max_top, "label")
         info = self.index_info(labels, tenant, "labels")
         vecs = self.input_vectors("image", images, vectors, "images")
-        reps = self.relindexes.reps(vecs, "image", tenant, info.k, info.p)
-        return label_predictions(self.relindexes, info, reps, top, aggregation, tau)[1]
+        extra = self.prototype_terms(info, vecs, tenant)
+        part, scope = self.asif_part(info, tenant, extra is not None)
+        reps = self.relindexes.reps(vecs, "image", scope, part.k, part.p)
+        hits = self.relindexes.query(part, reps, limit=part.n_items, with_payload=False)
+        for hs in hits:
+            for h in hs:
+                h.payload = part.prompt_of(h.id)
+        agg = aggregation or info.aggregation
+        t = tau if tau is not None else info.tau
+        return [aggregate(h, max(1, len(info.templates)), agg, top, t,
+                          extra=None if extra is None else dict(zip(info.classes, extra[i].tolist(), strict=True)))
+                for i, h in enumerate(hits)]
 
     @_reads
     def search(
@@ -922,6 +980,14 @@ class Asif:
             out.append([SearchHit(h.id, h.score, dict(h.payload or {})) for h in hits])
         return out
 
+
+    @_reads
+    def coverage(self, labels: str, tenant: str | None = None) -> Coverage:
+        """How well ``tenant``'s anchors support each class of the label set ``labels``: per class, a support
+        figure (anchor pairs whose caption is close to its prompts) and a verdict, supported / weak / unsupported,
+        with the fix for the others (coverage.py). Computed on read from the label set's current items."""
+        tenant = validate_tenant(tenant)
+        return label_coverage(self.relindexes, self.index_info(labels, tenant, "labels"))
 
     # -- explanations and abstention -----------------------------------------------------------
     @_reads

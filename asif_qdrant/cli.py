@@ -540,6 +540,39 @@ def labels_add(ctx: click.Context, name: str, classes: str, templates: str, k: i
                                                      aggregation=aggregation, replace=replace)
     _emit(as_json, info.as_dict(), lambda: f"label set {info.name!r}: {len(info.classes)} classes x "
           f"{len(info.templates)} templates = {info.n_items} prompts (k={info.k}, p={info.p:g})")
+    _coverage_warnings(info.coverage or [], name)
+
+
+def _coverage_warnings(classes: list[dict[str, Any]], name: str) -> None:
+    """One warning line (stderr) per class of a new label set that the anchors do not support."""
+    from .coverage import fix_for
+
+    bad = [c for c in classes if c["verdict"] != "supported"]
+    for c in bad[:10]:
+        click.echo(f"warning: class {c['class']!r} is {c['verdict']} by the anchors (support {c['support']}): "
+                   f"{fix_for(c['class'], c['verdict'])}", err=True)
+    if len(bad) > 10:
+        click.echo(f"warning: {len(bad) - 10} more classes are weak or unsupported: asif labels check {name}", err=True)
+
+
+@labels.command("check")
+@click.argument("name")
+@tenant_option
+@json_option
+@click.pass_context
+def labels_check(ctx: click.Context, name: str, tenant: str | None, as_json: bool) -> None:
+    """How well the anchors support each class of a label set: support and verdict per class.
+
+    \b
+    Support: anchor pairs whose caption is close to the class's prompts (higher = better supported);
+    verdict: supported / weak / unsupported, with the fix for the others.
+    Example:
+      asif labels check cifar10
+      asif labels check pets --tenant acme --json
+    """
+    client = _remote(ctx)
+    cov = client.coverage(name, tenant) if client is not None else _open(ctx).coverage(name, tenant)
+    _emit(as_json, cov.as_dict(), cov.table)
 
 
 @labels.command("list")

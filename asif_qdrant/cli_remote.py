@@ -18,8 +18,8 @@ from .zeroshot import Prediction
 UPLOAD_IMAGES = 32  # images per upload request (the server's ASIF_MAX_BATCH is 256 by default)
 UPLOAD_BYTES = 8 * 2**20  # bytes per upload request (the server's ASIF_MAX_REQUEST_BYTES is 16 MiB by default)
 
-HTTP_COMMANDS = ("classify", "search", "explain", "add", "delete", "labels add|list|delete", "gallery list|delete",
-                 "tenants list|stats|delete", "stats")
+HTTP_COMMANDS = ("classify", "search", "explain", "add", "delete", "labels add|list|delete|check",
+                 "gallery list|delete", "tenants list|stats|delete", "stats")
 
 
 def connect(url: str, api_key: str | None) -> AsifClient:

@@ -43,6 +43,7 @@ from .zeroshot import LabelScore, Prediction, SearchHit
 if TYPE_CHECKING:  # imported where they are decoded: `asif --server classify` pays for neither numpy nor pydantic
     from .anchors import AddResult
     from .asif import DeleteResult
+    from .coverage import Coverage
     from .explain import Explanation
     from .relindex import IndexInfo
 
@@ -145,7 +146,8 @@ def index_from_dict(d: Mapping[str, Any]) -> IndexInfo:
     return IndexInfo(d["name"], d["tenant"], d["kind"], d["k"], d["p"], d["n_items"], {},
                      classes=list(d.get("classes") or []), templates=list(d.get("templates") or []),
                      aggregation=d.get("aggregation", "max"), tau=d.get("tau"),
-                     created_at=d.get("created_at", 0.0), extra=dict(d.get("extra") or {}))
+                     created_at=d.get("created_at", 0.0), extra=dict(d.get("extra") or {}),
+                     coverage=d.get("coverage"))
 
 
 def explanation_from_dict(d: Mapping[str, Any]) -> Explanation:
@@ -153,7 +155,9 @@ def explanation_from_dict(d: Mapping[str, Any]) -> Explanation:
 
     explained = [
         LabelExplanation(e["label"], e["score"], e["index_score"], e["prompt"], e["shared_anchors"],
-                         [AnchorContribution(**c) for c in e["contributions"]], e["rest"])
+                         [AnchorContribution(**c) for c in e["contributions"]], e["rest"],
+                         prototype=e.get("prototype", 0.0), prototype_similarity=e.get("prototype_similarity"),
+                         support=e.get("support"), verdict=e.get("verdict"), fix=e.get("fix"))
         for e in d["explained"]
     ]
     dom = d.get("dominant")
@@ -442,6 +446,13 @@ class AsifClient:
                 else list(templates), "prompt_vectors": _rows(prompt_vectors) if prompt_vectors is not None else None,
                 "k": k, "p": p, "aggregation": aggregation, "replace": replace, "tenant": tenant}
         return index_from_dict(self._json("PUT", f"/v1/labels/{_name(name)}", json=_drop_none(body)))
+
+    def coverage(self, name: str, tenant: str | None = None) -> Coverage:
+        """Support and verdict per class of a label set (``Asif.coverage``)."""
+        from .coverage import coverage_from_dict
+
+        d = self._json("GET", f"/v1/labels/{_name(name)}/coverage", params=_drop_none({"tenant": tenant}))
+        return coverage_from_dict(name, tenant or "_shared", d)
 
     def list_labels(self, tenant: str | None = None) -> list[IndexInfo]:
         return [index_from_dict(d) for d in self._json("GET", "/v1/labels", params=_drop_none({"tenant": tenant}))]

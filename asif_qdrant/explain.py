@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import relrep
 from .anchors import RESERVED_PAYLOAD_KEYS
+from .coverage import label_coverage
 from .engines.base import Hit
 from .errors import ConfigError, InvalidInputError
 from .meta import validate_tenant
@@ -80,12 +81,24 @@ class LabelExplanation:
     shared_anchors: int
     contributions: list[AnchorContribution] = field(default_factory=list)
     rest: float = 0.0
+    prototype: float = 0.0  # the prototype part of the score (taught examples; prototypes.py), its own line
+    prototype_similarity: float | None = None  # cosine of the image to the label's prototype
+    support: int | None = None  # the label's coverage (coverage.py): support figure, verdict, and the fix
+    verdict: str | None = None
+    fix: str | None = None
+
+    def add_prototype(self, term: float, similarity: float | None) -> None:
+        """Add the prototype part: the contributions, ``rest`` and ``prototype`` still add up to ``score``."""
+        self.prototype, self.prototype_similarity = float(term), similarity
+        self.score += self.prototype
+        self.index_score += self.prototype
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "label": self.label, "score": self.score, "index_score": self.index_score, "prompt": self.prompt,
-            "shared_anchors": self.shared_anchors, "rest": self.rest,
-            "contributions": [c.as_dict() for c in self.contributions],
+            "shared_anchors": self.shared_anchors, "rest": self.rest, "prototype": self.prototype,
+            "prototype_similarity": self.prototype_similarity, "support": self.support, "verdict": self.verdict,
+            "fix": self.fix, "contributions": [c.as_dict() for c in self.contributions],
         }
 
 
@@ -197,7 +210,9 @@ class Explanation:
         else:
             lines.append(f"{head}predicted {self.predicted or 'unknown'}")
         for ex in self.explained:
-            lines.append(f"{ex.label}: score {ex.score:.4f} via {ex.prompt!r} ({ex.shared_anchors} shared anchors)")
+            cov = f" [{ex.verdict}, support {ex.support}]" if ex.verdict is not None else ""
+            lines.append(f"{ex.label}: score {ex.score:.4f} via {ex.prompt!r} ({ex.shared_anchors} shared anchors)"
+                         + cov)
             for c in ex.contributions:
                 lines.append(
                     f"  {c.contribution:.4f}  #{c.id}  img~{c.image_similarity:.3f}  "
@@ -206,6 +221,11 @@ class Explanation:
                 )
             if ex.rest > 0:
                 lines.append(f"  {ex.rest:.4f}  (the other {ex.shared_anchors - len(ex.contributions)} anchors)")
+            if ex.prototype > 0:
+                lines.append(f"  {ex.prototype:.4f}  prototype of the taught examples of {ex.label!r} "
+                             f"(cos {ex.prototype_similarity:.3f})")
+            if ex.fix is not None:
+                lines.append(f"  warning: {ex.label!r} is {ex.verdict} by the anchors: {ex.fix}")
         if self.dominant is not None:
             lines.append(f"warning: {self.dominant.message()}")
         return "\n".join(lines)
@@ -288,6 +308,21 @@ def _explain_label(
     return LabelExplanation(label, score, float(index_score), best_pl.get("prompt"), len(ranked), out, rest)
 
 
+def _add_prototypes_and_coverage(
+    asif: Asif, info: IndexInfo, vecs: Any, tenant: str, explained: list[LabelExplanation], extra: dict[str, float]
+) -> None:
+    """Each explained label's prototype line (as classify adds it) and its coverage verdict."""
+    cos = asif.prototypes.similarities(tenant, info.classes, vecs) if extra else None
+    cov = label_coverage(asif.relindexes, info)
+    for ex in explained:
+        term = extra.get(ex.label, 0.0)
+        if term > 0 and cos is not None:
+            ex.add_prototype(term, float(cos[0, info.classes.index(ex.label)]))
+        c = cov.of(ex.label)
+        if c is not None:
+            ex.support, ex.verdict, ex.fix = c.support, c.verdict, c.fix
+
+
 def dominance(asif: Asif, info: IndexInfo, hits: Sequence[Hit], q_rep: relrep.SparseRep) -> Dominance | None:
     """The anchor that carries at least DOMINANCE_SHARE of every label's score (by each label's best prompt), if
     one does and at least two labels score above 0; else None."""
@@ -349,23 +384,27 @@ def explain(
     if vecs.shape[0] != 1:
         raise InvalidInputError(f"explain takes one image vector; got {vecs.shape[0]} rows: pass a single row")
     ri = asif.relindexes
-    topk = ri.anchor_topk(vecs, "image", tenant, info.k)
+    terms = asif.prototype_terms(info, vecs, tenant)
+    part, scope = asif.asif_part(info, tenant, terms is not None)  # as classify: the ASIF part's label set, scope
+    topk = ri.anchor_topk(vecs, "image", scope, part.k)
     q_ids, q_sim_arr = topk.row(0)
-    q_rep = topk.reps(info.p)[0]
-    answers: Any = ri.query(info, [q_rep], limit=info.n_items)  # Any: mypy misreads RelIndexes.list in its type
+    q_rep = topk.reps(part.p)[0]
+    answers: Any = ri.query(part, [q_rep], limit=part.n_items)  # Any: mypy misreads RelIndexes.list in its type
     hits: list[Hit] = answers[0]
     n_tpl = max(1, len(info.templates))
-    pred = aggregate(hits, n_tpl, info.aggregation, max(1, len(info.classes)), info.tau)
+    extra = {} if terms is None else dict(zip(info.classes, terms[0].tolist(), strict=True))
+    pred = aggregate(hits, n_tpl, info.aggregation, max(1, len(info.classes)), info.tau, extra=extra)
     q_sims = dict(zip(q_ids.tolist(), q_sim_arr.tolist(), strict=True))
     order = [s.label for s in pred.top]
     if label is not None:
         order = [label] + [lb for lb in order if lb != label]
-    explained = [_explain_label(asif, info, lb, hits, q_rep, q_sims, top) for lb in order[:n_labels]]
+    explained = [_explain_label(asif, part, lb, hits, q_rep, q_sims, top) for lb in order[:n_labels]]
+    _add_prototypes_and_coverage(asif, info, vecs, tenant, explained, extra)
     return Explanation(
         labels=labels, tenant=tenant, k=info.k, p=info.p, aggregation=info.aggregation, tau=info.tau,
         predicted=pred.label, ranking=pred.top[: max(RANKING_SHOWN, n_labels)], explained=explained,
         image=str(image) if isinstance(image, (str, Path)) else None, query_anchors=len(q_rep),
-        image_roots=[str(r) for r in asif.image_roots(tenant)], dominant=dominance(asif, info, hits, q_rep),
+        image_roots=[str(r) for r in asif.image_roots(tenant)], dominant=dominance(asif, part, hits, q_rep),
     )
 
 

@@ -26,3 +26,9 @@ def relindex_collection(prefix: str, modality: str) -> str:
 def legacy_relindex_collection(prefix: str, tenant: str, name: str) -> str:
     """The collection-per-index layout before migration 0003 (names could collide: kept only to migrate)."""
     return f"{prefix}rel__{tenant}__{name}"
+
+
+def prototypes_collection(prefix: str) -> str:
+    """The collection holding the class prototypes (means of taught example images) of every tenant, partitioned
+    by the payload ``tenant``."""
+    return f"{prefix}prototypes"

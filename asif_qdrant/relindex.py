@@ -86,6 +86,9 @@ class IndexInfo:
     slot: int = -1  # point ids of the items: slot << ITEM_BITS | item
     definition: int = 0  # revision of the definition (classes, templates, items): +1 on every redefinition
     copied_from: int | None = None  # a tenant copy of a shared index: the shared definition it was made from
+    # a label set's coverage per class ({"class", "support", "verdict"}), as define_labels returns it; not kept up
+    # to date in the store (None there): Asif.coverage computes the current one from the items (coverage.py)
+    coverage: list[dict[str, Any]] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -100,7 +103,7 @@ class IndexInfo:
         return {"name": self.name, "tenant": self.tenant, "kind": self.kind, "k": self.k, "p": self.p,
                 "n_items": self.n_items, "classes": list(self.classes), "templates": list(self.templates),
                 "aggregation": self.aggregation, "tau": self.tau, "created_at": self.created_at,
-                "extra": dict(self.extra)}
+                "extra": dict(self.extra), **({"coverage": self.coverage} if self.coverage is not None else {})}
 
     def prompt_of(self, item_id: int) -> dict[str, Any]:
         """A label-set item's label and prompt, from its id (class-major: class * n_templates + template)."""

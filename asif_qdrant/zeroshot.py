@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,9 +145,12 @@ def rank_labels(scores: list[LabelScore], tol: float = LABEL_TIE_TOL) -> list[La
 
 
 def aggregate(
-    hits: Sequence[Hit], n_templates: int, aggregation: str, top: int, tau: float | None = None
+    hits: Sequence[Hit], n_templates: int, aggregation: str, top: int, tau: float | None = None,
+    *, extra: Mapping[str, float] | None = None,
 ) -> Prediction:
-    """Label scores from prompt hits: max over a label's templates (the paper), or their mean."""
+    """Label scores from prompt hits: max over a label's templates (the paper), or their mean; ``extra``: a term
+    added to a label's score (the prototype part of taught classes, prototypes.py; a label with no hit gets it
+    alone)."""
     if aggregation not in AGGREGATIONS:
         raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
     best: dict[str, LabelScore] = {}
@@ -162,6 +165,9 @@ def aggregate(
     if aggregation == "mean":
         for label, ls in best.items():
             ls.score = sums[label] / n_templates
+    for label, term in (extra or {}).items():
+        if term > 0:
+            best.setdefault(label, LabelScore(label, 0.0, None)).score += float(term)
     ranked = rank_labels(list(best.values()))[:top]
     if not ranked or ranked[0].score <= 0:
         return Prediction(None, 0.0, ranked)

@@ -134,6 +134,7 @@ class IndexAnswer(BaseModel):
     tau: float | None
     created_at: float
     extra: dict[str, Any]
+    coverage: list[dict[str, Any]] | None = None  # a label set just defined: support and verdict per class
 
 
 class PredictionsAnswer(BaseModel):

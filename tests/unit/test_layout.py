@@ -195,7 +195,8 @@ def test_index_records_are_written_by_their_owners_only() -> None:
             if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "put"
                     and isinstance(n.func.value, ast.Attribute) and n.func.value.attr == "meta"):
                 writers.add(_module_name(p))
-    assert writers <= {"asif_qdrant.relindex", "asif_qdrant.anchors", "asif_qdrant.migrate"}
+    # prototypes.py owns its own records ("prototypes:{tenant}": the revision its class means were made at)
+    assert writers <= {"asif_qdrant.relindex", "asif_qdrant.anchors", "asif_qdrant.migrate", "asif_qdrant.prototypes"}
     assert "asif_qdrant.relindex" in writers
 
 
@@ -215,11 +216,13 @@ WRITES: dict[str, frozenset[str]] = {
 KIND_OF_CLASS = {"Engine": "engine", "Meta": "meta", "RelIndexes": "relindexes", "AnchorStore": "anchors"}
 # The owners: the points of the anchors and relindex collections, the meta records and the revisions are written by
 # the module that owns the concept (the engines carry the writes out); the facade delegates to relindexes/anchors.
+# prototypes.py owns the prototypes collection and its "prototypes:{tenant}" records (issue 24).
 OWNERS: dict[str, set[str]] = {
     # tagging.py owns the tags it writes into the users' collections, and its taggings (relative indexes)
     "engine": {"asif_qdrant.anchors", "asif_qdrant.relindex", "asif_qdrant.meta", "asif_qdrant.migrate",
-               "asif_qdrant.tagging"},
-    "meta": {"asif_qdrant.anchors", "asif_qdrant.relindex", "asif_qdrant.meta", "asif_qdrant.migrate"},
+               "asif_qdrant.prototypes", "asif_qdrant.tagging"},
+    "meta": {"asif_qdrant.anchors", "asif_qdrant.relindex", "asif_qdrant.meta", "asif_qdrant.migrate",
+             "asif_qdrant.prototypes"},
     "relindexes": {"asif_qdrant.relindex", "asif_qdrant.asif", "asif_qdrant.tagging"},
     "anchors": {"asif_qdrant.anchors", "asif_qdrant.asif"},
 }

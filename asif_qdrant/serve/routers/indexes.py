@@ -22,6 +22,13 @@ def define_labels(name: str, body: LabelsBody, who: Who, request: Request) -> di
     return info.as_dict()
 
 
+@router.get("/labels/{name}/coverage")
+def label_coverage(name: str, who: Who, request: Request, tenant: str | None = None) -> dict[str, Any]:
+    """Per class of the label set: support (anchor pairs whose caption is close to its prompts; higher = better
+    supported) and verdict (supported / weak / unsupported), from the tenant's current anchors."""
+    return store(request).coverage(name, who.scope(tenant)).as_dict()
+
+
 @router.get("/labels", response_model=list[IndexAnswer])
 def list_labels(who: Who, request: Request, tenant: str | None = None) -> list[dict[str, Any]]:
     return [i.as_dict() for i in store(request).list_indexes(who.scope(tenant), "labels")]
