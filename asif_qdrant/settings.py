@@ -115,6 +115,10 @@ class AsifSettings(BaseSettings):
         None, description='Requests per API key (or per client address without a valid key), e.g. "20/s" or '
         '"600/min"; past it: HTTP 429 with Retry-After. Unset: no limit.'
     )
+    tag_collections: str | None = Field(
+        None, description="Collections that tenant API keys may tag (PUT /v1/tags), comma-separated; an admin key "
+        "may tag any collection. Unset: tenant keys tag nothing, since a tagging writes into the collection's points."
+    )
     cors_origins: str | None = Field(
         None, description='Origins allowed to call the server from a browser, comma-separated ("*" for any); unset: '
         "CORS off."

@@ -61,7 +61,7 @@ def test_http_tags_with_tenant_keys(tmp_path: Path) -> None:
     from asif_qdrant.serve import create_app
 
     a = Asif.open(tmp_path / "s", **small_settings(api_keys="key-admin-0001=@admin,key-acme-0001=acme,"
-                                                   "key-beta-0001=beta"))
+                                                   "key-beta-0001=beta", tag_collections="photos"))
     try:
         _store(a, 1)
         acme, beta = {"Authorization": "Bearer key-acme-0001"}, {"Authorization": "Bearer key-beta-0001"}
@@ -83,6 +83,12 @@ def test_http_tags_with_tenant_keys(tmp_path: Path) -> None:
             assert [x["id"] for x in ex["contributions"]] == tag["anchors"]
             r = c.put("/v1/tags/cat2", json={**body, "vector": "nope"}, headers=acme)
             assert r.status_code == 404 and "no vector named 'nope'" in r.json()["error"]
+            # a tenant key tags only the collections an admin listed in ASIF_TAG_COLLECTIONS; an admin key any
+            r = c.put("/v1/tags/cat3", json={**body, "collection": "other"}, headers=acme)
+            assert r.status_code == 403 and "ASIF_TAG_COLLECTIONS" in r.json()["error"]
+            r = c.put("/v1/tags/cat3", json={**body, "collection": "other"},
+                      headers={"Authorization": "Bearer key-admin-0001"})
+            assert r.status_code == 404 and "other" in r.json()["error"]  # past the key check: no such collection
             assert c.delete("/v1/tags/cat", headers=acme).status_code == 200
             assert all("cat" not in p.payload for p in a.engine.scroll("photos"))
     finally:

@@ -12,8 +12,8 @@ from ...asif import Asif
 from ...errors import AsifError
 from ...tagging import info_of
 from ..auth import Who
-from ..deps import bounded, store
-from ..errors import log
+from ..deps import bounded, settings, store
+from ..errors import HTTPError, log
 from ..schemas import TagBody, TagSyncBody
 
 router = APIRouter(prefix="/v1", tags=["tags"])
@@ -24,8 +24,16 @@ def tag(field: str, body: TagBody, who: Who, request: Request) -> dict[str, Any]
     """Tag every selected point of a collection in the payload field ``field`` (kept exact after every edit). A
     tenant key tags with its own model; an existing tagging of the field is run again."""
     a, t = store(request), who.scope(body.tenant)
+    if not who.admin and body.collection not in tag_collections(settings(request).tag_collections):
+        raise HTTPError(403, f"this API key may not tag collection {body.collection!r}: an admin lists the "
+                        "collections tenant keys may tag in ASIF_TAG_COLLECTIONS")
     return a.tag(body.collection, vector=body.vector, labels=body.labels, field=field, tenant=t, filter=body.filter,
                  top=body.top, replace=body.replace).as_dict()
+
+
+def tag_collections(value: str | None) -> set[str]:
+    """The collections of ASIF_TAG_COLLECTIONS (comma-separated names)."""
+    return {c.strip() for c in (value or "").split(",") if c.strip()}
 
 
 @router.get("/tags")
