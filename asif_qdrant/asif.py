@@ -36,6 +36,7 @@ from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes
 from .relrep import l2_normalize
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
+from .tagging import Taggings, TagInfo
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
 from .validate import check_items, check_k_p, check_limit, check_name, check_top
 from .zeroshot import (
@@ -169,6 +170,7 @@ class Asif:
         self._anchors: AnchorStore | None = None  # built once the fingerprint is known, then kept (they own caches)
         self._relindexes: RelIndexes | None = None
         self._corrections: Corrections | None = None
+        self._taggings: Taggings | None = None
         self._prototypes: Prototypes | None = None
         if migrate:
             self.migrate()
@@ -330,6 +332,7 @@ class Asif:
             )
         if res.new_ids and res.new_image is not None and res.new_text is not None:
             res.items_touched = self.relindexes.apply_added(res.tenant, res.new_ids, res.new_image, res.new_text)
+            self.taggings.after_edit(res.tenant)
         for key, n in removed.items():
             res.items_touched[key] = res.items_touched.get(key, 0) + n
         if res.new_ids or removed:
@@ -415,6 +418,7 @@ class Asif:
             self.engine.upsert(store.collection, PointBatch(old, {"image": img, "text": txt},
                                                             payloads=[dict(r.payload) for r in before]))
             self.relindexes.apply_added(tenant, old, img, txt)
+            self.taggings.after_edit(tenant)
         self.prototypes.after_edit(tenant)
 
     def set_encoder(self, modality: str, encoder: Encoder) -> None:
@@ -443,6 +447,7 @@ class Asif:
         gone, img, txt = self.anchors.delete_with_vectors(ids=ids, tenant=tenant, filter=filter)
         touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
         if gone:
+            self.taggings.after_edit(tenant)
             self.prototypes.after_edit(tenant)
         return DeleteResult(gone, touched)
 
@@ -516,6 +521,8 @@ class Asif:
             )
         if tenant not in self.tenants():
             raise NotFoundError(f"tenant {tenant!r} does not exist: see `asif tenants list`")
+        for info in self.taggings.all(tenant):  # the tenant's tags leave the user's points first
+            self.taggings.delete(info)
         n_indexes = self.relindexes.delete_tenant(tenant)
         self.prototypes.delete_tenant(tenant)
         anchors = self.anchors.delete(tenant=tenant)
@@ -612,6 +619,61 @@ class Asif:
                 if self._corrections is None:
                     self._corrections = Corrections(ri)
         return self._corrections
+
+    @property
+    def taggings(self) -> Taggings:
+        """The taggings' owner (tagging.py): payload tags on users' collections, kept fresh after every edit."""
+        if self._taggings is None:
+            self._taggings = Taggings(self.relindexes, lambda name, tenant: self.index_info(name, tenant, "labels"))
+        return self._taggings
+
+    # -- tags on the user's collections (tagging.py) ----------------------------------------------
+    @_writes
+    def tag(
+        self, collection: str, *, vector: str, labels: str, field: str, tenant: str | None = None,
+        filter: Any = None, top: int = 3, replace: bool = False,
+    ) -> TagInfo:
+        """Tag every selected point of ``collection`` (its dense vector ``vector``) with the label set ``labels``,
+        in the payload field ``field``, and keep the tags exact after every edit (docs/tagging.md). ``filter``: a
+        Qdrant filter (dict or JSON) selecting the points; ``replace``: overwrite a field that holds other data."""
+        if self.relindexes.require(labels, validate_tenant(tenant), "labels").correction != "none":
+            raise ConfigError(
+                f"label set {labels!r} has a score correction, which tags do not apply yet: tag with a label set "
+                "defined with correction='none' (asif labels add ... --correction none)")
+        return self.taggings.tag(collection, vector=vector, labels=labels, field=field, tenant=validate_tenant(tenant),
+                                 filter=filter, top=check_top(top, self.settings.max_top, "label"), replace=replace)
+
+    @_reads
+    def list_tags(self, tenant: str | None = None) -> list[TagInfo]:
+        """The taggings of ``tenant`` (``pending``: interrupted; run tag or sync_tags again to finish it)."""
+        from .tagging import info_of
+
+        return [info_of(i) for i in self.taggings.all(validate_tenant(tenant))]
+
+    @_writes
+    def delete_tags(self, field: str, tenant: str | None = None, *, collection: str | None = None) -> TagInfo:
+        """Remove the tagging of ``field``: the field leaves every point it tagged; the user's other data stays."""
+        t = validate_tenant(tenant)
+        return self.taggings.delete(self.taggings.find(field, t, collection))
+
+    @_writes
+    def sync_tags(
+        self, field: str, tenant: str | None = None, *, collection: str | None = None, ids: Sequence[Any] | None = None
+    ) -> dict[str, int]:
+        """Pick up points added to or deleted from the tagged collection (and, with ``ids``, points whose vectors
+        were overwritten in place, which cannot be detected); finishes an interrupted tagging."""
+        t = validate_tenant(tenant)
+        return self.taggings.sync(self.taggings.find(field, t, collection), ids)
+
+    @_reads
+    def explain_tag(
+        self, field: str, point: Any, tenant: str | None = None, *, collection: str | None = None, top: int = 10
+    ) -> Explanation:
+        """Explain the stored tag of one point: the explanation of that point's vector with the tagging's labels."""
+        t = validate_tenant(tenant)
+        info = self.taggings.find(field, t, collection)
+        vec = self.taggings.point_vector(info, point)
+        return self.explain(vector=vec, labels=info.extra["tagging"]["labels"], top=top, tenant=t)
 
     @property
     def prototypes(self) -> Prototypes:
@@ -781,6 +843,8 @@ class Asif:
         if info.kind == "labels":
             self.corrections.delete(info)
         ri.delete(info)
+        if info.kind == "labels":
+            self.taggings.after_labels(name, tenant)
         return info
 
     @_writes
@@ -791,6 +855,7 @@ class Asif:
         info = self.relindexes.define(info, vecs, payloads)
         if info.kind == "labels":
             self.corrections.draw(info)  # the reference sample of its correction (or none)
+            self.taggings.after_labels(info.name, info.tenant)
         return info
 
     @_reads
@@ -830,7 +895,8 @@ class Asif:
     def list_indexes(self, tenant: str | None = None, kind: Kind | None = None) -> list[IndexInfo]:
         """Label sets and galleries visible to ``tenant`` (its own and the shared ones)."""
         tenant = validate_tenant(tenant)
-        return [i for i in self.relindexes.infos(tenant) if (i.kind == kind if kind else i.kind != "reference")]
+        return [i for i in self.relindexes.infos(tenant)
+                if i.kind == kind or (kind is None and i.kind not in ("tagging", "reference"))]
 
     @_reads
     def index_info(self, name: str, tenant: str, kind: Kind) -> IndexInfo:
@@ -875,7 +941,10 @@ class Asif:
         info = ri.require(name, tenant, kind)
         if info.tenant != tenant:
             info = ri.materialise(info, tenant)
-        return ri.annotate(info, extra, tau)
+        info = ri.annotate(info, extra, tau)
+        if kind == "labels" and tau is not None:  # a new tau can turn tags into "unknown" (or back)
+            self.taggings.after_labels(name, tenant)
+        return info
 
     @_writes
     def refresh(
@@ -886,6 +955,10 @@ class Asif:
         ri = self.relindexes
         infos = ([ri.require(name, tenant, kind)] if name is not None
                  else [i for i in ri.infos(tenant, own=True) if kind is None or i.kind == kind])
+        out = [ri.rebuild(i) for i in infos]
+        for tagging in self.taggings.all(tenant):  # rebuilt items: the tags follow
+            self.taggings.refresh(tagging, None)
+        return out
         if tenant != TENANT_SHARED:
             self.prototypes.refresh(tenant)
         return [ri.rebuild(i) for i in infos]

@@ -1062,8 +1062,11 @@ def eval_retrieval_cmd(ctx: click.Context, captions_file: Path, holdout: int, se
 
 
 @main.command("explain")
-@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--labels", "labels_name", required=True, help="Label set name.")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+@click.option("--labels", "labels_name", default=None, help="Label set name.")
+@click.option("--tag", "tag_field", default=None, help="Explain the stored tag of --point in this field instead.")
+@click.option("--point", default=None, help="With --tag: the tagged point's id.")
+@click.option("--collection", default=None, help="With --tag: the collection (when the field is tagged in several).")
 @click.option("--label", default=None, help="Explain this label instead of the predicted one.")
 @click.option("--top", type=int, default=10, show_default=True, help="Anchor pairs shown per label.")
 @click.option("--n-labels", type=int, default=None,
@@ -1075,7 +1078,8 @@ def eval_retrieval_cmd(ctx: click.Context, captions_file: Path, holdout: int, se
 @tenant_option
 @json_option
 @click.pass_context
-def explain_cmd(ctx: click.Context, image: Path, labels_name: str, label: str | None, top: int,
+def explain_cmd(ctx: click.Context, image: Path | None, labels_name: str | None, tag_field: str | None,
+                point: str | None, collection: str | None, label: str | None, top: int,
                 n_labels: int | None, html_path: Path | None, image_roots: tuple[Path, ...], tenant: str | None,
                 as_json: bool) -> None:
     """Explain a classification: the score, the best prompt and the anchor pairs that contribute most.
@@ -1087,6 +1091,14 @@ def explain_cmd(ctx: click.Context, image: Path, labels_name: str, label: str | 
 
     The report finds anchor pictures through the folders that `asif ingest` recorded, and --image-root.
     """
+    if tag_field is not None:
+        if point is None:
+            raise click.UsageError("--tag needs --point ID (the tagged point)")
+        ex = _open(ctx).explain_tag(tag_field, _point_id(point), tenant, collection=collection, top=top)
+        _emit(as_json, ex.as_dict(), ex.text)
+        return
+    if image is None or labels_name is None:
+        raise click.UsageError("explain needs IMAGE and --labels (or --tag FIELD --point ID)")
     n = n_labels if n_labels is not None else (3 if html_path else 1)
     client = _remote(ctx)
     if client is not None:  # the image is uploaded; the server renders the report with the pictures it holds
@@ -1217,6 +1229,96 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         run(host, port, settings, asif=asif)
     finally:
         asif.close()
+
+
+# -- tags on the user's collections ---------------------------------------------------------------
+def _point_id(raw: str) -> int | str:
+    """A point id from the command line: an unsigned integer, or a UUID string."""
+    return int(raw) if raw.isdigit() else raw
+
+
+def _tag_text(t: Any) -> str:
+    state = "  INTERRUPTED: run `asif tag ... --sync` to finish it" if t.pending else ""
+    return (f"{t.collection}:{t.field}  labels {t.labels!r}  tenant {t.tenant}  {t.points} points  rev {t.rev}"
+            f"{state}")
+
+
+@main.command("tag")
+@click.argument("collection")
+@click.option("--field", required=True, help="The payload field that holds the tags (one top-level field).")
+@click.option("--vector", default=None, help="The collection's dense image vector to tag by (named vector).")
+@click.option("--labels", "labels_name", default=None, help="The label set.")
+@click.option("--filter", "filter_json", default=None,
+              help='A Qdrant filter selecting the points, as JSON: \'{"must": [{"key": "owner", "match": {"value": '
+                   '"acme"}}]}\'.')
+@click.option("--top", type=int, default=3, show_default=True, help="Labels kept in each tag's 'top'.")
+@click.option("--replace", is_flag=True, help="Overwrite the field where it holds other data (else refused).")
+@click.option("--sync", is_flag=True, help="Pick up points added or deleted since (and finish an interrupted run).")
+@click.option("--ids", default=None, help="With --sync: re-tag these points (ids, comma-separated): vectors "
+              "overwritten in place cannot be detected.")
+@tenant_option
+@json_option
+@click.pass_context
+def tag_cmd(ctx: click.Context, collection: str, field: str, vector: str | None, labels_name: str | None,
+            filter_json: str | None, top: int, replace: bool, sync: bool, ids: str | None, tenant: str | None,
+            as_json: bool) -> None:
+    """Tag every point of COLLECTION with a label set, in one payload field, kept exact after every edit.
+
+    \b
+    Example:
+      asif tag photos --vector image --labels cifar10 --field category
+      asif tag photos --field category --sync
+    """
+    asif = _open(ctx)
+    if sync:
+        res = asif.sync_tags(field, tenant, collection=collection,
+                             ids=[_point_id(i) for i in ids.split(",")] if ids else None)
+        _emit(as_json, res, lambda: f"synced {collection}:{field}: {res['added']} added, {res['deleted']} deleted, "
+              f"{res['rewritten']} tags rewritten, {res['points']} points")
+        return
+    if vector is None or labels_name is None:
+        raise click.UsageError("tag needs --vector and --labels (or --sync for an existing tagging)")
+    info = asif.tag(collection, vector=vector, labels=labels_name, field=field, tenant=tenant, filter=filter_json,
+                    top=top, replace=replace)
+    _emit(as_json, info.as_dict(), lambda: "tagged " + _tag_text(info))
+
+
+@main.group(cls=AsifGroup)
+def tags() -> None:
+    """The taggings of the user's collections (asif tag COLLECTION ... creates one)."""
+
+
+@tags.command("list")
+@tenant_option
+@json_option
+@click.pass_context
+def tags_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
+    """The tenant's taggings.
+
+    \b
+    Example:
+      asif tags list --tenant acme
+    """
+    infos = _open(ctx).list_tags(tenant)
+    _emit(as_json, [i.as_dict() for i in infos],
+          lambda: "\n".join(_tag_text(i) for i in infos) or "no tagging (asif tag COLLECTION ... creates one)")
+
+
+@tags.command("delete")
+@click.argument("field")
+@click.option("--collection", default=None, help="The collection (when the field is tagged in several).")
+@tenant_option
+@json_option
+@click.pass_context
+def tags_delete(ctx: click.Context, field: str, collection: str | None, tenant: str | None, as_json: bool) -> None:
+    """Remove a tagging: FIELD leaves every point it tagged (the points' other data stays).
+
+    \b
+    Example:
+      asif tags delete category --collection photos
+    """
+    info = _open(ctx).delete_tags(field, tenant, collection=collection)
+    _emit(as_json, info.as_dict(), lambda: f"deleted the tags {info.collection}:{info.field} ({info.points} points)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -128,10 +128,18 @@ def _check_index(asif: Asif, rep: DoctorReport, info: IndexInfo, repair: bool) -
                         "does not keep: define it again with them")
         elif info.kind == "labels":
             f = Finding(what, True, detail="rebuilt from its classes and templates")
+        elif info.kind == "tagging":
+            f = Finding(what, True, detail="tagged again from its collection")
         else:
             f = Finding(what, False, detail="its images are lost: add the gallery again (asif gallery add)")
         rep.findings.append(f)
-        if repair and f.repairable:
+        if repair and info.kind == "tagging":
+            try:
+                asif.taggings.rerun(info)
+                f.repaired = True
+            except AsifError as e:
+                f.repairable, f.detail = False, f"its collection cannot be tagged again ({e})"
+        elif repair and f.repairable:
             try:
                 asif.define_labels(info.name, info.classes, info.templates, tenant=info.tenant, k=info.k, p=info.p,
                                    aggregation=info.aggregation, replace=True)

@@ -13,7 +13,7 @@ shared anchors are a subset of it, so an explanation never names another tenant'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -247,6 +247,37 @@ def _label_hits(hits: Sequence[Hit], label: str) -> list[Hit]:
     return [h for h in hits if str((h.payload or {}).get("label")) == label]
 
 
+def prompt_rep(info: IndexInfo, payload: Mapping[str, Any]) -> relrep.SparseRep:
+    """A label-set item's relative rep, from its stored top-k (the first k of it)."""
+    ids_pl, sims_pl = decode_topk(payload)
+    return relrep.relative_rep(ids_pl[: info.k], sims_pl[: info.k], info.p)
+
+
+def _used_prompts(info: IndexInfo, mine: Sequence[Hit]) -> tuple[Hit, list[Hit], float]:
+    """The best prompt of one label (the first hit with the largest score: aggregate's rule), the prompts whose
+    terms make the label's score (the best one for max, all for mean) and that score."""
+    best = max(mine, key=lambda h: h.score)
+    if info.aggregation == "mean":
+        return best, list(mine), sum(h.score for h in mine) / max(1, len(info.templates))
+    return best, [best], best.score
+
+
+def anchor_totals(
+    info: IndexInfo, mine: Sequence[Hit], q_rep: relrep.SparseRep, prompt_reps: Mapping[int, relrep.SparseRep]
+) -> list[tuple[int, float]]:
+    """One label's score split per anchor, largest first (equal ones by smaller id): ``mine`` are the label's prompt
+    hits, ``prompt_reps`` the reps of (at least) the prompts that make its score. Shared by explain and the payload
+    tags (tagging.py), so that a tag's anchors are the pairs its explanation shows first."""
+    _, used, _ = _used_prompts(info, mine)
+    weight = 1.0 / max(1, len(info.templates)) if info.aggregation == "mean" else 1.0
+    totals: dict[int, float] = {}
+    for h in used:
+        ids, contrib = relrep.contributions(q_rep, prompt_reps[h.id])
+        for a, c in zip(ids.tolist(), contrib.tolist(), strict=True):
+            totals[a] = totals.get(a, 0.0) + weight * c
+    return sorted(totals.items(), key=lambda t: (-t[1], t[0]))
+
+
 def _explain_label(
     asif: Asif,
     info: IndexInfo,
@@ -261,32 +292,24 @@ def _explain_label(
         if not hits:  # unknown: nothing shared, nothing corrected (classify answers no label)
             return LabelExplanation(label, 0.0, 0.0, None, 0)
         weights, best_id, index_score, correction = corrected_weights(info, label, hits, corr)
+        recs = asif.relindexes.retrieve_items(info, list(dict.fromkeys([*weights, best_id])))
+        totals: dict[int, float] = {}
+        for item, weight in weights.items():
+            ids, contrib = relrep.contributions(q_rep, prompt_rep(info, recs[item].payload))
+            for a, c in zip(ids.tolist(), contrib.tolist(), strict=True):
+                totals[a] = totals.get(a, 0.0) + weight * c
+        ranked = sorted(totals.items(), key=lambda t: (-t[1], t[0]))
     else:
         mine = _label_hits(hits, label)
         if not mine:
             return LabelExplanation(label, 0.0, 0.0, None, 0)
-        # the prompt classify picked: the first hit with the largest score (aggregate's rule)
-        best = max(mine, key=lambda h: h.score)
-        n_tpl = max(1, len(info.templates))
-        if info.aggregation == "mean":
-            weights, index_score = {h.id: 1.0 / n_tpl for h in mine}, sum(h.score for h in mine) / n_tpl
-        else:
-            weights, index_score = {best.id: 1.0}, best.score
+        best, used, index_score = _used_prompts(info, mine)
+        recs = asif.relindexes.retrieve_items(info, [h.id for h in used])
+        ranked = anchor_totals(info, mine, q_rep, {h.id: prompt_rep(info, recs[h.id].payload) for h in used})
         best_id, correction = best.id, 0.0
-    ri = asif.relindexes
-    recs = ri.retrieve_items(info, list(dict.fromkeys([*weights, best_id])))
-    totals: dict[int, float] = {}
-    for item, weight in weights.items():
-        pl = recs[item].payload
-        ids_pl, sims_pl = decode_topk(pl)
-        rep = relrep.relative_rep(ids_pl[: info.k], sims_pl[: info.k], info.p)
-        ids, contrib = relrep.contributions(q_rep, rep)
-        for a, c in zip(ids.tolist(), contrib.tolist(), strict=True):
-            totals[a] = totals.get(a, 0.0) + weight * c
     best_pl = recs[best_id].payload
     best_ids, best_sims = decode_topk(best_pl)
     prompt_sims = dict(zip(best_ids.tolist(), best_sims.tolist(), strict=True))
-    ranked = sorted(totals.items(), key=lambda t: (-t[1], t[0]))
     score = float(sum(c for _, c in ranked)) + correction
     shown = ranked[:top]
     anchors = {r.id: r.payload for r in asif.engine.retrieve(asif.anchors.collection, [a for a, _ in shown])}
@@ -438,4 +461,5 @@ def explain(
     )
 
 
-__all__ = ["AnchorContribution", "Dominance", "Explanation", "LabelExplanation", "dominance", "explain"]
+__all__ = ["AnchorContribution", "Dominance", "Explanation", "LabelExplanation", "anchor_totals", "dominance",
+           "explain", "prompt_rep"]

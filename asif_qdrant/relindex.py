@@ -21,7 +21,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ from .engines.base import (
     SearchOptions,
     SparseQuery,
     SparseVec,
+    query_batch_arrays,
 )
 from .errors import ConfigError, InvalidInputError, NotFoundError
 from .meta import TENANT_SHARED, Fingerprint, Meta, from_record, index_key
@@ -49,7 +50,8 @@ from .relrep import rank_with_ties
 from .search_options import QUERY_CHUNK, TIE_MARGIN, SearchConfig, dense_topk
 from .topk import TopK
 
-Kind = Literal["labels", "gallery", "reference"]  # reference: a label set's sample of anchor images (correction.py)
+Kind = Literal["labels", "gallery", "reference", "tagging"]  # reference: a label set's sample of anchor images
+# (correction.py); a tagging: image items, the points of a user's collection
 SCORE_SLACK = 1e-5
 TOPK_FIELDS = frozenset({"topk", "complete", "thr"})
 PAYLOAD_FIELDS = ["label", "prompt", "class_index", "template_index", "caption", "image_ref", "item"]
@@ -165,6 +167,7 @@ def decode_topk(payload: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(raw[: 4 * n], "<u4").astype(np.int64), np.frombuffer(raw[4 * n :], "<f8").copy()
 
 
+BUILD_CHUNK = 4096  # items whose top-k a build computes at once
 LARGE_K = 4096  # above this, a query's top-k width is bounded by the anchor count (one count query)
 
 
@@ -235,6 +238,10 @@ class RelIndexes:
         self._cache_lock = threading.Lock()  # readers share this object: its caches change under this lock
         self._create_lock = threading.Lock()  # collection creation and slot allocation, across tenants' edits
         self._edit_counts: dict[str, int] = {}
+        # per index key: the items whose stored top-k was (re)written since ``written`` was last cleared; the owners
+        # of derived state (tagging.py: payload tags) read it after an edit to update only what changed
+        self.written: dict[str, set[int]] = {}
+        self.previous: dict[str, dict[int, str]] = {}  # per index key: the stored top-k of each rewritten item before
 
     # -- step (1): dense top-k on the anchors --------------------------------------------------
     def anchor_topk(
@@ -348,8 +355,10 @@ class RelIndexes:
         payloads: Sequence[Mapping[str, Any]],
         *,
         replace: bool = True,
+        on_chunk: Callable[[list[int], list[relrep.SparseRep]], None] | None = None,
     ) -> IndexInfo:
-        """Create (or recreate) the index: item reps from the tenant's anchors, written with their top-k."""
+        """Create (or recreate) the index: item reps from the tenant's anchors, written with their top-k.
+        ``on_chunk(items, reps)``: called after each chunk of items is written (a tagging writes its tags there)."""
         vecs = np.asarray(item_vectors, dtype=np.float32)
         dim = self.fingerprint.text_dim if info.modality == "text" else self.fingerprint.image_dim
         if vecs.ndim != 2 or vecs.shape[1] != dim or vecs.shape[0] != len(payloads):
@@ -368,11 +377,20 @@ class RelIndexes:
             old = self.info(info.name, info.tenant, info.kind)
             info.slot = old.slot if old is not None and old.slot >= 0 else self.allocate_slot(info)
         info.revisions = scope_revisions(self.meta, info.tenant)
-        topk = self.anchor_topk(vecs, info.modality, info.tenant, depth_of(info.k))
-        complete = (topk.ids >= 0).sum(axis=1) < depth_of(info.k)
         # the new items overwrite the old ones in place (same ids), then the old ones past the new end go: a reader
-        # never finds the index empty, and no collection is deleted
-        self._write_items(info, list(range(len(payloads))), vecs, topk, complete, payloads)
+        # never finds the index empty, and no collection is deleted; in chunks, so that a large index (a tagging of
+        # 100k points) never holds every item's top-k at once
+        thr = np.full(vecs.shape[0], -np.inf)
+        comp = np.zeros(vecs.shape[0], bool)
+        for start in range(0, vecs.shape[0], BUILD_CHUNK):
+            sl = slice(start, start + BUILD_CHUNK)
+            topk = self.anchor_topk(vecs[sl], info.modality, info.tenant, depth_of(info.k))
+            complete = (topk.ids >= 0).sum(axis=1) < depth_of(info.k)
+            items = list(range(start, start + topk.ids.shape[0]))
+            self._write_items(info, items, vecs[sl], topk, complete, payloads[sl])
+            thr[sl], comp[sl] = _list_state(topk, complete)
+            if on_chunk is not None:
+                on_chunk(items, topk.cut(info.k).reps(info.p))
         if replace:
             extra = [r.id for r in self.engine.scroll(self.collection(info), filter=index_filter(info),
                                                        with_payload=False) if item_of(r.id) >= len(payloads)]
@@ -381,7 +399,6 @@ class RelIndexes:
         info.n_items = len(payloads)
         info.extra = {**info.extra, "anchors": self.scope_count(info.tenant)}
         self.meta.put(info.key, asdict(info))
-        thr, comp = _list_state(topk, complete)
         self._thr[info.key] = (_stamp(info), thr, comp)
         return info
 
@@ -395,6 +412,7 @@ class RelIndexes:
         payloads: Sequence[Mapping[str, Any]],
     ) -> None:
         reps = topk.cut(info.k).reps(info.p)
+        self.written.setdefault(info.key, set()).update(int(i) for i in item_ids)
         part = {"tenant": info.tenant, "index": info.name, "kind": info.kind}
         coll = self.collection(info)
         for start in range(0, len(item_ids), 256):
@@ -430,7 +448,7 @@ class RelIndexes:
         self, tenant: str, ids: Sequence[int], image: np.ndarray, text: np.ndarray
     ) -> dict[str, int]:
         """New anchors enter only the items whose threshold they beat. Returns items touched per index."""
-        self._edit_counts = {}
+        self._edit_counts, self.written, self.previous = {}, {}, {}
         touched: dict[str, int] = {}
         if len(ids) == 0:
             return touched
@@ -453,13 +471,12 @@ class RelIndexes:
         """(n_vectors, n_items) similarities of anchor vectors to every item: one dense query per vector."""
         vecs = np.asarray(vectors, np.float32)
         flt = index_filter(info)
-        hits = self.engine.query_batch(
-            self.collection(info), [DenseQuery("item", v, info.n_items, flt) for v in vecs]
+        hits = query_batch_arrays(  # arrays: a tagging has as many items as the user's collection has points
+            self.engine, self.collection(info), [DenseQuery("item", v, info.n_items, flt) for v in vecs]
         )
         sims = np.full((vecs.shape[0], info.n_items), -np.inf)
-        for a, hs in enumerate(hits):
-            for h in hs:
-                sims[a, item_of(h.id)] = h.score
+        for a, (ids, scores) in enumerate(hits):
+            sims[a, ids & (MAX_ITEMS - 1)] = scores
         return sims
 
     def _thresholds(self, info: IndexInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -533,6 +550,9 @@ class RelIndexes:
     ) -> None:
         vecs = np.stack([np.asarray(recs[i].vectors["item"], np.float32) for i in items])
         pls = [{k: v for k, v in recs[i].payload.items() if k not in TOPK_FIELDS} for i in items]
+        before = self.previous.setdefault(info.key, {})
+        for i in items:  # the first state of this edit (an item may be rewritten twice in one edit)
+            before.setdefault(int(i), str(recs[i].payload.get("topk", "")))
         self._write_items(info, items, vecs, topk, complete, pls)
 
     def apply_deleted(
@@ -545,7 +565,7 @@ class RelIndexes:
         lists. A holder whose list still has at least k anchors (or held every anchor) needs no query: its list
         is still the exact top of the remaining anchors. Only holders whose buffer ran out are re-queried.
         """
-        self._edit_counts = {}
+        self._edit_counts, self.written, self.previous = {}, {}, {}
         touched: dict[str, int] = {}
         if len(ids) == 0:
             return touched

@@ -74,6 +74,10 @@ class AsifSettings(BaseSettings):
         1.0, ge=0, description="Seconds between anchor-count checks that catch edits made behind the plugin's back."
     )
     batch_size: int = Field(256, ge=1, le=100_000, description="Points per upsert or query batch.")
+    tag_sync_s: float | None = Field(
+        None, gt=0, description="`asif serve`: seconds between syncs of every tagging with its collection (points "
+        "added or deleted behind the plugin's back); unset: no periodic sync."
+    )
     # bounds on one request, so that a typo (k=10**9) fails at once instead of allocating gigabytes
     max_k: int = Field(
         100_000, ge=1, le=10_000_000, description="Largest k a label set, gallery or query may ask for."
@@ -114,6 +118,10 @@ class AsifSettings(BaseSettings):
     rate_limit: str | None = Field(
         None, description='Requests per API key (or per client address without a valid key), e.g. "20/s" or '
         '"600/min"; past it: HTTP 429 with Retry-After. Unset: no limit.'
+    )
+    tag_collections: str | None = Field(
+        None, description="Collections that tenant API keys may tag (PUT /v1/tags), comma-separated; an admin key "
+        "may tag any collection. Unset: tenant keys tag nothing, since a tagging writes into the collection's points."
     )
     cors_origins: str | None = Field(
         None, description='Origins allowed to call the server from a browser, comma-separated ("*" for any); unset: '

@@ -43,6 +43,8 @@ def apply(ctx: MigrationContext) -> None:
     missing: list[int] = []
     try:
         for rec in engine.scroll(name, with_payload=["tenant"]):
+            if not isinstance(rec.id, int):  # a UUID id (engines hand them through as strings)
+                raise ValueError(f"point id {rec.id!r}")
             if rec.id >= 2**32:
                 raise SchemaError(
                     f"anchor id {rec.id} in {shown!r} is not below 2**32: anchor ids double as sparse-vector indices; "

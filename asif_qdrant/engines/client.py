@@ -208,7 +208,7 @@ class ClientEngine:
                 vectors[i][vname] = m.SparseVector(indices=svs[i].indices.tolist(), values=svs[i].values.tolist())
         points = [
             m.PointStruct(
-                id=int(batch.ids[i]),
+                id=_pid(batch.ids[i]),
                 vector=vectors[i],
                 payload=dict(batch.payloads[i]) if batch.payloads is not None else None,
             )
@@ -219,7 +219,23 @@ class ClientEngine:
     def set_payload(self, name: str, ids: Sequence[int], payload: Mapping[str, Any]) -> None:
         self._call(
             f"set payload in {name!r}",
-            lambda: self.client.set_payload(name, payload=dict(payload), points=[int(i) for i in ids], wait=True),
+            lambda: self.client.set_payload(name, payload=dict(payload), points=[_pid(i) for i in ids], wait=True),
+        )
+
+    def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[Mapping[str, Any]]) -> None:
+        if len(ids) == 0:
+            return
+        ops = [m.SetPayloadOperation(set_payload=m.SetPayload(payload=dict(pl), points=[_pid(i)]))
+               for i, pl in zip(ids, payloads, strict=True)]
+        self._call(f"set payloads of {len(ops)} points in {name!r}",
+                   lambda: self.client.batch_update_points(name, update_operations=ops, wait=True))
+
+    def delete_payload(self, name: str, ids: Sequence[int], keys: Sequence[str]) -> None:
+        if len(ids) == 0:
+            return
+        self._call(
+            f"delete payload fields {list(keys)} in {name!r}",
+            lambda: self.client.delete_payload(name, keys=list(keys), points=[_pid(i) for i in ids], wait=True),
         )
 
     def delete(self, name: str, *, ids: Sequence[int] | None = None, filter: Filter | None = None) -> None:
@@ -248,7 +264,7 @@ class ClientEngine:
         wv: bool | list[str] = list(with_vectors) if with_vectors else False
         recs = self._call(
             f"retrieve points from {name!r}",
-            lambda: self.client.retrieve(name, [int(i) for i in ids], with_payload=with_payload, with_vectors=wv),
+            lambda: self.client.retrieve(name, [_pid(i) for i in ids], with_payload=with_payload, with_vectors=wv),
         )
         return [_client_record(r) for r in recs]
 
@@ -303,6 +319,12 @@ class ClientEngine:
 
 
 # -- translation -------------------------------------------------------------------------------
+def _pid(i: Any) -> Any:
+    """A point id as Qdrant takes it: an unsigned integer, or a UUID string (a user's collection may use either;
+    the plugin's own collections use integers)."""
+    return i if isinstance(i, str) else int(i)
+
+
 def _client_condition(c: Match | MatchAny | HasId) -> Any:
     if isinstance(c, Match):
         return m.FieldCondition(key=c.key, match=m.MatchValue(value=c.value))
@@ -348,7 +370,7 @@ def _client_record(r: Any) -> Record:
             vectors[vname] = SparseVec(np.asarray(v.indices, dtype=np.uint32), np.asarray(v.values, dtype=np.float32))
         else:
             vectors[vname] = np.asarray(v, dtype=np.float32)
-    return Record(int(r.id), dict(r.payload or {}), vectors)
+    return Record(_pid(r.id), dict(r.payload or {}), vectors)
 
 
 def _client_quantization(q: QuantizationSpec | None) -> Any:

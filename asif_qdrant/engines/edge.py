@@ -384,6 +384,19 @@ class EdgeEngine:
         op = qe.UpdateOperation.set_payload([int(i) for i in ids], dict(payload))
         self._call(f"set payload in {name!r}", lambda: shard.update(op))
 
+    def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[Mapping[str, Any]]) -> None:
+        shard = self._shard(name)
+        for pid, pl in zip(ids, payloads, strict=True):
+            op = qe.UpdateOperation.set_payload([int(pid)], dict(pl))
+            self._call(f"set payload in {name!r}", lambda: shard.update(op))  # noqa: B023 (called at once)
+
+    def delete_payload(self, name: str, ids: Sequence[int], keys: Sequence[str]) -> None:
+        if len(ids) == 0:
+            return
+        shard = self._shard(name)
+        op = qe.UpdateOperation.delete_payload([int(i) for i in ids], list(keys))
+        self._call(f"delete payload fields {list(keys)} in {name!r}", lambda: shard.update(op))
+
     def delete(self, name: str, *, ids: Sequence[int] | None = None, filter: Filter | None = None) -> None:
         shard = self._shard(name)
         if ids is not None:

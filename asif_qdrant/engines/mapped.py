@@ -136,6 +136,14 @@ class MappedEngine:
         phys, on = self._name(name)
         self.inner.set_payload(phys, ids, self._payload_out(payload, on) or {})
 
+    def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[Mapping[str, Any]]) -> None:
+        phys, on = self._name(name)
+        self.inner.set_payloads(phys, ids, [self._payload_out(p, on) or {} for p in payloads])
+
+    def delete_payload(self, name: str, ids: Sequence[int], keys: Sequence[str]) -> None:
+        phys, on = self._name(name)
+        self.inner.delete_payload(phys, ids, [self._key(k, on) for k in keys])
+
     def delete(self, name: str, *, ids: Sequence[int] | None = None, filter: Filter | None = None) -> None:
         phys, on = self._name(name)
         self.inner.delete(phys, ids=ids, filter=self._filter(filter, on))

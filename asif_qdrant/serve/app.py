@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from .auth import Keys, RateLimiter, load_keys
 from .errors import install_handlers, log
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestContext
-from .routers import anchors, health, indexes, query, tenants
+from .routers import anchors, health, indexes, query, tags, tenants
 from .schemas import ERROR_RESPONSES
 
 DESCRIPTION = (
@@ -52,9 +53,14 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
         app.state.ready = True
         if app.state.keys.open:
             log.warning("no API keys configured (ASIF_API_KEYS): every request acts as admin")
+        stop = threading.Event()
+        if s.tag_sync_s is not None:
+            threading.Thread(target=tags.sync_tags_every, args=(a, s.tag_sync_s, stop), daemon=True,
+                             name="asif-tag-sync").start()
         try:
             yield
         finally:
+            stop.set()
             app.state.ready = False
             if owned and app.state.asif is not None:
                 app.state.asif.close()
@@ -64,7 +70,7 @@ def create_app(asif: Asif | None = None, settings: AsifSettings | None = None) -
                   docs_url=None, redoc_url=None, responses=ERROR_RESPONSES)
     _state(app, asif, s)
     install_handlers(app)
-    for r in (health.router, query.router, anchors.router, indexes.router, tenants.router):
+    for r in (health.router, query.router, anchors.router, indexes.router, tags.router, tenants.router):
         app.include_router(r)
     app.mount(health.ASSETS, StaticFiles(directory=health.assets_folder()), name="docs-assets")
     if s.cors_origins:

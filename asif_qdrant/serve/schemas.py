@@ -146,3 +146,19 @@ class PredictionsAnswer(BaseModel):
 
 class SearchAnswer(BaseModel):
     results: list[list[dict[str, Any]]]
+
+
+class TagBody(BaseModel):
+    collection: str = Field(description="The collection whose points are tagged (any collection the engine reaches).")
+    vector: str = Field(description="Its dense image vector (named vector), made by the store's image encoder.")
+    labels: str = Field(description="The label set.")
+    filter: dict[str, Any] | None = Field(None, description="A Qdrant filter (must / must_not match conditions).")
+    top: int = Field(3, description="Labels kept in each tag's 'top'.")
+    replace: bool = Field(False, description="Overwrite the field where it holds other data.")
+    tenant: str | None = None
+
+
+class TagSyncBody(BaseModel):
+    collection: str | None = Field(None, description="The collection (when the field is tagged in several).")
+    ids: list[int | str] | None = Field(None, description="Re-tag these points (vectors overwritten in place).")
+    tenant: str | None = None

@@ -143,3 +143,21 @@ def test_cli_examples_run(tmp_path: Path) -> None:
     assert "label set 'pets': 3 classes x 8 templates = 24 prompts" in "".join(every)
     assert "deleted label set 'pets'" in "".join(every) and "deleted gallery 'holiday'" in "".join(every)
     assert "the store is healthy" in "".join(every)
+
+
+def test_tagging_docs_example_runs_and_prints_what_the_page_says(tmp_path: Path) -> None:
+    """docs/tagging.md: its Python example runs (no data needed) and prints the output the page shows."""
+    page = (ROOT / "docs" / "tagging.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", page, flags=re.S)[0]
+    shown = re.findall(r"It prints \(.*?\):\n\n```text\n(.*?)```", page, flags=re.S)[0]
+    script = tmp_path / "tagging_example.py"
+    script.write_text(code)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def masked(text: str) -> str:  # anchor ids are drawn per store
+        return re.sub(r"#\d+", "#ID", text)
+
+    assert masked(proc.stdout) == masked(shown)

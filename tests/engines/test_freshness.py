@@ -11,8 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asif_qdrant import Asif, ConfigError, InvalidInputError
+from asif_qdrant.engines.base import CollectionSpec, PointBatch
 from asif_qdrant.relindex import RelIndexes, decode_topk
 from asif_qdrant.relrep import dense_reference_scores
+from asif_qdrant.tagging import Taggings
 from asif_qdrant.zeroshot import reference_shift_scale
 
 TENANTS = ["_shared", "t1", "t2", "t3"]
@@ -51,6 +53,13 @@ def _check(
                       else np.zeros((len(reference), len(prompts))))
         shift, scale = reference_shift_scale(ref_scores, correction)
         want, tol = (ref - shift) / scale, 1e-5 / scale  # the raw scores' float32 tolerance, scaled as they are
+    # the tenant's tags of the same vectors (a tagging of a user's collection) hold classify's answers
+    tagged = a.engine.collection_exists("photos")
+    tags = {r.id: r.payload.get(f"tag_{tenant}") for r in a.engine.scroll("photos")} if tagged else {}
+    for b, pred in enumerate(preds if tagged else []):
+        tag = tags[b]
+        assert tag is not None and tag["label"] == pred.label and abs(tag["score"] - pred.score) < 1e-6, (tag, pred)
+        assert [t[0] for t in tag["top"]] == [s.label for s in pred.top][:3]
     for b, pred in enumerate(preds):
         got = {s.label: s.score for s in pred.top}
         for i, c in enumerate("abcde"):
@@ -88,9 +97,10 @@ def test_random_edits_match_from_scratch_reference(
     kind: str, correction: str, steps: list, tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the incremental path alone must keep every index exact (the label set, and the reference sample its correction
-    # is computed from): a rebuild would hide a bug
+    # the incremental path alone must keep every index (the label set, the reference sample its correction is
+    # computed from, and the tagging) exact: a rebuild would hide a bug
     monkeypatch.setattr(RelIndexes, "rebuild", lambda self, info: pytest.fail("an index fell behind"))
+    monkeypatch.setattr(Taggings, "rerun", lambda self, *a, **k: pytest.fail("a tagging fell behind"))
     rng = np.random.default_rng(7)
     if kind == "edge":
         a = Asif.open(tmp_path_factory.mktemp("s") / "store", **small_settings(k=K, p=P))
@@ -106,6 +116,11 @@ def test_random_edits_match_from_scratch_reference(
         a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, correction=correction)
         # the reference sample is drawn at definition: here every anchor (fewer than REFERENCE_SIZE), fixed after
         reference = np.stack([v for _, (_, v, _) in sorted(model.anchors.items())])
+        if correction == "none":  # tags of a corrected label set are refused (tagging keeps uncorrected scores)
+            a.engine.create_collection("photos", CollectionSpec(dense={"img": IMG_DIM}))
+            a.engine.upsert("photos", PointBatch(list(range(len(queries))), {"img": queries.astype(np.float32)}))
+            for t in TENANTS:
+                a.tag("photos", vector="img", labels="L", field=f"tag_{t}", tenant=None if t == "_shared" else t)
         for step, (op, tenant, n, seed) in enumerate(steps):
             # distinct vectors per step: exact duplicates across tenants tie to the last bit, and local mode's
             # float64 matmul can order such ties differently by query shape (Edge scores each pair the same way)

@@ -205,8 +205,8 @@ def test_index_records_are_written_by_their_owners_only() -> None:
 # attribute of that name (``self.engine``, ``asif.meta``), a local name bound to one (``ri = asif.relindexes``,
 # ``engine, meta = asif.engine, asif.meta``), or a parameter annotated with the class (``engine: Engine``).
 WRITES: dict[str, frozenset[str]] = {
-    "engine": frozenset({"upsert", "delete", "set_payload", "create_collection", "delete_collection",
-                         "ensure_keyword_index"}),
+    "engine": frozenset({"upsert", "delete", "set_payload", "set_payloads", "delete_payload", "create_collection",
+                         "delete_collection", "ensure_keyword_index"}),
     "meta": frozenset({"put", "delete", "set_fingerprint", "bump_revision", "set_image_roots",
                        "delete_image_roots"}),
     "relindexes": frozenset({"define", "build", "apply_added", "apply_deleted", "rebuild", "materialise", "annotate",
@@ -218,11 +218,12 @@ KIND_OF_CLASS = {"Engine": "engine", "Meta": "meta", "RelIndexes": "relindexes",
 # the module that owns the concept (the engines carry the writes out); the facade delegates to relindexes/anchors.
 # prototypes.py owns the prototypes collection and its "prototypes:{tenant}" records (issue 24).
 OWNERS: dict[str, set[str]] = {
+    # tagging.py owns the tags it writes into the users' collections, and its taggings (relative indexes)
     "engine": {"asif_qdrant.anchors", "asif_qdrant.relindex", "asif_qdrant.meta", "asif_qdrant.migrate",
-               "asif_qdrant.prototypes"},
+               "asif_qdrant.prototypes", "asif_qdrant.tagging"},
     "meta": {"asif_qdrant.anchors", "asif_qdrant.relindex", "asif_qdrant.meta", "asif_qdrant.migrate",
              "asif_qdrant.prototypes"},
-    "relindexes": {"asif_qdrant.relindex", "asif_qdrant.asif"},
+    "relindexes": {"asif_qdrant.relindex", "asif_qdrant.asif", "asif_qdrant.tagging"},
     "anchors": {"asif_qdrant.anchors", "asif_qdrant.asif"},
 }
 # Known exceptions, each to be moved to its owner (issue 21):

@@ -1,0 +1,471 @@
+"""Taggings: the points of a user's own collection labelled in one payload field, and kept exact.
+
+A tagging is a third kind of relative index (kind ``tagging``, image items, see relindex.py): item ``i`` is one point
+of the user's collection (its vector, and its point id in the item payload ``point``), with its top-k and threshold
+kept exact by the same incremental machinery as label sets and galleries. What the plugin writes into the user's
+point, under ``field``, is derived from that item and the label set, through the same query path as classify:
+
+    {"label": best label or None, "score": float, "top": [[label, score], ...], "anchors": [3 anchor ids], "rev": int}
+
+``anchors`` are the pairs that contribute most to the first label of ``top`` (explain's first pairs); ``rev`` is the
+tagging's revision when the tag was last written (the tagging's own ``rev``, in :meth:`Taggings.list`, is the
+latest): a tag is rewritten only when its value changes.
+
+Freshness: after an anchor edit (``after_edit``), only the items whose top-k changed are scored again, unless the
+label set's prompts changed too (their reps move every score): then every item is scored again, by sparse queries
+on the label set, without recomputing any item's top-k. Only points whose tag changed are written. A label-set
+redefinition (``after_labels``) scores every item again (a new k or p rebuilds the items).
+
+Crash safety: a run (tag, re-score) marks the tagging ``pending`` with the next revision before writing any point
+and clears the mark after the last one; a tagging found pending (an interrupted run) is run again from scratch by
+``tag`` (same arguments), ``sync`` and the next edit, which write every selected point, so no point keeps a tag of a
+revision that is not the tagging's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import relrep
+from .engines.base import Engine, Filter, HasId, Hit, Match, MatchAny, SparseQuery, SparseVec, query_batch_arrays
+from .errors import AlreadyExistsError, ConfigError, InvalidInputError, NotFoundError
+from .explain import anchor_totals, prompt_rep
+from .meta import TENANT_SHARED
+from .names import anchors_collection, meta_collection, relindex_collection
+from .relindex import MAX_ITEMS, IndexInfo, RelIndexes, decode_topk, index_filter
+from .zeroshot import Prediction, aggregate
+
+TAG_ANCHORS = 3  # anchor pairs named in a tag
+WRITE_BATCH = 256  # tags written per engine call
+
+
+@dataclass
+class TagInfo:
+    """One tagging: which points of which collection carry the tags of which label set, for one tenant."""
+
+    collection: str
+    field: str
+    tenant: str
+    vector: str
+    labels: str
+    top: int
+    filter: dict[str, Any] | None
+    points: int
+    rev: int
+    pending: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def tagging_name(collection: str, field: str) -> str:
+    """The relative index of a tagging: one per (tenant, collection, field)."""
+    return json.dumps([collection, field], separators=(",", ":"))
+
+
+def info_of(info: IndexInfo) -> TagInfo:
+    t = info.extra["tagging"]
+    return TagInfo(t["collection"], t["field"], info.tenant, t["vector"], t["labels"], int(t["top"]), t["filter"],
+                   info.n_items, int(t["rev"]), bool(t["pending"]))
+
+
+# -- filters ----------------------------------------------------------------------------------------
+def _condition(c: Any) -> Any:
+    if isinstance(c, Mapping) and "has_id" in c:
+        return HasId(tuple(int(i) for i in c["has_id"]))
+    if isinstance(c, Mapping) and isinstance(c.get("key"), str) and isinstance(c.get("match"), Mapping):
+        m = c["match"]
+        if "value" in m:
+            return Match(c["key"], m["value"])
+        if "any" in m:
+            return MatchAny(c["key"], tuple(m["any"]))
+    raise ConfigError(
+        f"filter condition {c!r} is not supported: use {{'key': FIELD, 'match': {{'value': V}}}}, "
+        "{'key': FIELD, 'match': {'any': [V, ...]}} or {'has_id': [ID, ...]} under 'must' / 'must_not'"
+    )
+
+
+def filter_from_json(flt: Any) -> tuple[Filter | None, dict[str, Any] | None]:
+    """A Qdrant-style filter (a dict or its JSON text: ``must`` / ``must_not`` lists of match conditions) as the
+    engine's Filter, and its JSON form (kept with the tagging, so that a sync selects the same points)."""
+    if flt is None:
+        return None, None
+    if isinstance(flt, str):
+        try:
+            flt = json.loads(flt)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"filter {flt!r} is not valid JSON ({e}): pass a Qdrant filter object") from None
+    if not isinstance(flt, Mapping) or set(flt) - {"must", "must_not"}:
+        raise ConfigError(f"filter {flt!r} is not supported: pass {{'must': [...], 'must_not': [...]}}")
+    must = tuple(_condition(c) for c in flt.get("must") or ())
+    must_not = tuple(_condition(c) for c in flt.get("must_not") or ())
+    return Filter(must=must, must_not=must_not), {"must": list(flt.get("must") or []),
+                                                   "must_not": list(flt.get("must_not") or [])}
+
+
+# -- the tags ---------------------------------------------------------------------------------------
+def label_predictions(
+    ri: RelIndexes, info: IndexInfo, reps: Sequence[relrep.SparseRep], top: int,
+    aggregation: str | None = None, tau: float | None = None,
+) -> tuple[list[list[Hit]], list[Prediction]]:
+    """Step (3) of classify for relative reps: the prompt hits (all of them, ranked) and the predictions. The one
+    path shared by classify and the tags, so that a tag equals classify's answer for the point's vector."""
+    hits = ri.query(info, reps, limit=info.n_items, with_payload=False)
+    prompts: dict[int, dict[str, Any]] = {}  # each prompt's payload made once per call, not once per hit
+    for hs in hits:
+        for h in hs:
+            pl = prompts.get(h.id)
+            if pl is None:
+                pl = prompts[h.id] = info.prompt_of(h.id)
+            h.payload = pl
+    agg = aggregation or info.aggregation
+    t = tau if tau is not None else info.tau
+    return hits, [aggregate(h, max(1, len(info.templates)), agg, top, t) for h in hits]
+
+
+def _rep_of(rec: Any) -> relrep.SparseRep:
+    sv = rec.vectors.get("rel")
+    if sv is None or len(sv) == 0:
+        return relrep.SparseRep(np.zeros(0, np.int64), np.zeros(0, np.float64))
+    return relrep.SparseRep(np.asarray(sv.indices, np.int64), np.asarray(sv.values, np.float64))
+
+
+class _Scorer:
+    """Tags for relative reps against one label set (its prompts' reps read once)."""
+
+    def __init__(self, ri: RelIndexes, labels: IndexInfo, top: int, prompts: dict[int, relrep.SparseRep]) -> None:
+        self.relindexes, self.labels, self.top, self.prompts = ri, labels, top, prompts
+
+    def tags(self, reps: Sequence[relrep.SparseRep]) -> list[dict[str, Any]]:
+        hits, preds = label_predictions(self.relindexes, self.labels, reps, self.top)
+        out = []
+        for rep, hs, pred in zip(reps, hits, preds, strict=True):
+            anchors: list[int] = []
+            if pred.top:
+                mine = [h for h in hs if h.payload and h.payload.get("label") == pred.top[0].label]
+                anchors = [a for a, _ in anchor_totals(self.labels, mine, rep, self.prompts)[:TAG_ANCHORS]]
+            out.append({"label": pred.label, "score": float(pred.score),
+                        "top": [[s.label, float(s.score)] for s in pred.top], "anchors": anchors})
+        return out
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Equal values, floats within 1e-12 (relative): a payload's float64 may come back from the engine's JSON a
+    last bit off (Qdrant Edge), while a changed score moves by at least a float32 step (~6e-8)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-12 * max(1.0, abs(b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _same(stored: Any, tag: Mapping[str, Any]) -> bool:
+    """Whether a point's stored tag already holds ``tag`` (its ``rev`` aside)."""
+    if not isinstance(stored, Mapping) or set(stored) - {"rev"} != set(tag):
+        return False
+    return all(_equal(stored[k], v) for k, v in tag.items())
+
+
+class Taggings:
+    """The taggings of one store: create, keep fresh after edits, sync with the user's collection, delete.
+
+    ``labels_for(name, tenant)``: the label set that answers for a tenant, up to date (the facade's index_info:
+    tenant copies and repairs included), so that tags always use what classify uses."""
+
+    def __init__(self, ri: RelIndexes, labels_for: Callable[[str, str], IndexInfo]) -> None:
+        self.relindexes = ri
+        self.engine: Engine = ri.engine
+        self.labels_for = labels_for
+        # per (label set, prompt): the prompt's stored top-k and its rep, computed again only when the top-k changed
+        self._prompts: dict[tuple[str, int], tuple[str, int, float, relrep.SparseRep]] = {}
+
+    def _scorer(self, linfo: IndexInfo, top: int) -> _Scorer:
+        """A scorer for the label set, with its prompts' reps (a rep is made again only where its item changed)."""
+        reps = {}
+        for r in self.relindexes.items(linfo):
+            key, state = (linfo.key, int(r.id)), str(r.payload.get("topk", ""))
+            hit = self._prompts.get(key)
+            if hit is None or hit[:3] != (state, linfo.k, linfo.p):
+                hit = self._prompts[key] = (state, linfo.k, linfo.p, prompt_rep(linfo, r.payload))
+            reps[int(r.id)] = hit[3]
+        return _Scorer(self.relindexes, linfo, top, reps)
+
+    # -- lookups ----------------------------------------------------------------------------------
+    def all(self, tenant: str | None = None) -> list[IndexInfo]:
+        """Every tagging (of ``tenant`` only, when given)."""
+        infos = self.relindexes.infos() if tenant is None else self.relindexes.infos(tenant, own=True)
+        return [i for i in infos if i.kind == "tagging"]
+
+    def find(self, field: str, tenant: str, collection: str | None = None) -> IndexInfo:
+        """The tenant's tagging of ``field`` (in ``collection``, needed when several collections use the field)."""
+        found = [i for i in self.all(tenant) if info_of(i).field == field
+                 and (collection is None or info_of(i).collection == collection)]
+        if not found:
+            have = sorted(f"{info_of(i).collection}:{info_of(i).field}" for i in self.all(tenant))
+            raise NotFoundError(f"tenant {tenant!r} has no tagging of field {field!r}"
+                                f"{f' in {collection!r}' if collection else ''}: existing: {have or 'none'}. "
+                                "Create it with tag(COLLECTION, vector=..., labels=..., field=...)")
+        if len(found) > 1:
+            raise ConfigError(f"field {field!r} is tagged in several collections "
+                              f"({', '.join(info_of(i).collection for i in found)}): name the collection")
+        return found[0]
+
+    # -- checks -----------------------------------------------------------------------------------
+    def _check_target(self, collection: str, vector: str, field: str) -> None:
+        prefix = self.relindexes.prefix
+        own = {anchors_collection(prefix), meta_collection(prefix), relindex_collection(prefix, "text"),
+               relindex_collection(prefix, "image")}
+        if not isinstance(collection, str) or not collection:
+            raise ConfigError(f"collection {collection!r} is invalid: name an existing collection")
+        if collection in own:
+            raise ConfigError(f"collection {collection!r} is one of the plugin's own collections: tag a collection "
+                              "of your points (copy a gallery's images into one to tag them)")
+        if not isinstance(field, str) or not field or "." in field or field in ("", "id"):
+            raise ConfigError(f"field {field!r} is invalid: name one top-level payload field, without '.' "
+                              "(for example 'category')")
+        if not self.engine.collection_exists(collection):
+            have = [c for c in self.engine.list_collections() if c not in own]
+            raise NotFoundError(f"collection {collection!r} does not exist on {self.engine.description}: "
+                                f"existing: {have or 'none'}")
+        spec = self.engine.collection_spec(collection)
+        if vector in spec.sparse:
+            raise InvalidInputError(f"vector {vector!r} of {collection!r} is a sparse vector: tag with a dense image "
+                                    f"vector ({', '.join(spec.dense) or 'none'})")
+        if vector not in spec.dense:
+            raise NotFoundError(f"collection {collection!r} has no vector named {vector!r}: its dense vectors are "
+                                f"{sorted(spec.dense) or 'none'}")
+        dim = self.relindexes.fingerprint.image_dim
+        if spec.dense[vector] != dim:
+            raise InvalidInputError(
+                f"vector {vector!r} of {collection!r} has {spec.dense[vector]} dimensions, but this store's image "
+                f"encoder {self.relindexes.fingerprint.image_encoder!r} has {dim}: tag vectors made by that encoder"
+            )
+
+    def _select(
+        self, collection: str, vector: str, flt: Filter | None, field: str
+    ) -> tuple[list[Any], np.ndarray, list[Any]]:
+        """The selected points: ids (in scroll order), vectors, and what each holds under ``field`` now."""
+        recs = self.engine.scroll(collection, filter=flt, with_payload=True, with_vectors=(vector,))
+        pids: list[Any] = []
+        rows: list[np.ndarray] = []
+        held: list[Any] = []
+        for r in recs:
+            v = r.vectors.get(vector)
+            if v is None:
+                continue  # a point without this vector is not selected
+            arr = np.asarray(v, np.float32)
+            if arr.ndim != 1:
+                raise InvalidInputError(f"vector {vector!r} of {collection!r} is a multi-vector: tag with a dense "
+                                        "single vector per point")
+            pids.append(r.id)
+            rows.append(arr)
+            held.append(r.payload.get(field))
+        dim = self.relindexes.fingerprint.image_dim
+        return pids, (np.stack(rows) if rows else np.zeros((0, dim), np.float32)), held
+
+    # -- tag --------------------------------------------------------------------------------------
+    def tag(
+        self, collection: str, *, vector: str, labels: str, field: str, tenant: str, filter: Any = None,
+        top: int = 3, replace: bool = False,
+    ) -> TagInfo:
+        """Register a tagging and tag every selected point (see the module docstring). A re-run of an existing
+        tagging (same collection and field) runs it again (it finishes an interrupted one)."""
+        self._check_target(collection, vector, field)
+        flt, flt_json = filter_from_json(filter)
+        linfo = self.labels_for(labels, tenant)
+        old = self.relindexes.info(tagging_name(collection, field), tenant, "tagging")
+        others = [i for i in self.relindexes.infos() if i.kind == "tagging" and i.tenant != tenant
+                  and info_of(i).collection == collection and info_of(i).field == field]
+        if others:  # never, even with replace: one tenant's run would overwrite another's tags
+            raise AlreadyExistsError(f"field {field!r} of {collection!r} is already tagged by another tenant: "
+                                     "pick another field")
+        pids, vecs, held = self._select(collection, vector, flt, field)
+        if not pids:
+            raise InvalidInputError(f"the filter {flt_json!r} selects no point of {collection!r} with a vector "
+                                    f"{vector!r}: nothing to tag")
+        if old is None and not replace:
+            busy = [p for p, h in zip(pids, held, strict=True) if h is not None]
+            if busy:
+                raise AlreadyExistsError(
+                    f"field {field!r} already holds data on {len(busy)} selected points of {collection!r} (point "
+                    f"{busy[0]!r}): pass replace=True (--replace) to overwrite it, or tag into another field"
+                )
+        spec = {"collection": collection, "field": field, "vector": vector, "labels": labels, "top": int(top),
+                "filter": flt_json, "rev": 0, "pending": True}
+        return info_of(self._run(spec, tenant, linfo, old, pids, vecs))
+
+    def _run(
+        self, spec: dict[str, Any], tenant: str, linfo: IndexInfo, old: IndexInfo | None, pids: list[Any],
+        vecs: np.ndarray,
+    ) -> IndexInfo:
+        """Build the tagging's items from the selected points and write every point's tag (pending until done)."""
+        name = tagging_name(spec["collection"], spec["field"])
+        rev = (int(old.extra["tagging"]["rev"]) if old is not None else 0) + 1
+        spec = {**spec, "rev": rev, "pending": True}
+        info = IndexInfo(name, tenant, "tagging", linfo.k, linfo.p, len(pids), {}, extra={"tagging": spec})
+        if old is not None:
+            info.slot = old.slot
+            self.relindexes.annotate(old, {"tagging": spec})  # pending from the first write on
+        scorer = self._scorer(linfo, spec["top"])
+        coll, field = spec["collection"], spec["field"]
+
+        def write_chunk(items: list[int], reps: list[relrep.SparseRep]) -> None:
+            self._write(coll, field, [pids[i] for i in items], scorer.tags(reps), rev)
+
+        if old is None:
+            self.relindexes.annotate(info, {})  # the record exists (pending) before any point is written
+        info = self.relindexes.build(info, vecs, [{"point": p} for p in pids], on_chunk=write_chunk)
+        if old is not None:  # points tagged before and not selected now lose the tag
+            gone = set(self._points(old).values()) - set(pids)
+            self.engine.delete_payload(coll, sorted(gone, key=str), [field])
+        return self._done(info, linfo)
+
+    def _done(self, info: IndexInfo, linfo: IndexInfo) -> IndexInfo:
+        spec = {**info.extra["tagging"], "pending": False, "label_state": _label_state(linfo)}
+        return self.relindexes.annotate(info, {"tagging": spec})
+
+    def _write(self, collection: str, field: str, pids: Sequence[Any], tags: Sequence[dict[str, Any]],
+               rev: int) -> None:
+        for start in range(0, len(pids), WRITE_BATCH):
+            self.engine.set_payloads(collection, pids[start : start + WRITE_BATCH],
+                                     [{field: {**t, "rev": rev}} for t in tags[start : start + WRITE_BATCH]])
+
+    def _points(self, info: IndexInfo) -> dict[int, Any]:
+        """Item number -> the user's point id."""
+        return {r.id: r.payload.get("point") for r in self.relindexes.items(info)}
+
+    # -- freshness --------------------------------------------------------------------------------
+    def after_edit(self, tenant: str) -> dict[str, int]:
+        """After an anchor edit of ``tenant`` (or a refresh): bring every affected tagging up to date. Returns the
+        points rewritten per tagging."""
+        out = {}
+        for info in self.relindexes.affected(tenant):
+            if info.kind == "tagging":  # ri.written live: a label set repaired on the way (labels_for) counts too
+                out[f"{info.tenant}/{info.name}"] = self.refresh(info, self.relindexes.written)
+        return out
+
+    def after_labels(self, name: str, tenant: str) -> dict[str, int]:
+        """After the label set ``name`` of ``tenant`` was (re)defined or deleted: every tagging that uses it (every
+        tenant's, for a shared one) is scored again; one whose label set is gone is deleted (its tags removed)."""
+        out = {}
+        for info in self.all(None if tenant == TENANT_SHARED else tenant):
+            if info.extra["tagging"]["labels"] == name:
+                try:
+                    out[f"{info.tenant}/{info.name}"] = self.refresh(info, None)
+                except NotFoundError:
+                    self.delete(info)
+        return out
+
+    def refresh(self, info: IndexInfo, written: Mapping[str, set[int]] | None) -> int:
+        """Bring one tagging up to date; ``written``: the items (per index key) whose top-k the edit rewrote, None
+        to score every item again. Returns how many points were rewritten."""
+        spec = info.extra["tagging"]
+        linfo = self.labels_for(spec["labels"], info.tenant)
+        if spec.get("pending") or (linfo.k, linfo.p) != (info.k, info.p) or not self.relindexes.is_current(info, False):
+            return self.rerun(info, linfo)
+        items = self._to_rescore(info, linfo, written)
+        recs = (self.relindexes.items(info, with_vectors=("rel",)) if items is None
+                else list(self.relindexes.retrieve_items(info, sorted(items), with_vectors=("rel",)).values()))
+        if not recs:
+            return 0
+        scorer = self._scorer(linfo, int(spec["top"]))
+        coll, field = spec["collection"], spec["field"]
+        changed: list[tuple[Any, dict[str, Any]]] = []
+        for start in range(0, len(recs), 4096):
+            chunk = recs[start : start + 4096]
+            tags = scorer.tags([_rep_of(r) for r in chunk])
+            pids = [r.payload.get("point") for r in chunk]
+            stored = {r.id: r.payload.get(field) for r in self.engine.retrieve(coll, pids)}
+            changed += [(p, t) for p, t in zip(pids, tags, strict=True) if not _same(stored.get(p), t)]
+        if changed:
+            rev = int(spec["rev"]) + 1
+            info = self.relindexes.annotate(info, {"tagging": {**spec, "rev": rev, "pending": True}})
+            self._write(coll, field, [p for p, _ in changed], [t for _, t in changed], rev)
+        self._done(info, linfo)
+        return len(changed)
+
+    def _to_rescore(
+        self, info: IndexInfo, linfo: IndexInfo, written: Mapping[str, set[int]] | None
+    ) -> set[int] | None:
+        """The items whose tag an edit may have changed (None: every item): those whose top-k the edit rewrote,
+        and, where it also rewrote prompts of the label set, every item that shares an anchor with one of those
+        prompts' top-k before or after the edit (one sparse query; any other item's scores did not move)."""
+        if written is None or _label_state(linfo) != info.extra["tagging"].get("label_state"):
+            return None
+        items = set(written.get(info.key, ()))
+        prompts = written.get(linfo.key, set())
+        if not prompts:
+            return items
+        before = self.relindexes.previous.get(linfo.key, {})
+        if not prompts <= set(before):  # rewritten by a build (no earlier state kept): every item
+            return None
+        recs = self.relindexes.retrieve_items(linfo, sorted(prompts)).values()
+        now = {r.id: str(r.payload.get("topk", "")) for r in recs}
+        support = [decode_topk({"topk": t})[0][: linfo.k] for j in prompts for t in (before[j], now.get(j, ""))]
+        anchors = np.unique(np.concatenate(support)).astype(np.uint32)
+        if anchors.size:
+            q = SparseQuery("rel", SparseVec(anchors, np.ones(anchors.size, np.float32)), info.n_items,
+                            index_filter(info))
+            ids, scores = query_batch_arrays(self.engine, self.relindexes.collection(info), [q])[0]
+            items.update((ids[scores > 0] & (MAX_ITEMS - 1)).tolist())
+        return items
+
+    def rerun(self, info: IndexInfo, linfo: IndexInfo | None = None) -> int:
+        """Run a tagging again from scratch (its stored arguments): every selected point is written."""
+        spec = info.extra["tagging"]
+        linfo = linfo or self.labels_for(spec["labels"], info.tenant)
+        flt, _ = filter_from_json(spec["filter"])
+        pids, vecs, _ = self._select(spec["collection"], spec["vector"], flt, spec["field"])
+        if not pids:
+            self.delete(info)
+            return 0
+        self._run(spec, info.tenant, linfo, info, pids, vecs)
+        return len(pids)
+
+    # -- the user's collection moves --------------------------------------------------------------
+    def sync(self, info: IndexInfo, ids: Sequence[Any] | None = None) -> dict[str, int]:
+        """Pick up points added to or deleted from the selection (and, with ``ids``, points whose vectors were
+        overwritten in place): the tagging is run again when anything differs. Returns counts."""
+        spec = info.extra["tagging"]
+        flt, _ = filter_from_json(spec["filter"])
+        now = [r.id for r in self.engine.scroll(spec["collection"], filter=flt, with_payload=False)]
+        have = set(self._points(info).values())
+        added, deleted = len(set(now) - have), len(have - set(now))
+        if added or deleted or ids or spec.get("pending") or not self.relindexes.is_current(info):
+            rewritten = self.rerun(info)
+        else:
+            rewritten = self.refresh(info, self.relindexes.written)
+        return {"added": added, "deleted": deleted, "rewritten": rewritten, "points": len(now)}
+
+    def delete(self, info: IndexInfo) -> TagInfo:
+        """Remove the tagging's field from every point it tagged, then its items and record."""
+        t = info_of(info)
+        if self.engine.collection_exists(t.collection):
+            pids = list(self._points(info).values())
+            for start in range(0, len(pids), 1024):
+                self.engine.delete_payload(t.collection, pids[start : start + 1024], [t.field])
+        self.relindexes.delete(info)
+        return t
+
+    def point_vector(self, info: IndexInfo, point: Any) -> np.ndarray:
+        """The vector of one tagged point (to explain its tag)."""
+        t = info_of(info)
+        recs = self.engine.retrieve(t.collection, [point], with_vectors=(t.vector,))
+        if not recs or recs[0].vectors.get(t.vector) is None:
+            raise NotFoundError(f"point {point!r} of {t.collection!r} does not exist or has no vector {t.vector!r}")
+        if t.field not in recs[0].payload:
+            raise NotFoundError(f"point {point!r} of {t.collection!r} has no tag {t.field!r}: run sync_tags")
+        return np.asarray(recs[0].vectors[t.vector], np.float32)[None, :]
+
+
+def _label_state(linfo: IndexInfo) -> list[Any]:
+    """What a tagging's scores depend on besides the items: which label set record, which definition."""
+    return [linfo.key, linfo.definition, linfo.copied_from, linfo.tau, linfo.aggregation]
+
+
+__all__ = ["TagInfo", "Taggings", "filter_from_json", "info_of", "label_predictions", "tagging_name"]

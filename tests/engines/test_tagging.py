@@ -1,0 +1,353 @@
+"""Taggings: a user's collection labelled in its payloads, equal to classify (and explain) after every edit."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import IMG_DIM, TXT_DIM, edit_anchors, open_store, small_settings, unit
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asif_qdrant import AlreadyExistsError, Asif, ConfigError, InvalidInputError, NotFoundError
+from asif_qdrant.engines.base import CollectionSpec, PointBatch
+from asif_qdrant.relindex import RelIndexes
+from asif_qdrant.tagging import Taggings
+
+ENGINES = ["edge", "local"]
+
+
+def make_photos(a: Asif, rng: np.random.Generator, n: int = 12, ids: list[Any] | None = None,
+                name: str = "photos") -> tuple[list[Any], np.ndarray]:
+    """A user's own collection: an image vector ``img``, a text vector ``txt`` of another size, a sparse one,
+    and payload fields of their own."""
+    a.engine.create_collection(name, CollectionSpec(dense={"img": IMG_DIM, "other": IMG_DIM + 1}, sparse=("sp",)))
+    vecs = rng.standard_normal((n, IMG_DIM)).astype(np.float32)
+    ids = ids if ids is not None else list(range(1000, 1000 + n))
+    a.engine.upsert(name, PointBatch(ids, {"img": vecs, "other": rng.standard_normal((n, IMG_DIM + 1))},
+                                     payloads=[{"owner": "acme" if i % 2 else "beta", "n": i} for i in range(n)]))
+    return ids, vecs
+
+
+def assert_tags_match_classify(a: Asif, field: str, tenant: str | None = None, coll: str = "photos",
+                               only: set[Any] | None = None) -> dict[Any, dict[str, Any]]:
+    """Every tagged point's tag is what classify says for its vector (label, score, top), and its anchors are the
+    first pairs of explain; its rev is at most the tagging's."""
+    recs = [r for r in a.engine.scroll(coll, with_vectors=("img",)) if only is None or r.id in only]
+    info = next(t for t in a.list_tags(tenant) if t.field == field)
+    vecs = np.stack([np.asarray(r.vectors["img"]) for r in recs])
+    preds = a.classify(vectors=vecs, labels=info.labels, top=info.top, tenant=tenant)
+    out = {}
+    for r, p in zip(recs, preds, strict=True):
+        tag = r.payload[field]
+        assert tag["label"] == p.label, (r.id, tag, p)
+        assert abs(tag["score"] - p.score) < 1e-6
+        assert [t[0] for t in tag["top"]] == [s.label for s in p.top]
+        np.testing.assert_allclose([t[1] for t in tag["top"]], [s.score for s in p.top], atol=1e-6)
+        assert 1 <= tag["rev"] <= info.rev
+        out[r.id] = tag
+    assert not info.pending
+    return out
+
+
+def assert_anchors_match_explain(a: Asif, field: str, tenant: str | None = None, coll: str = "photos") -> None:
+    for r in a.engine.scroll(coll, with_vectors=("img",)):
+        ex = a.explain(vector=np.asarray(r.vectors["img"])[None], labels="L", top=3, tenant=tenant)
+        assert r.payload[field]["anchors"] == [c.id for c in ex.contributions], r.id
+        assert a.explain_tag(field, r.id, tenant=tenant, top=3).contributions == ex.contributions
+
+
+@pytest.fixture(params=ENGINES)
+def tstore(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    a = open_store(request.param, tmp_path, request, k=4, p=3.0)
+    yield a
+    a.close()
+
+
+def _setup(a: Asif, seed: int = 0) -> np.random.Generator:
+    rng = np.random.default_rng(seed)
+    a.add_vectors(rng.standard_normal((30, IMG_DIM)), rng.standard_normal((30, TXT_DIM)))
+    a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=rng.standard_normal((5, TXT_DIM)))
+    return rng
+
+
+def test_tag_writes_classify_answers_and_keeps_user_data(tstore: Asif) -> None:
+    a = tstore
+    rng = _setup(a)
+    ids, vecs = make_photos(a, rng)
+    info = a.tag("photos", vector="img", labels="L", field="category")
+    assert (info.points, info.rev, info.pending, info.top) == (12, 1, False, 3)
+    tags = assert_tags_match_classify(a, "category")
+    assert set(tags) == set(ids) and all(t["rev"] == 1 for t in tags.values())
+    assert_anchors_match_explain(a, "category")
+    for r in a.engine.scroll("photos", with_vectors=("img",)):  # the user's data is untouched
+        i = ids.index(r.id)
+        assert {k: v for k, v in r.payload.items() if k != "category"} == {"owner": "acme" if i % 2 else "beta",
+                                                                          "n": i}
+        np.testing.assert_allclose(r.vectors["img"], unit(vecs[i]), atol=1e-6)
+    assert [t.field for t in a.list_tags()] == ["category"]
+    assert a.list_indexes() == a.list_labels()  # a tagging is no label set or gallery
+    # a search of the user's own on the tag: a Qdrant filter on category.label
+    from asif_qdrant.engines.base import Match
+
+    some = tags[ids[0]]["label"]
+    hits = {r.id for r in a.engine.scroll("photos", filter=_f(Match("category.label", some)))}
+    assert hits == {i for i, t in tags.items() if t["label"] == some}
+
+
+def _f(*conds: Any) -> Any:
+    from asif_qdrant.engines.base import Filter
+
+    return Filter(must=tuple(conds))
+
+
+def test_edits_rewrite_only_changed_tags(tstore: Asif) -> None:
+    a = tstore
+    rng = _setup(a, 1)
+    make_photos(a, rng, n=20)
+    a.tag("photos", vector="img", labels="L", field="category")
+    before = assert_tags_match_classify(a, "category")
+    # an anchor close to one point enters that point's top-k (and maybe a prompt's)
+    target = next(r for r in a.engine.scroll("photos", with_vectors=("img",)))
+    res = a.add_vectors(np.asarray(target.vectors["img"])[None], rng.standard_normal((1, TXT_DIM)))
+    after = assert_tags_match_classify(a, "category")
+    changed = {i for i in after if after[i] != before[i]}
+    assert target.id in changed
+    rev = a.list_tags()[0].rev
+    assert rev == 2 and all(after[i]["rev"] == (2 if i in changed else 1) for i in after)
+    for i in set(after) - changed:  # unchanged points keep their tag, rev included
+        assert after[i] == before[i]
+    a.delete(res.ids)
+    assert_tags_match_classify(a, "category")
+    a.define_labels("L", list("abcdef"), templates="plain", prompt_vectors=rng.standard_normal((6, TXT_DIM)),
+                    replace=True)
+    tags = assert_tags_match_classify(a, "category")
+    assert any(t["label"] == "f" or any(x[0] == "f" for x in t["top"]) for t in tags.values())
+    assert_anchors_match_explain(a, "category")
+    a.define_labels("L", list("xyz"), templates="plain", prompt_vectors=rng.standard_normal((3, TXT_DIM)),
+                    replace=True, k=6, p=2.0)  # another k and p: the items are rebuilt
+    assert_tags_match_classify(a, "category")
+    a.delete_labels("L")  # the label set is gone: so are its tags
+    assert a.list_tags() == []
+    assert all("category" not in r.payload for r in a.engine.scroll("photos"))
+
+
+def test_tenancy_and_filter(tstore: Asif) -> None:
+    a = tstore
+    rng = _setup(a, 2)
+    ids, _ = make_photos(a, rng, n=10)
+    a.add_vectors(rng.standard_normal((5, IMG_DIM)), rng.standard_normal((5, TXT_DIM)), tenant="acme")
+    own = {int(i) for i in a.engine.scroll(a.anchors.collection, filter=_f(), with_payload=True)
+           if i.payload.get("tenant") in ("acme", "_shared")} if False else None
+    flt = {"must": [{"key": "owner", "match": {"value": "acme"}}]}
+    info = a.tag("photos", vector="img", labels="L", field="cat", tenant="acme", filter=flt)
+    assert info.points == 5 and info.filter == {**flt, "must_not": []}
+    tags = assert_tags_match_classify(a, "cat", tenant="acme", only={i for j, i in enumerate(ids) if j % 2})
+    assert all("cat" not in r.payload for r in a.engine.scroll("photos") if r.payload["owner"] == "beta")
+    # another tenant sees none of it, cannot sync or delete it, and its anchors stay out of acme's tags
+    a.add_vectors(rng.standard_normal((5, IMG_DIM)), rng.standard_normal((5, TXT_DIM)), tenant="other")
+    assert a.list_tags("other") == [] and a.list_tags() == []
+    with pytest.raises(NotFoundError, match="no tagging of field 'cat'"):
+        a.delete_tags("cat", tenant="other")
+    with pytest.raises(AlreadyExistsError, match="another tenant"):
+        a.tag("photos", vector="img", labels="L", field="cat", tenant="other", filter=flt)
+    scope = {r.id for r in a.engine.scroll(a.anchors.collection) if r.payload.get("tenant") in ("acme", "_shared")}
+    tags = assert_tags_match_classify(a, "cat", tenant="acme", only=set(tags))
+    assert all(set(t["anchors"]) <= scope for t in tags.values())
+    # a tenant edit reaches the tenant's tags; deleting the tenant removes them
+    a.add_vectors(rng.standard_normal((3, IMG_DIM)), rng.standard_normal((3, TXT_DIM)), tenant="acme")
+    assert_tags_match_classify(a, "cat", tenant="acme", only=set(tags))
+    a.delete_tenant("acme")
+    assert all("cat" not in r.payload for r in a.engine.scroll("photos"))
+    assert own is None
+
+
+def test_refusals_write_nothing(tstore: Asif) -> None:
+    a = tstore
+    rng = _setup(a, 3)
+    make_photos(a, rng)
+    cases = [
+        (dict(collection="nope", vector="img"), NotFoundError, "collection 'nope' does not exist"),
+        (dict(collection="photos", vector="x"), NotFoundError, "no vector named 'x'.*img"),
+        (dict(collection="photos", vector="sp"), InvalidInputError, "sparse vector"),
+        (dict(collection="photos", vector="other"), InvalidInputError, f"{IMG_DIM + 1} dimensions.*has {IMG_DIM}"),
+        (dict(collection="photos", vector="img", field="owner"), AlreadyExistsError, "already holds data.*replace"),
+        (dict(collection="photos", vector="img", filter={"must": [{"key": "owner", "match": {"value": "zz"}}]}),
+         InvalidInputError, "selects no point"),
+        (dict(collection="photos", vector="img", filter={"should": []}), ConfigError, "not supported"),
+        (dict(collection=a.anchors.collection, vector="image"), ConfigError, "plugin's own"),
+        (dict(collection="photos", vector="img", field="a.b"), ConfigError, "field 'a.b' is invalid"),
+        (dict(collection="photos", vector="img", labels="nope"), NotFoundError, "label set 'nope'"),
+    ]
+    for kw, err, msg in cases:
+        args = {"labels": "L", "field": "cat", **kw}
+        with pytest.raises(err, match=msg):
+            a.tag(args.pop("collection"), **args)
+    assert a.list_tags() == []
+    assert all(set(r.payload) == {"owner", "n"} for r in a.engine.scroll("photos"))
+    info = a.tag("photos", vector="img", labels="L", field="owner", replace=True)  # replace: overwritten
+    assert info.points == 12
+    assert_tags_match_classify(a, "owner")
+
+
+def dying(a: Asif, monkeypatch: pytest.MonkeyPatch, after: int) -> None:
+    """The store's writes of tags (batches of 5) die after ``after`` batches, like a process killed (kill -9)."""
+    real, calls = a.engine.set_payloads, {"n": 0}
+
+    def set_payloads(*args: Any, **kw: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise KeyboardInterrupt("killed")
+        real(*args, **kw)
+
+    monkeypatch.setattr("asif_qdrant.tagging.WRITE_BATCH", 5)
+    monkeypatch.setattr(a.engine, "set_payloads", set_payloads)
+
+
+def test_interrupted_tagging_is_finished_by_a_rerun(tstore: Asif, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = tstore
+    rng = _setup(a, 4)
+    make_photos(a, rng, n=30)
+    a.tag("photos", vector="img", labels="L", field="cat")
+    dying(a, monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):  # a re-score of every point (a new label set), killed midway
+        a.define_labels("L", list("abcdef"), templates="plain", prompt_vectors=rng.standard_normal((6, TXT_DIM)),
+                        replace=True)
+    monkeypatch.undo()
+    [info] = a.list_tags()
+    assert info.pending
+    revs = [r.payload["cat"]["rev"] for r in a.engine.scroll("photos")]
+    assert set(revs) <= {1, 2} and 2 in revs  # some points written, some not: pending says so
+    a.tag("photos", vector="img", labels="L", field="cat")  # a re-run finishes it
+    [info] = a.list_tags()
+    tags = assert_tags_match_classify(a, "cat")
+    assert all(t["rev"] == info.rev for t in tags.values())
+
+
+def test_interrupted_first_tagging_then_edit_finishes_it(tstore: Asif, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = tstore
+    rng = _setup(a, 5)
+    make_photos(a, rng, n=30)
+    monkeypatch.setattr("asif_qdrant.relindex.BUILD_CHUNK", 8)
+    dying(a, monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        a.tag("photos", vector="img", labels="L", field="cat")
+    monkeypatch.undo()
+    assert [t.pending for t in a.list_tags()] == [True]
+    assert 0 < sum("cat" in r.payload for r in a.engine.scroll("photos")) < 30
+    a.add_vectors(rng.standard_normal((2, IMG_DIM)), rng.standard_normal((2, TXT_DIM)))  # the next edit finishes it
+    tags = assert_tags_match_classify(a, "cat")
+    assert len(tags) == 30 and {t["rev"] for t in tags.values()} == {a.list_tags()[0].rev}
+
+
+def test_sync_picks_up_added_deleted_and_overwritten_points(tstore: Asif) -> None:
+    a = tstore
+    rng = _setup(a, 6)
+    ids, _ = make_photos(a, rng, n=10)
+    a.tag("photos", vector="img", labels="L", field="cat")
+    assert a.sync_tags("cat") == {"added": 0, "deleted": 0, "rewritten": 0, "points": 10}
+    new = rng.standard_normal((3, IMG_DIM)).astype(np.float32)
+    a.engine.upsert("photos", PointBatch([5000, 5001, 5002], {"img": new, "other": np.zeros((3, IMG_DIM + 1))},
+                                         payloads=[{"owner": "acme"}] * 3))
+    a.engine.delete("photos", ids=ids[:2])
+    res = a.sync_tags("cat")
+    assert (res["added"], res["deleted"], res["points"]) == (3, 2, 11)
+    tags = assert_tags_match_classify(a, "cat")
+    assert set(tags) == set(ids[2:]) | {5000, 5001, 5002}
+    assert a.list_tags()[0].points == 11
+    # a vector overwritten in place is not seen; sync_tags(ids=...) re-tags it
+    a.engine.upsert("photos", PointBatch([ids[5]], {"img": rng.standard_normal((1, IMG_DIM)),
+                                                    "other": np.zeros((1, IMG_DIM + 1))}, payloads=[{"owner": "x"}]))
+    a.sync_tags("cat", ids=[ids[5]])
+    assert_tags_match_classify(a, "cat")
+    a.delete_tags("cat")
+    assert a.list_tags() == [] and all("cat" not in r.payload for r in a.engine.scroll("photos"))
+
+
+def test_uuid_point_ids_on_the_client_engine(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    a = Asif.open(url=":memory:", **small_settings(k=4, p=3.0))
+    try:
+        _setup(a, 8)
+        ids = [str(uuid.UUID(int=int(x))) for x in rng.integers(1, 2**62, 6)]
+        make_photos(a, rng, n=6, ids=ids)
+        a.tag("photos", vector="img", labels="L", field="cat")
+        tags = assert_tags_match_classify(a, "cat")
+        assert set(tags) == set(ids)
+        a.add_vectors(rng.standard_normal((4, IMG_DIM)), rng.standard_normal((4, TXT_DIM)))
+        assert_tags_match_classify(a, "cat")
+        assert a.explain_tag("cat", ids[0]).label == tags[ids[0]]["top"][0][0]
+    finally:
+        a.close()
+
+
+TENANTS = ["_shared", "t1", "t2"]
+K, P = 4, 3.0
+ops = st.lists(
+    st.tuples(st.sampled_from(["add", "add", "delete", "replace", "relabel"]), st.sampled_from(TENANTS),
+              st.integers(1, 4), st.integers(0, 2**31)),
+    min_size=3, max_size=10,
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ENGINES)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=ops)
+def test_random_edits_keep_every_tagging_equal_to_classify(
+    kind: str, steps: list, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model-based freshness test, for taggings: after every random edit (anchors of any tenant, a redefined
+    label set), every tenant's tags equal classify's answers (which test_freshness checks against the dense
+    reference), and no tagging was rerun from scratch (the incremental path alone keeps them exact)."""
+    monkeypatch.setattr(RelIndexes, "rebuild", lambda self, info: pytest.fail("an index fell behind"))
+    monkeypatch.setattr(Taggings, "rerun", lambda self, *a, **k: pytest.fail("a tagging fell behind"))
+    rng = np.random.default_rng(7)
+    if kind == "edge":
+        a = Asif.open(tmp_path_factory.mktemp("s") / "store", **small_settings(k=K, p=P))
+    else:
+        a = Asif.open(url=":memory:", **small_settings(k=K, p=P))
+    anchors: dict[int, tuple[str, np.ndarray, np.ndarray]] = {}
+    try:
+        img, txt = rng.standard_normal((6, IMG_DIM)), rng.standard_normal((6, TXT_DIM))
+        for i, pid in enumerate(a.add_vectors(img, txt).ids):
+            anchors[pid] = ("_shared", unit(img[i]), unit(txt[i]))
+        a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=rng.standard_normal((5, TXT_DIM)))
+        make_photos(a, rng, n=8)
+        for t in TENANTS:
+            a.tag("photos", vector="img", labels="L", field=f"tag_{t}", tenant=None if t == "_shared" else t)
+        for step, (op, tenant, n, seed) in enumerate(steps):
+            r = np.random.default_rng([seed, step])
+            if op == "relabel":
+                a.define_labels("L", list("abcde")[: 2 + n % 4], templates="plain", replace=True,
+                                prompt_vectors=r.standard_normal((2 + n % 4, TXT_DIM)))
+            else:
+                edit_anchors(a, anchors, op, tenant, n, r)
+            for t in TENANTS:
+                assert_tags_match_classify(a, f"tag_{t}", tenant=None if t == "_shared" else t)
+    finally:
+        a.close()
+
+
+def test_tau_reaches_the_tags_and_doctor_retags_lost_items(tstore: Asif) -> None:
+    from asif_qdrant.relindex import index_filter
+
+    a = tstore
+    rng = _setup(a, 9)
+    make_photos(a, rng)
+    a.tag("photos", vector="img", labels="L", field="cat")
+    a.annotate_index("L", extra={}, tau=10.0)  # above every score: every tag becomes "unknown"
+    tags = assert_tags_match_classify(a, "cat")
+    assert all(t["label"] is None for t in tags.values()) and any(t["top"] for t in tags.values())
+    a.annotate_index("L", extra={}, tau=0.0)
+    assert any(t["label"] is not None for t in assert_tags_match_classify(a, "cat").values())
+    info = a.taggings.find("cat", "_shared")
+    a.engine.delete(a.relindexes.collection(info), filter=index_filter(info))  # the items are lost
+    report = a.doctor(repair=True)
+    found = [f for f in report.findings if "tagging" in f.what]
+    assert found and all(f.repaired for f in found)
+    assert a.list_tags()[0].points == 12
+    assert_tags_match_classify(a, "cat")
