@@ -409,6 +409,21 @@ def serve() -> str:
         ["classify one uploaded image (encoding included), HTTP vs in-process",
          f"{up['http_upload_ms']:.1f} vs {up['in_process_ms']:.1f} ms = {up['ratio']:.2f}x", "<= 1.3x"],
     ]
+    iso, dec = d.get("isolation"), d.get("decoding")
+    if iso:
+        ro, mi = iso["read_only"], iso["mixed"]
+        body.append([
+            "one tenant's classify p95 alone vs while another tenant edits without pause",
+            f"{ro['p95_ms']:.1f} vs {mi['p95_ms']:.1f} ms = {iso['p95_ratio']:.2f}x; 503s {ro['read_503']} / "
+            f"{mi['read_503']}, errors {ro['read_errors'] + mi['read_errors']}, {mi['edit_requests']} edits",
+            "<= 1.5x, 0 errors" + (" (p95 missed)" if iso["p95_ratio"] > 1.5 else "")])
+    if dec:
+        body.append([
+            f"server RSS: {len(dec['bomb_statuses'])} requests of 3 decompression bombs ({dec['bomb_kb']:.0f} KB "
+            f"PNG, 13000x13000); then one request of {dec['photos']} 4000x3000 JPEGs",
+            f"bombs: {sorted(set(dec['bomb_statuses']))}, +{dec['rss_after_bombs_mb'] - dec['rss_before_mb']:.0f} MB; "
+            f"photos: {dec['batch_status']} in {dec['batch_seconds']:.1f} s, "
+            f"+{dec['rss_after_batch_mb'] - dec['rss_after_bombs_mb']:.0f} MB", "bounded"])
     return table(["figure", "measured", "target"], body)
 
 
