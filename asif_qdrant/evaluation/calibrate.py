@@ -279,6 +279,33 @@ def store_tau(asif: Asif, labels: str, tenant: str, tau: float, record: dict[str
     return asif.annotate_index(labels, tenant, "labels", extra={"calibration": record}, tau=float(tau))
 
 
+def _check_inputs(info: Any, vectors: Any, truth: Sequence[str], labels: str, split: Split | None) -> None:
+    """The split's name, one true class of the label set per vector row, at least one image."""
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"split={split!r} is invalid: use 'calibration' or 'heldout' (or leave it out)")
+    _check_classes(info, truth, labels)
+    n_vec = int(np.asarray(vectors).shape[0]) if np.ndim(vectors) == 2 else -1
+    if n_vec != len(truth):
+        raise InvalidInputError(
+            f"got {n_vec if n_vec >= 0 else np.shape(vectors)} image vectors for {len(truth)} true labels: "
+            "pass a (n, dim) array and one true class per row"
+        )
+    if not truth:
+        raise InvalidInputError("no labelled images: give at least one image per class")
+
+
+def _halves(truth: Sequence[str], split: Split | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices tau is chosen on, indices reported on): all images without a split, else the seeded halves."""
+    everything = np.arange(len(truth))
+    if split is None:
+        return everything, everything
+    cal_idx, held_idx = split_halves(truth, seed)
+    rep_idx = cal_idx if split == "calibration" else held_idx
+    if rep_idx.size == 0:
+        raise InvalidInputError(f"the {split} half is empty ({len(truth)} images): give at least two images per class")
+    return cal_idx, rep_idx
+
+
 def calibrate_vectors(
     asif: Asif,
     vectors: Any,
@@ -301,34 +328,14 @@ def calibrate_vectors(
     "calibration" half (50/50 per class, seeded) and report on the "calibration" or the "heldout" half.
     """
     _check_targets(target_precision, target_coverage, tau)
-    if split is not None and split not in SPLITS:
-        raise ConfigError(f"split={split!r} is invalid: use 'calibration' or 'heldout' (or leave it out)")
     tenant = validate_tenant(tenant)
     truth = [str(t) for t in truth]
     info = asif.index_info(labels, tenant, "labels")
-    _check_classes(info, truth, labels)
-    n_vec = int(np.asarray(vectors).shape[0]) if np.ndim(vectors) == 2 else -1
-    if n_vec != len(truth):
-        raise InvalidInputError(
-            f"got {n_vec if n_vec >= 0 else np.shape(vectors)} image vectors for {len(truth)} true labels: "
-            "pass a (n, dim) array and one true class per row"
-        )
-    if not truth:
-        raise InvalidInputError("no labelled images: give at least one image per class")
+    _check_inputs(info, vectors, truth, labels, split)
     scores, preds = best_scores(asif, vectors, labels, tenant)
     answerable = np.array([p is not None for p in preds])
     correct = np.array([p == t for p, t in zip(preds, truth, strict=True)])
-
-    everything = np.arange(len(truth))
-    if split is None:
-        cal_idx = rep_idx = everything
-    else:
-        cal_idx, held_idx = split_halves(truth, seed)
-        rep_idx = cal_idx if split == "calibration" else held_idx
-        if rep_idx.size == 0:
-            raise InvalidInputError(
-                f"the {split} half is empty ({len(truth)} images): give at least two images per class"
-            )
+    cal_idx, rep_idx = _halves(truth, split, seed)
 
     def sub(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return scores[idx], correct[idx], answerable[idx]
