@@ -76,11 +76,13 @@ def test_tables_take_their_numbers_from_the_results_json(monkeypatch: pytest.Mon
 
     def fake(name: str) -> dict[str, Any]:
         d = dict(real(name))
-        if name == "eval_cifar":
-            d["rows"] = [{**d["rows"][0], "top1": 0.5123, "top5": 0.9}]
+        if name == "eval_accuracy":
+            d["rows"] = [{**r, "all_top1": 0.5123, "all_top5": 0.9} if r["setting"] == "new default" else r
+                         for r in d["rows"]]
         return d
 
-    assert "**top-1 45.8 %, top-5 88.3 %**" in gen.cifar_headline()  # eval_cifar.json as committed
+    assert "**top-1 50.4 %, top-5 91.0 %**" in gen.cifar_headline()  # eval_accuracy.json as committed
+    assert "k = 800, p = 8: 45.8 %" in gen.cifar_headline()
     monkeypatch.setattr(gen, "result", fake)
     assert "**top-1 51.2 %, top-5 90.0 %**" in gen.cifar_headline()
 
