@@ -42,6 +42,8 @@ def run_demo(asif: Asif, data: Path, eval_limit: int = 1000, sample_seed: int | 
     info = asif.index_info("cifar10", "_shared", "labels")
     click.echo(f"    {info.n_items} prompts, k={info.k}, p={info.p:g}, aggregation={info.aggregation}, "
                f"correction={info.correction}")
+    click.echo("    what the anchors support (asif labels check cifar10):")
+    click.echo("    " + asif.coverage("cifar10").table().replace("\n", "\n    "))
     seed = sample_seed if sample_seed is not None else int(time.time()) % 100_000
     click.echo(f"3/4 classify 10 CIFAR-10 test images, one per class drawn at random (seed {seed}; not picked to "
                "look good)")
