@@ -394,6 +394,28 @@ def tenants() -> str:
     return table([f"{r['tenants']:,} tenants, {r['shared_anchors'] // 1000}k shared anchors", "value", "target"], body)
 
 
+def cli_startup() -> str:
+    d = result("bench_cli")
+    rows = {r["mode"]: r for r in d["rows"]}
+    what = [
+        ("embedded", "embedded: `asif --path STORE classify IMG --labels cifar10` (opens the store, loads both "
+                     "encoders)"),
+        ("server", "`asif --server URL classify IMG --labels cifar10` against a warm `asif serve`"),
+        ("import --server", 'for comparison: `python -c "import asif_qdrant.cli, asif_qdrant.cli_remote"`'),
+        ("request", "for comparison: the request alone (`AsifClient.classify`: upload, decoding and encoding on the "
+                    "server)"),
+    ]
+
+    def s(v: float) -> str:
+        return f"{v:.2f} s" if v < 10 else f"{v:.1f} s"
+
+    body = [[label, f"**{s(rows[m]['median_s'])}**" if m == "server" else s(rows[m]["median_s"]),
+             s(rows[m]["min_s"]), s(rows[m]["max_s"])] for m, label in what if m in rows]
+    text = table(["run (whole `asif` processes)", "median", "min", "max"], body)
+    return (f"{text}\n\nEmbedded / server: **{d['ratio_embedded_over_server']:.1f}x**, the same label "
+            f"(`{d['label']}`) in both modes: {d['same_label']}; load average {d['load_average']:.1f} on 2 cores.")
+
+
 def serve() -> str:
     d = result("bench_serve")
     mx, tp, up = d["mixed"], d["throughput"], d["upload"]
@@ -464,6 +486,7 @@ def layout() -> str:
 GENERATORS: dict[str, Callable[[], str]] = {
     "settings": settings_table,
     "cifar-headline": cifar_headline,
+    "cli-startup": cli_startup,
     "cifar-sweep": cifar_sweep,
     "cifar-sweep-notes": cifar_sweep_notes,
     "cifar-sweep-mpnet": cifar_sweep_mpnet,
