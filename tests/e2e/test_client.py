@@ -15,8 +15,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +22,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from click.testing import CliRunner
 from conftest import IMG_DIM, TXT_DIM, small_settings
 from fake_encoders import COLOURS, CharEncoder, PixelEncoder, install_fakes, shade
+from live_server import Server
 from PIL import Image
 
 from asif_qdrant import (
@@ -42,7 +40,6 @@ from asif_qdrant import (
 )
 from asif_qdrant.cli import main
 from asif_qdrant.client import AsifClient, error_for, retry_after
-from asif_qdrant.serve import create_app
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
 
@@ -79,30 +76,6 @@ def answered(info: Any) -> dict[str, Any]:
 def jsonable(x: Any) -> Any:
     """What a value looks like after a trip through JSON (tuples become lists; floats stay exact)."""
     return json.loads(json.dumps(x))
-
-
-class Server:
-    """uvicorn in a thread on a free port of 127.0.0.1, serving ``asif`` (which the test closes)."""
-
-    def __init__(self, asif: Asif) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        config = uvicorn.Config(create_app(asif), host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
 
 
 @pytest.fixture(scope="module")

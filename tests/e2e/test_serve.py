@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,13 +17,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from conftest import IMG_DIM, TXT_DIM, small_settings
 from fake_encoders import CharEncoder, PixelEncoder
+from live_server import Server
 from PIL import Image
 
 from asif_qdrant import Asif
-from asif_qdrant.serve import create_app, parse_keys
+from asif_qdrant.serve import parse_keys
 
 pytestmark = pytest.mark.server
 
@@ -36,32 +35,6 @@ def png(colour: tuple[int, int, int]) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (16, 16), colour).save(buf, "PNG")
     return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, asif: Asif) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(create_app(asif), host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
 
 
 rng = np.random.default_rng(5)

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import socket
 import struct
 import threading
 import time
@@ -23,11 +22,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from click.testing import CliRunner
 from conftest import IMG_DIM, TXT_DIM, small_settings
 from fake_encoders import CharEncoder, PixelEncoder
 from fastapi.testclient import TestClient
+from live_server import Server
 from PIL import Image
 
 import asif_qdrant.encoders as encoders_pkg
@@ -239,24 +238,13 @@ class _SlowText(CharEncoder):
         return super().encode(items, batch_size)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_client_that_disconnects_stops_the_work_at_the_next_batch(tmp_path: Path) -> None:
     a = open_store(tmp_path, max_classes=100_000)
     slow = _SlowText()
     a.set_encoder("text", slow)  # type: ignore[arg-type]
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(a), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    srv = Server(a)
+    port = srv.port
     try:
-        deadline = time.time() + 20
-        while not server.started and time.time() < deadline:
-            time.sleep(0.02)
         classes = [f"class{i}" for i in range(256 * 20)]  # 20 batches of 256 prompts: 4 s of encoding
         with pytest.raises(httpx.ReadTimeout), httpx.Client(timeout=0.5) as c:
             c.put(f"http://127.0.0.1:{port}/v1/labels/huge", json={"classes": classes, "templates": "plain"},
@@ -267,8 +255,7 @@ def test_a_client_that_disconnects_stops_the_work_at_the_next_batch(tmp_path: Pa
         assert slow.calls == stopped_at and stopped_at < 8  # stopped within a batch of the disconnect
         assert "huge" not in {i.name for i in a.list_labels()}
     finally:
-        server.should_exit = True
-        thread.join(20)
+        srv.stop()
         a.close()
 
 
