@@ -431,6 +431,39 @@ class AnchorStore:
                 self.engine.delete(self.collection, ids=gone[start : start + 10_000])
         return gone, img, txt
 
+    def own_records(self, ids: Sequence[int], tenant: str, *, with_vectors: bool = False) -> list[Any]:
+        """The stored anchors among ``ids`` that belong to ``tenant`` (with their payloads, and their image and text
+        vectors with ``with_vectors``): what a replacement removes, and what its rollback puts back."""
+        vectors: tuple[str, ...] = ("image", "text") if with_vectors else ()
+        return [r for r in self.engine.retrieve(self.collection, [int(i) for i in ids], with_payload=True,
+                                                with_vectors=vectors)
+                if r.payload.get("tenant") == tenant]
+
+    def restore(self, tenant: str, ids: Sequence[int], before: Sequence[Any]) -> tuple[list[int], np.ndarray,
+                                                                                      np.ndarray]:
+        """Undo a replacement whose write failed: remove what was written under ``ids`` and put the old pairs
+        ``before`` back (records from :meth:`own_records` with vectors: same ids, vectors and payloads). Returns
+        the restored ids and their image and text vectors, for the relative indexes to follow."""
+        self.meta.bump_revision(tenant)  # before the writes, for the same reason as in add()
+        self.engine.delete(self.collection, ids=[int(i) for i in ids])
+        fp = self.fingerprint
+        if not before:
+            return [], np.zeros((0, fp.image_dim), np.float32), np.zeros((0, fp.text_dim), np.float32)
+        img = np.stack([np.asarray(r.vectors["image"], np.float32) for r in before])
+        txt = np.stack([np.asarray(r.vectors["text"], np.float32) for r in before])
+        old = [r.id for r in before]
+        self.engine.upsert(self.collection, PointBatch(old, {"image": img, "text": txt},
+                                                       payloads=[dict(r.payload) for r in before]))
+        return old, img, txt
+
+    def delete_tenant(self, tenant: str) -> list[int]:
+        """Delete every anchor of ``tenant`` and its records (its revision, its image roots): the tenant is gone
+        from :meth:`tenants`. Returns the ids deleted."""
+        gone = self.delete(tenant=tenant)
+        self.meta.delete(f"revision:{tenant}")
+        self.meta.delete_image_roots(tenant)
+        return gone
+
     def copy_from(self, source: AnchorStore, filter: Filter | None = None) -> int:
         """Copy ``source``'s anchors that match ``filter`` (same ids, payloads and vectors; both stores on one
         engine) into this store, then bump the revision of every tenant stored here, so that relative indexes built

@@ -7,7 +7,6 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -18,35 +17,34 @@ from . import embedding
 from . import migrate as _migrate
 from .anchors import AddResult, AnchorStore, as_matrix, file_digest, pair_key, text_digest
 from .coverage import Coverage, label_coverage
+from .edits import AnchorEdits
+from .edits import DeleteResult as DeleteResult  # re-exported: the result type of Asif.delete
 from .embedding import ImageLimits
 from .engines import create_engine
-from .engines.base import Engine, Filter, PointBatch, Relayout
+from .engines.base import Engine, Filter, Relayout
 from .errors import (
-    AlreadyExistsError,
     AsifError,
     ConfigError,
     FingerprintMismatchError,
     InvalidInputError,
     NotFoundError,
 )
+from .handles import Indexes
 from .locking import ScopedLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .prototypes import Prototypes, mix_of, prototype_terms
-from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes
+from .relindex import IndexInfo, Kind, RelIndexes
 from .relrep import l2_normalize
 from .search_options import SearchConfig, builds_index
 from .settings import AsifSettings
 from .tagging import Taggings, TagInfo
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
-from .validate import check_items, check_k_p, check_limit, check_name, check_top
+from .validate import check_name, check_top
 from .zeroshot import (
-    AGGREGATIONS,
     Prediction,
     SearchHit,
     aggregate,
     check_correction,
-    resolve_classes,
-    resolve_templates,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -172,6 +170,7 @@ class Asif:
         self._corrections: Corrections | None = None
         self._taggings: Taggings | None = None
         self._prototypes: Prototypes | None = None
+        self._indexes = Indexes(self, self._lock)  # the handles on the label sets, galleries and taggings
         if migrate:
             self.migrate()
 
@@ -258,7 +257,7 @@ class Asif:
             ctx.fingerprint = self.fingerprint
         except AsifError:
             ctx.fingerprint = None
-        return diagnose(self, ctx, repair)
+        return diagnose(self, ctx, self._indexes, repair)
 
     @_reads
     def migration_plan(self) -> list[tuple[str, list[str]]]:
@@ -303,41 +302,9 @@ class Asif:
         the counts of added and already-stored pairs, and the relative-index items each index had updated.
         Explicit ``ids`` that exist for the tenant are replacements (the old pairs go through the incremental
         path, and come back when the write fails)."""
-        store = self.anchors
-        store.check_encoders(image_encoder, text_encoder)
-        removed: dict[str, int] = {}
-        if ids is not None:
-            # explicit ids that are already stored are replacements: validate everything first, then remove the
-            # old pairs through the incremental path, so that the relative indexes stay exact without a rebuild
-            store.validate_pairs(image_vectors, text_vectors, captions, payloads, ids, image_refs)
-            t = validate_tenant(tenant)
-            store.check_id_owners([int(i) for i in ids], t)
-            before = [r for r in self.engine.retrieve(store.collection, [int(i) for i in ids], with_payload=True,
-                                                      with_vectors=("image", "text"))
-                      if r.payload.get("tenant") == t]
-            if before:
-                removed = self.delete([r.id for r in before], tenant=t).items_touched
-            try:
-                res = store.add(
-                    image_vectors, text_vectors, captions=captions, payloads=payloads, tenant=tenant, ids=ids,
-                    image_refs=image_refs, content_keys=content_keys,
-                )
-            except BaseException:
-                self._restore(store, t, [int(i) for i in ids], before)
-                raise
-        else:
-            res = store.add(
-                image_vectors, text_vectors, captions=captions, payloads=payloads, tenant=tenant, ids=ids,
-                image_refs=image_refs, content_keys=content_keys,
-            )
-        if res.new_ids and res.new_image is not None and res.new_text is not None:
-            res.items_touched = self.relindexes.apply_added(res.tenant, res.new_ids, res.new_image, res.new_text)
-            self.taggings.after_edit(res.tenant)
-        for key, n in removed.items():
-            res.items_touched[key] = res.items_touched.get(key, 0) + n
-        if res.new_ids or removed:
-            self.prototypes.after_edit(res.tenant, payloads)
-        return res
+        return AnchorEdits(self).add(image_vectors, text_vectors, captions, payloads, tenant, ids,
+                                     image_refs=image_refs, image_encoder=image_encoder, text_encoder=text_encoder,
+                                     content_keys=content_keys)
 
     def teach(
         self,
@@ -406,21 +373,6 @@ class Asif:
                 store.close()
         return out
 
-    def _restore(self, store: AnchorStore, tenant: str, ids: list[int], before: list[Any]) -> None:
-        """Undo a replacement whose write failed: remove what was written under ``ids``, put the old pairs back
-        (same ids, vectors and payloads) and bring the relative indexes along, so the failed edit changes nothing."""
-        self.meta.bump_revision(tenant)
-        self.engine.delete(store.collection, ids=ids)
-        if before:
-            img = np.stack([np.asarray(r.vectors["image"], np.float32) for r in before])
-            txt = np.stack([np.asarray(r.vectors["text"], np.float32) for r in before])
-            old = [r.id for r in before]
-            self.engine.upsert(store.collection, PointBatch(old, {"image": img, "text": txt},
-                                                            payloads=[dict(r.payload) for r in before]))
-            self.relindexes.apply_added(tenant, old, img, txt)
-            self.taggings.after_edit(tenant)
-        self.prototypes.after_edit(tenant)
-
     def set_encoder(self, modality: str, encoder: Encoder) -> None:
         """Use an already loaded encoder (it must match the store's fingerprint)."""
         fp = self.fingerprint
@@ -439,17 +391,7 @@ class Asif:
     ) -> DeleteResult:
         """Delete anchors of ``tenant`` by ids or filter (or every one with ``all=True``): the result holds the ids
         deleted (``count`` of them) and the relative-index items each index had updated."""
-        if ids is None and filter is None and not all:
-            raise ConfigError("delete needs ids=[...], filter=... or all=True (to delete every anchor of the tenant)")
-        tenant = validate_tenant(tenant)
-        if ids is not None and hasattr(ids, "__len__") and not isinstance(ids, (str, bytes)):
-            check_limit(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")  # a bad ids value: refused below
-        gone, img, txt = self.anchors.delete_with_vectors(ids=ids, tenant=tenant, filter=filter)
-        touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
-        if gone:
-            self.taggings.after_edit(tenant)
-            self.prototypes.after_edit(tenant)
-        return DeleteResult(gone, touched)
+        return AnchorEdits(self).delete(ids, tenant=tenant, filter=filter, all=all)
 
     @_writes
     def replace(
@@ -462,20 +404,7 @@ class Asif:
         tenant: str | None = None,
     ) -> AddResult:
         """Replace the tenant's anchors ``ids`` by new pairs (same ids). Validated before anything changes."""
-        tenant = validate_tenant(tenant)
-        if hasattr(ids, "__len__") and not isinstance(ids, (str, bytes)):
-            check_limit(len(ids), self.settings.max_ids, "ids", "ASIF_MAX_IDS")
-        store = self.anchors
-        store.validate_pairs(image_vectors, text_vectors, captions, payloads, ids, None)
-        existing = {r.id for r in self.engine.retrieve(store.collection, list(ids), with_payload=True)
-                    if r.payload.get("tenant") == tenant}
-        missing = [i for i in ids if int(i) not in existing]
-        if missing:
-            raise InvalidInputError(
-                f"anchor id {missing[0]} does not exist for tenant {tenant!r}: replace only existing anchors "
-                "(add new ones with add_vectors)"
-            )
-        return self.add_vectors(image_vectors, text_vectors, captions, payloads, tenant, ids)
+        return AnchorEdits(self).replace(ids, image_vectors, text_vectors, captions, payloads, tenant)
 
     @_writes
     def optimize(self, relayout: bool = True) -> bool:
@@ -513,22 +442,7 @@ class Asif:
     @_writes
     def delete_tenant(self, tenant: str) -> dict[str, int]:
         """Delete a tenant: its anchors, its label sets and galleries, and its meta records."""
-        tenant = validate_tenant(tenant)
-        if tenant == TENANT_SHARED:
-            raise ConfigError(
-                f"{TENANT_SHARED!r} holds the anchors every tenant shares and cannot be deleted as a tenant: "
-                "delete its anchors with delete(all=True) instead"
-            )
-        if tenant not in self.tenants():
-            raise NotFoundError(f"tenant {tenant!r} does not exist: see `asif tenants list`")
-        for info in self.taggings.all(tenant):  # the tenant's tags leave the user's points first
-            self.taggings.delete(info)
-        n_indexes = self.relindexes.delete_tenant(tenant)
-        self.prototypes.delete_tenant(tenant)
-        anchors = self.anchors.delete(tenant=tenant)
-        self.meta.delete(f"revision:{tenant}")
-        self.meta.delete_image_roots(tenant)
-        return {"anchors": len(anchors), "indexes": n_indexes}
+        return AnchorEdits(self).delete_tenant(tenant)
 
     @_reads
     def image_roots(self, tenant: str | None = None) -> list[Path]:
@@ -747,37 +661,16 @@ class Asif:
         """
         corr = check_correction(self.settings.correction if correction is None else correction)
         check_name(name)
-        tenant = validate_tenant(tenant)
-        self._check_new(name, tenant, "labels", replace)
-        cls = resolve_classes(classes)
-        tpl = resolve_templates(templates)
-        check_limit(len(cls), self.settings.max_classes, "classes", "ASIF_MAX_CLASSES")
-        check_limit(len(tpl), self.settings.max_templates, "templates", "ASIF_MAX_TEMPLATES")
-        kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
-        if aggregation not in AGGREGATIONS:
-            raise ConfigError(f"aggregation {aggregation!r} is invalid: use 'max' or 'mean'")
-        check_items(len(cls) * len(tpl), self.settings.max_items,
-                    f"label set {name!r} ({len(cls)} classes x {len(tpl)} templates)")
-        prompts = [t.format(c) for c in cls for t in tpl]
-        if prompt_vectors is None:
-            vecs = self.encode_texts(prompts)
+        plan = self._indexes.labels(name, validate_tenant(tenant)).plan(
+            classes, templates, k=k, p=p, aggregation=aggregation, replace=replace, correction=corr,
+            own_vectors=prompt_vectors is not None)
+        if prompt_vectors is None:  # encoded outside the lock
+            vecs = self.encode_texts(plan.prompts)
         else:
-            vecs = self.input_vectors("text", None, prompt_vectors, "prompts")
-            if vecs.shape[0] != len(prompts):
-                raise InvalidInputError(
-                    f"got {vecs.shape[0]} prompt vectors for {len(prompts)} prompts ({len(cls)} classes x "
-                    f"{len(tpl)} templates): pass one per prompt, class-major order"
-                )
-        payloads = [
-            {"label": c, "prompt": t.format(c), "class_index": ci, "template_index": ti}
-            for ci, c in enumerate(cls)
-            for ti, t in enumerate(tpl)
-        ]
-        info = IndexInfo(name, tenant, "labels", kk, pp, len(prompts), {}, classes=cls, templates=tpl,
-                         aggregation=aggregation, extra={"prompt_vectors": prompt_vectors is not None}, correction=corr)
-        info = self._build(info, vecs, payloads, replace)
+            vecs = plan.check_vectors(self.input_vectors("text", None, prompt_vectors, "prompts"))
+        info = self._build(*plan.items(), vecs, replace)
         # from the items just built (not through index_info, whose periodic count check must stay with the queries)
-        info.coverage = self._lock.read(tenant, label_coverage, self.relindexes, info).as_dict()["classes"]
+        info.coverage = self._lock.read(info.tenant, label_coverage, self.relindexes, info).as_dict()["classes"]
         return info
 
     def add_gallery(
@@ -795,85 +688,28 @@ class Asif:
         """Define a gallery of images for text-to-image search, as a relative index. A name the tenant already
         has is refused unless ``replace=True`` (then it is rebuilt from these images)."""
         check_name(name)
-        tenant = validate_tenant(tenant)
-        self._check_new(name, tenant, "gallery", replace)
-        kk, pp = check_k_p(k, p, self.settings.k, self.settings.p, self.settings.max_k)
-        if images is not None:  # refused before encoding anything
-            check_items(len(images), self.settings.max_items, f"gallery {name!r}")
-        vecs = self.input_vectors("image", images, vectors, "images")
-        n = vecs.shape[0]
-        check_items(n, self.settings.max_items, f"gallery {name!r}")
-        if payloads is not None and len(payloads) != n:
-            raise InvalidInputError(f"got {len(payloads)} payloads for {n} images: pass one per image, or none")
-        pls: list[dict[str, Any]] = []
-        for i in range(n):
-            pl = dict(payloads[i]) if payloads is not None else {}
-            bad = sorted(RESERVED_FIELDS.intersection(pl))
-            if bad:
-                raise InvalidInputError(
-                    f"gallery payload {i} has the field {bad[0]!r}, which the plugin sets on every item "
-                    f"({', '.join(sorted(RESERVED_FIELDS))}): rename it"
-                )
-            if images is not None and isinstance(images[i], (str, Path)):
-                pl.setdefault("image_ref", str(images[i]))
-            pl["item"] = i
-            pls.append(pl)
-        info = IndexInfo(name, tenant, "gallery", kk, pp, n, {})
-        return self._build(info, vecs, pls, replace)
+        plan = self._indexes.gallery(name, validate_tenant(tenant)).plan(
+            k=k, p=p, replace=replace, n_images=len(images) if images is not None else None)
+        vecs = self.input_vectors("image", images, vectors, "images")  # encoded outside the lock
+        info, pls = plan.items(vecs.shape[0], images, payloads)
+        return self._build(info, pls, vecs, replace)
 
     @_reads
     @_writes
     def delete_index(self, name: str, tenant: str | None = None, kind: Kind | None = None) -> IndexInfo:
         """Delete the label set or gallery ``name`` of ``tenant``; deleting one defined for all tenants (tenant None)
         deletes every tenant's copy of it too. ``kind`` None: the one of that name (refused when both exist)."""
-        tenant = validate_tenant(tenant)
-        ri = self.relindexes
-        info = ri.info(name, tenant, kind)
-        what = {"labels": "label set", "gallery": "gallery", None: "relative index"}[kind]
-        if info is None:
-            raise NotFoundError(f"{what} {name!r} does not exist for tenant {tenant!r}: see list_indexes()")
-        if info.copied_from is not None:
-            raise NotFoundError(
-                f"{what} {name!r} does not exist for tenant {tenant!r} as its own: it is defined for all tenants "
-                "(delete it without a tenant)"
-            )
-        copies = ri.copies_of(info) if tenant == TENANT_SHARED else []
-        for c in copies:  # the copies first: an interrupted delete leaves no copy without its shared definition
-            ri.delete(c)
-        if info.kind == "labels":
-            self.corrections.delete(info)
-        ri.delete(info)
-        if info.kind == "labels":
-            self.taggings.after_labels(name, tenant)
-        return info
+        return self._indexes.get(name, validate_tenant(tenant), kind).delete()
 
     @_writes
-    def _build(self, info: IndexInfo, vecs: Any, payloads: Sequence[Mapping[str, Any]], replace: bool) -> IndexInfo:
-        """(Re)define an index from encoded items: the encoding happened before, outside the lock. The name is
-        checked again under the lock: of two concurrent definitions of a new name, the second is refused."""
-        self._check_new(info.name, info.tenant, info.kind, replace)
-        info = self.relindexes.define(info, vecs, payloads)
-        if info.kind == "labels":
-            self.corrections.draw(info)  # the reference sample of its correction (or none)
-            self.taggings.after_labels(info.name, info.tenant)
-        return info
+    def _build(self, info: IndexInfo, payloads: Sequence[Mapping[str, Any]], vecs: Any, replace: bool) -> IndexInfo:
+        """(Re)define an index from items encoded before, outside the lock (the name is checked again under it)."""
+        return self._indexes.of(info).define(info, vecs, payloads, replace)
 
     @_reads
     def check_name_free(self, name: str, tenant: str | None = None, kind: Kind = "labels") -> None:
         """AlreadyExistsError (naming --replace) when ``tenant`` already has a label set or gallery ``name``."""
-        self._check_new(name, validate_tenant(tenant), kind, False)
-
-    def _check_new(self, name: str, tenant: str, kind: Kind, replace: bool) -> None:
-        old = self.relindexes.info(name, tenant, kind)
-        if old is None or replace or old.copied_from is not None:  # a tenant copy of a shared one is not its own
-            return
-        what = {"labels": "label set", "gallery": "gallery"}
-        cmd = {"labels": "labels", "gallery": "gallery"}
-        raise AlreadyExistsError(
-            f"{what[old.kind]} {name!r} already exists for tenant {tenant!r} ({old.n_items} items): pass "
-            f"replace=True (--replace) to redefine it, pick another name, or delete it first "
-            f"(asif {cmd[old.kind]} delete {name})"
-        )
+        self._indexes.get(name, validate_tenant(tenant), kind).check_new(False)
 
     def delete_labels(self, name: str, tenant: str | None = None) -> IndexInfo:
         """Delete a label set of ``tenant`` (its prompts and its record); anchors are not touched."""
@@ -894,9 +730,7 @@ class Asif:
     @_reads
     def list_indexes(self, tenant: str | None = None, kind: Kind | None = None) -> list[IndexInfo]:
         """Label sets and galleries visible to ``tenant`` (its own and the shared ones)."""
-        tenant = validate_tenant(tenant)
-        return [i for i in self.relindexes.infos(tenant)
-                if i.kind == kind or (kind is None and i.kind not in ("tagging", "reference"))]
+        return self._indexes.listing(validate_tenant(tenant), kind)
 
     @_reads
     def index_info(self, name: str, tenant: str, kind: Kind) -> IndexInfo:
@@ -906,27 +740,7 @@ class Asif:
         that is behind (an edit made behind the plugin's back, or an interrupted update) is rebuilt here, so a
         query never answers from a stale model: exactness over latency, and the rebuild happens once.
         """
-        ri = self.relindexes
-        info = ri.require(name, tenant, kind)
-        if info.tenant == tenant and info.copied_from is not None and tenant != TENANT_SHARED:
-            shared = ri.info(name, TENANT_SHARED, kind)
-            if shared is None:  # the shared definition was deleted (an interrupted delete_index): so is the copy
-                self._lock.need_write(tenant)  # a reader never writes: it comes back here under the exclusive lock
-                ri.delete(info)
-                info = ri.require(name, tenant, kind)
-            elif shared.definition != info.copied_from:  # redefined since the copy was made
-                self._lock.need_write(tenant)
-                info = ri.materialise(shared, tenant)
-        elif info.tenant != tenant and self.meta.revision(tenant) > 0:
-            self._lock.need_write(tenant)
-            info = ri.materialise(info, tenant)
-        check_count = ri.count_check_due(info, self.settings.staleness_check_s)
-        if not ri.is_current(info, check_count):
-            self._lock.need_write(info.tenant)  # the shared index itself: under the store-wide lock
-            info = ri.rebuild(info)
-        if check_count:
-            ri.count_checked(info)
-        return info
+        return self._indexes.get(name, tenant, kind).current()
 
     @_writes
     def annotate_index(
@@ -936,32 +750,14 @@ class Asif:
         """Store notes (``extra`` fields, e.g. a tuning or calibration record) and optionally the threshold ``tau``
         on the label set or gallery that answers for ``tenant``. A set defined for all tenants gets a tenant copy
         first, so that one tenant's notes and tau never change another tenant's answers."""
-        tenant = validate_tenant(tenant)
-        ri = self.relindexes
-        info = ri.require(name, tenant, kind)
-        if info.tenant != tenant:
-            info = ri.materialise(info, tenant)
-        info = ri.annotate(info, extra, tau)
-        if kind == "labels" and tau is not None:  # a new tau can turn tags into "unknown" (or back)
-            self.taggings.after_labels(name, tenant)
-        return info
+        return self._indexes.get(name, validate_tenant(tenant), kind).annotate(extra, tau)
 
     @_writes
     def refresh(
         self, name: str | None = None, *, tenant: str | None = None, kind: Kind | None = None
     ) -> list[IndexInfo]:
         """Rebuild one label set or gallery (or every one of ``tenant``) from the current anchors."""
-        tenant = validate_tenant(tenant)
-        ri = self.relindexes
-        infos = ([ri.require(name, tenant, kind)] if name is not None
-                 else [i for i in ri.infos(tenant, own=True) if kind is None or i.kind == kind])
-        out = [ri.rebuild(i) for i in infos]
-        for tagging in self.taggings.all(tenant):  # rebuilt items: the tags follow
-            self.taggings.refresh(tagging, None)
-        return out
-        if tenant != TENANT_SHARED:
-            self.prototypes.refresh(tenant)
-        return [ri.rebuild(i) for i in infos]
+        return self._indexes.refresh(name, validate_tenant(tenant), kind)
 
     # -- zero-shot -----------------------------------------------------------------------------
     @_reads
@@ -1050,20 +846,3 @@ class Asif:
         """Run ``fn(*args, **kwargs)`` under the facade's exclusive lock, whole, like an edit (for a tool that
         reads and then writes the store, such as evaluation.calibrate)."""
         return self._lock.write(None, fn, *args, **kwargs)
-
-
-@dataclass
-class DeleteResult:
-    """The ids deleted, and how many relative-index items each index had updated."""
-
-    deleted: list[int]
-    items_touched: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def count(self) -> int:
-        """How many anchors were deleted."""
-        return len(self.deleted)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"deleted": list(self.deleted), "items_touched": dict(self.items_touched)}
-

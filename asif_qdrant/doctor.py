@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import migrate as _migrate
 from .errors import AsifError
+from .handles import Indexes, Tagging
 from .meta import TENANT_SHARED
 from .names import anchors_collection, relindex_collection
 from .relindex import IndexInfo, index_filter
@@ -61,7 +62,9 @@ class DoctorReport:
         return "\n".join(lines)
 
 
-def diagnose(asif: Asif, ctx: _migrate.MigrationContext, repair: bool = False) -> DoctorReport:
+def diagnose(asif: Asif, ctx: _migrate.MigrationContext, indexes: Indexes, repair: bool = False) -> DoctorReport:
+    """What is wrong with the store; with ``repair``, the repairs, made through the migrations (the schema) and
+    the handles on the relative indexes (``indexes``, the facade's). Runs under the facade's exclusive lock."""
     rep = DoctorReport()
     engine, meta = asif.engine, asif.meta
     if not meta.exists():
@@ -101,16 +104,17 @@ def diagnose(asif: Asif, ctx: _migrate.MigrationContext, repair: bool = False) -
                         detail="recreated empty" + (f"; it held the items of {', '.join(held)}" if held else ""))
             rep.findings.append(f)
             if repair:
-                ri.ensure_collections()
+                indexes.ensure_collections()
                 f.repaired = True
     # shared definitions first: a tenant copy is made again from its shared definition
     for info in sorted(infos, key=lambda i: (i.tenant != TENANT_SHARED, i.tenant, i.kind, i.name)):
-        _check_index(asif, rep, info, repair)
+        _check_index(asif, rep, info, indexes, repair)
     return rep
 
 
-def _check_index(asif: Asif, rep: DoctorReport, info: IndexInfo, repair: bool) -> None:
+def _check_index(asif: Asif, rep: DoctorReport, info: IndexInfo, indexes: Indexes, repair: bool) -> None:
     ri, engine = asif.relindexes, asif.engine
+    handle = indexes.of(info)
     label = f"{info.kind} {info.name!r} of tenant {info.tenant!r}"
     coll = ri.collection(info)
     n = engine.count(coll, index_filter(info)) if engine.collection_exists(coll) else 0
@@ -120,7 +124,7 @@ def _check_index(asif: Asif, rep: DoctorReport, info: IndexInfo, repair: bool) -
             f = Finding(what, True, detail="a copy of the shared definition: made again on the tenant's next query")
             rep.findings.append(f)
             if repair:
-                ri.delete(info)
+                handle.drop()
                 f.repaired = True
             return
         if info.kind == "labels" and info.extra.get("prompt_vectors"):
@@ -133,9 +137,9 @@ def _check_index(asif: Asif, rep: DoctorReport, info: IndexInfo, repair: bool) -
         else:
             f = Finding(what, False, detail="its images are lost: add the gallery again (asif gallery add)")
         rep.findings.append(f)
-        if repair and info.kind == "tagging":
+        if repair and isinstance(handle, Tagging):
             try:
-                asif.taggings.rerun(info)
+                handle.rerun()
                 f.repaired = True
             except AsifError as e:
                 f.repairable, f.detail = False, f"its collection cannot be tagged again ({e})"
@@ -147,12 +151,12 @@ def _check_index(asif: Asif, rep: DoctorReport, info: IndexInfo, repair: bool) -
             except AsifError as e:
                 f.repairable, f.detail = False, f"its prompts cannot be re-encoded ({e})"
         if repair and not f.repaired:
-            ri.delete(info)  # a record without its items would only fail later: the name is free again
+            handle.drop()  # a record without its items would only fail later: the name is free again
             f.detail += "; its record was removed: define it again"
         return
     if not ri.is_current(info):
         f = Finding(f"{label} is behind its anchors", True, detail="rebuilt from its items")
         rep.findings.append(f)
         if repair:
-            ri.rebuild(info)
+            handle.rebuild()
             f.repaired = True

@@ -211,11 +211,14 @@ WRITES: dict[str, frozenset[str]] = {
                        "delete_image_roots"}),
     "relindexes": frozenset({"define", "build", "apply_added", "apply_deleted", "rebuild", "materialise", "annotate",
                              "delete", "delete_tenant", "ensure_collections", "allocate_slot"}),
-    "anchors": frozenset({"add", "delete", "delete_with_vectors", "copy_from", "record_image_roots"}),
+    "anchors": frozenset({"add", "delete", "delete_with_vectors", "copy_from", "record_image_roots", "restore",
+                          "delete_tenant"}),
 }
 KIND_OF_CLASS = {"Engine": "engine", "Meta": "meta", "RelIndexes": "relindexes", "AnchorStore": "anchors"}
 # The owners: the points of the anchors and relindex collections, the meta records and the revisions are written by
-# the module that owns the concept (the engines carry the writes out); the facade delegates to relindexes/anchors.
+# the module that owns the concept (the engines carry the writes out). The facade validates, locks and delegates:
+# edits of the anchors (and what follows them) to edits.py, the operations on one relative index to its handle
+# (handles.py); it writes nothing itself but the anchor copies and image-root records it hands to the anchor store.
 # prototypes.py owns the prototypes collection and its "prototypes:{tenant}" records (issue 24).
 OWNERS: dict[str, set[str]] = {
     # tagging.py owns the tags it writes into the users' collections, and its taggings (relative indexes)
@@ -223,19 +226,16 @@ OWNERS: dict[str, set[str]] = {
                "asif_qdrant.prototypes", "asif_qdrant.tagging"},
     "meta": {"asif_qdrant.anchors", "asif_qdrant.relindex", "asif_qdrant.meta", "asif_qdrant.migrate",
              "asif_qdrant.prototypes"},
-    "relindexes": {"asif_qdrant.relindex", "asif_qdrant.asif", "asif_qdrant.tagging"},
-    "anchors": {"asif_qdrant.anchors", "asif_qdrant.asif"},
+    "relindexes": {"asif_qdrant.relindex", "asif_qdrant.handles", "asif_qdrant.edits", "asif_qdrant.tagging"},
+    "anchors": {"asif_qdrant.anchors", "asif_qdrant.edits", "asif_qdrant.asif"},
 }
-# Known exceptions, each to be moved to its owner (issue 21):
-ALLOWED_EXCEPTIONS: dict[str, set[str]] = {
-    # TODO(issue 21): replace's rollback (engine.delete/upsert + meta.bump_revision) and delete_tenant's removal of
-    # the revision and image-root records live in the facade; they belong in anchors.py / meta.py.
-    "engine": {"asif_qdrant.asif"},
-    "meta": {"asif_qdrant.asif"},
-    # TODO(issue 21): doctor repairs through RelIndexes (ensure_collections, delete, rebuild); give it a repair API.
-    "relindexes": {"asif_qdrant.doctor"},
-    "anchors": set(),
-}
+# Known exceptions, each to be moved to its owner: none left (issue 21 moved replace's rollback and delete_tenant's
+# records into anchors.py / edits.py, and doctor's repairs onto the handles).
+ALLOWED_EXCEPTIONS: dict[str, set[str]] = {k: set() for k in WRITES}
+# The handles and the anchor edits run under the facade's lock: only the facade uses them (and doctor.py, whose
+# repairs the facade runs under its exclusive lock with its handles).
+LOCKED_OWNERS = ("asif_qdrant.handles", "asif_qdrant.edits")
+LOCKED_USERS = {"asif_qdrant.asif", "asif_qdrant.doctor"}
 
 
 def _owner_kind(node: ast.expr, aliases: dict[str, str]) -> str | None:
@@ -292,6 +292,7 @@ def test_points_meta_records_and_revisions_are_written_by_their_owners_only() ->
                if m not in allowed and not (kind == "engine" and m.startswith("asif_qdrant.engines"))}
         assert bad == {}, f"{kind} written outside its owners: {bad}"
     assert "asif_qdrant.relindex" in found["engine"] and "asif_qdrant.anchors" in found["meta"]  # the check sees them
+    assert {"asif_qdrant.handles", "asif_qdrant.edits"} <= set(found["relindexes"])
     stale = {k: sorted(m for m in ms if m not in found[k]) for k, ms in ALLOWED_EXCEPTIONS.items()}
     assert stale == {k: [] for k in WRITES}, f"an exception is no longer needed: remove it from the list {stale}"
 
@@ -313,3 +314,20 @@ def test_the_writer_check_sees_a_tool_writing_around_the_owners(tmp_path: Path) 
     assert found == {"engine": {"tool": ["2: engine.upsert"]},
                      "meta": {"tool": ["3: target.meta.bump_revision", "7: m.put"]},
                      "relindexes": {"tool": ["5: ri.rebuild"]}, "anchors": {}}
+
+
+def test_the_facade_and_the_tools_write_no_point_record_or_revision_themselves() -> None:
+    """The facade delegates every write (issue 21): no engine or meta write in asif.py, doctor.py or a tool; the
+    handles and the anchor edits write through the stores (relindexes, anchors), never the engine or meta."""
+    found = _writers(sorted(PACKAGE.rglob("*.py")))
+    direct = {m for k in ("engine", "meta") for m in found[k]}
+    assert direct.isdisjoint({"asif_qdrant.asif", "asif_qdrant.doctor", *LOCKED_OWNERS})
+    assert "asif_qdrant.asif" not in found["relindexes"]
+    assert not [m for k in WRITES for m in found[k] if m.startswith(CORE_EXEMPT)]
+
+
+def test_only_the_facade_uses_the_handles_and_the_anchor_edits() -> None:
+    edges, _ = _graph()
+    users = {mod for mod, deps in edges.items() for dep in deps if dep in LOCKED_OWNERS}
+    assert "asif_qdrant.asif" in users
+    assert users <= LOCKED_USERS, f"only the facade (under its lock) uses handles/edits: {users - LOCKED_USERS}"
