@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from .engines.base import Engine, Filter, HasId, Match, PointBatch
+from .engines.base import Engine, Filter, HasId, Match, PointBatch, Relayout
 from .errors import FingerprintMismatchError, InvalidInputError
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .names import anchors_collection
 from .relrep import l2_normalize
+from .search_options import builds_index
 from .validate import MAX_ANCHOR_ID, check_ids
 
 if TYPE_CHECKING:
@@ -480,7 +481,24 @@ class AnchorStore:
         file) are relative to (ingest's record, read back by ``Asif.image_roots``)."""
         self.meta.set_image_roots(validate_tenant(tenant), source, roots)
 
+    def optimize(self, relayout: bool = True) -> bool:
+        """Build the collection's HNSW graph / quantized vectors where it was created with them; on an engine that
+        can (Qdrant Edge), first rewrite it into one sealed segment per search thread (``relayout``; ids, vectors
+        and payloads unchanged). True if anything was rebuilt."""
+        changed = False
+        if relayout and isinstance(self.engine, Relayout):
+            changed = bool(self.engine.relayout(self.collection))
+        if builds_index(self.engine.collection_spec(self.collection)):
+            changed = self.engine.optimize(self.collection) or changed
+        return changed
+
     # -- reads ---------------------------------------------------------------------------------
+    def image_roots(self, tenant: str) -> list[Path]:
+        """The folders that relative ``image_ref``s of ``tenant``'s scope (its own and the shared anchors) are
+        relative to, as recorded by :meth:`record_image_roots`."""
+        scope = (tenant, TENANT_SHARED) if tenant != TENANT_SHARED else (tenant,)
+        return [Path(r) for r in self.meta.image_roots(scope)]
+
     def count(self, tenant: str | None = None, *, all_tenants: bool = False) -> int:
         if all_tenants:
             return self.engine.count(self.collection)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
-from pydantic import ValidationError
 
 from . import embedding
 from . import migrate as _migrate
@@ -21,31 +20,22 @@ from .edits import AnchorEdits
 from .edits import DeleteResult as DeleteResult  # re-exported: the result type of Asif.delete
 from .embedding import ImageLimits
 from .engines import create_engine
-from .engines.base import Engine, Filter, Relayout
-from .errors import (
-    AsifError,
-    ConfigError,
-    FingerprintMismatchError,
-    InvalidInputError,
-    NotFoundError,
-)
+from .engines.base import Engine, Filter
+from .errors import AsifError, ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
 from .handles import Indexes
 from .locking import ScopedLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .prototypes import Prototypes, mix_of, prototype_terms
 from .relindex import IndexInfo, Kind, RelIndexes
 from .relrep import l2_normalize
-from .search_options import SearchConfig, builds_index
+from .search_options import SearchConfig
 from .settings import AsifSettings
+from .settings import make_settings as make_settings  # re-exported: the CLI, the server and the tools use it
+from .stores import StoreParts
 from .tagging import Taggings, TagInfo
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
 from .validate import check_name, check_top
-from .zeroshot import (
-    Prediction,
-    SearchHit,
-    aggregate,
-    check_correction,
-)
+from .zeroshot import Prediction, SearchHit, aggregate, check_correction
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -55,35 +45,6 @@ if TYPE_CHECKING:
     from .doctor import DoctorReport
     from .encoders import Encoder
     from .explain import Explanation
-
-
-def make_settings(settings: AsifSettings | None = None, **overrides: Any) -> AsifSettings:
-    """Settings from the environment (or ``settings``) with ``overrides`` applied; ConfigError when invalid."""
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        if settings is None:
-            return AsifSettings(**overrides)
-        return settings.model_copy(update=overrides) if not overrides else AsifSettings(
-            **{**settings.model_dump(exclude_unset=True), **overrides}
-        )
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "settings"
-        raise ConfigError(
-            f"setting {loc}={err.get('input')!r} is invalid: {err['msg']} (set it as an argument or ASIF_{loc.upper()})"
-        ) from None
-
-
-def _fingerprint_from_settings(settings: AsifSettings) -> Fingerprint:
-    from .encoders import create_encoder, encoder_dim
-
-    dims = []
-    for name in (settings.image_encoder, settings.text_encoder):
-        dim = encoder_dim(name)
-        if dim is None:
-            dim = create_encoder(name, cache_dir=settings.resolved_cache_dir).dim
-        dims.append(int(dim))
-    return Fingerprint(settings.image_encoder, dims[0], settings.text_encoder, dims[1])
 
 
 def _tenant_arg(fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], str | None]:
@@ -156,20 +117,11 @@ class Asif:
         self.meta = Meta(engine, settings.prefix)
         if self.meta.exists():
             _migrate.check_schema(self.meta)
-        stored = self.meta.fingerprint()
-        if stored is not None:
-            self._check_settings_encoders(stored)
-            self._fingerprint: Fingerprint | None = stored
-        else:
-            self._fingerprint = fingerprint
+        self._parts = StoreParts(engine, settings, self.meta, fingerprint, self._cache_lock)
         self._encoders: dict[str, Encoder] = {}
         self.encoder_load_seconds = 0.0  # time spent loading models, kept out of throughput figures
-        self._search: SearchConfig | None = None
-        self._anchors: AnchorStore | None = None  # built once the fingerprint is known, then kept (they own caches)
-        self._relindexes: RelIndexes | None = None
         self._corrections: Corrections | None = None
         self._taggings: Taggings | None = None
-        self._prototypes: Prototypes | None = None
         self._indexes = Indexes(self, self._lock)  # the handles on the label sets, galleries and taggings
         if migrate:
             self.migrate()
@@ -216,25 +168,14 @@ class Asif:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _check_settings_encoders(self, stored: Fingerprint) -> None:
-        explicit = self.settings.model_fields_set
-        for fname, stored_name in (("image_encoder", stored.image_encoder), ("text_encoder", stored.text_encoder)):
-            asked = getattr(self.settings, fname)
-            if fname in explicit and asked != stored_name:
-                raise FingerprintMismatchError(
-                    f"{fname.replace('_', ' ')} {asked!r} does not match this store's {stored_name!r}: "
-                    f"unset ASIF_{fname.upper()}, or use another store (ASIF_PATH / ASIF_PREFIX) for {asked!r}"
-                )
-
     # -- schema --------------------------------------------------------------------------------
     @property
     def fingerprint(self) -> Fingerprint:
-        if self._fingerprint is None:
-            self._fingerprint = self.meta.fingerprint() or _fingerprint_from_settings(self.settings)
-        return self._fingerprint
+        """The encoders' names and dimensions: the store's own, or (a new store) the settings' encoders'."""
+        return self._parts.fingerprint
 
     def _context(self) -> _migrate.MigrationContext:
-        return _migrate.MigrationContext(self.engine, self.settings, self.meta, self._fingerprint)
+        return _migrate.MigrationContext(self.engine, self.settings, self.meta, self._parts.known_fingerprint)
 
     @_writes
     def migrate(self) -> list[str]:
@@ -272,15 +213,7 @@ class Asif:
     @property
     def anchors(self) -> AnchorStore:
         """The anchor pairs' store: one long-lived object per facade."""
-        store = self._anchors
-        if store is None:
-            fp = self.fingerprint
-            with self._cache_lock:
-                if self._anchors is None:
-                    self._anchors = AnchorStore(self.engine, self.settings.prefix, self.meta, fp,
-                                                self.settings.batch_size)
-                store = self._anchors
-        return store
+        return self._parts.anchors
 
     # -- anchors -------------------------------------------------------------------------------
     @_writes
@@ -416,12 +349,7 @@ class Asif:
         seals one every 64 MB), or in one (created before segment layouts existed), is first rewritten into one
         sealed segment per search thread (a copy, then a swap; ids, vectors and payloads unchanged, so label sets
         stay valid)."""
-        changed = False
-        if relayout and isinstance(self.engine, Relayout):
-            changed = bool(self.engine.relayout(self.anchors.collection))
-        if builds_index(self.engine.collection_spec(self.anchors.collection)):
-            changed = self.engine.optimize(self.anchors.collection) or changed
-        return changed
+        return self.anchors.optimize(relayout)
 
     @_reads
     def tenants(self) -> list[str]:
@@ -448,8 +376,7 @@ class Asif:
     def image_roots(self, tenant: str | None = None) -> list[Path]:
         """The folders that relative anchor ``image_ref``s of ``tenant``'s scope (its own and the shared anchors)
         are relative to, as recorded by ingest for each source."""
-        t = validate_tenant(tenant)
-        return [Path(r) for r in self.meta.image_roots((t, TENANT_SHARED) if t != TENANT_SHARED else (t,))]
+        return self.anchors.image_roots(validate_tenant(tenant))
 
     @_reads
     def count(self, tenant: str | None = None, *, all_tenants: bool = False) -> int:
@@ -511,16 +438,7 @@ class Asif:
     def relindexes(self) -> RelIndexes:
         """The label sets' and galleries' store: one long-lived object per facade, which owns the per-index caches
         (item thresholds, when the stored count was last checked). Its anchor search follows ``search_config``."""
-        ri = self._relindexes
-        if ri is None:
-            search, fp = self.search_config, self.fingerprint  # outside the lock: they may build the anchor store
-            with self._cache_lock:
-                if self._relindexes is None:
-                    self._relindexes = RelIndexes(self.engine, self.settings.prefix, self.meta, fp, search=search)
-                ri = self._relindexes
-        if self._search is None:  # exact until the anchors collection exists and says how it was made
-            ri.search = self.search_config
-        return ri
+        return self._parts.relindexes
 
     @property
     def corrections(self) -> Corrections:
@@ -592,14 +510,7 @@ class Asif:
     @property
     def prototypes(self) -> Prototypes:
         """The class prototypes of the tenants' taught examples (prototypes.py): one long-lived object per facade."""
-        pr = self._prototypes
-        if pr is None:
-            fp = self.fingerprint
-            with self._cache_lock:
-                if self._prototypes is None:
-                    self._prototypes = Prototypes(self.engine, self.settings.prefix, self.meta, fp)
-                pr = self._prototypes
-        return pr
+        return self._parts.prototypes
 
     def prototype_terms(self, info: IndexInfo, vectors: Any, tenant: str) -> Any:
         """The prototype part of each label score of ``info`` for each row of ``vectors`` (B, classes), or None
@@ -627,15 +538,7 @@ class Asif:
     def search_config(self) -> SearchConfig:
         """How anchor queries run: exact by default; HNSW / quantization where both the search settings and the
         anchors collection (created with them) opt in."""
-        if self._search is None:
-            cfg = SearchConfig.from_settings(self.settings)
-            if cfg.exact:
-                self._search = cfg
-            elif self.engine.collection_exists(self.anchors.collection):
-                self._search = cfg.for_collection(self.engine.collection_spec(self.anchors.collection))
-            else:
-                return cfg
-        return self._search
+        return self._parts.search_config
 
     def define_labels(
         self,

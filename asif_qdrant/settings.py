@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
 
 # The search options' rules, in one place: the settings enforce them when loaded, search_options.SearchConfig when it
 # is made directly (benchmarks, tests).
@@ -215,3 +217,20 @@ class AsifSettings(BaseSettings):
     @property
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else self.path / "cache"
+
+
+def make_settings(settings: AsifSettings | None = None, **overrides: Any) -> AsifSettings:
+    """Settings from the environment (or ``settings``) with ``overrides`` applied; ConfigError when invalid."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        if settings is None:
+            return AsifSettings(**overrides)
+        return settings.model_copy(update=overrides) if not overrides else AsifSettings(
+            **{**settings.model_dump(exclude_unset=True), **overrides}
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "settings"
+        raise ConfigError(
+            f"setting {loc}={err.get('input')!r} is invalid: {err['msg']} (set it as an argument or ASIF_{loc.upper()})"
+        ) from None

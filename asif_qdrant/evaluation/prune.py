@@ -38,7 +38,6 @@ from ..engines.base import HasId, SparseVec
 from ..errors import ConfigError, InvalidInputError, NotFoundError
 from ..meta import TENANT_SHARED, validate_tenant
 from ..relindex import IndexInfo, tenant_scope
-from ..search_options import builds_index
 
 if TYPE_CHECKING:
     from ..asif import Asif
@@ -207,8 +206,7 @@ def _copy_into_prefix(asif: Asif, ids: np.ndarray, prefix: str, tenant: str) -> 
         )
     scope = tenant_scope(tenant).and_(HasId(tuple(int(i) for i in ids)))
     target.copy_anchors_from(asif, scope)  # copies the points and bumps the copied tenants' revisions
-    if builds_index(target.engine.collection_spec(target.anchors.collection)):  # Edge builds them only here
-        target.engine.optimize(target.anchors.collection)
+    target.optimize(relayout=False)  # HNSW / quantized vectors where the collection has them (Edge: only here)
     return target, [int(i) for i in ids]
 
 
