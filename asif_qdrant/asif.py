@@ -711,12 +711,7 @@ class Asif:
         top = check_top(top, self.settings.max_top, "result")
         info = self.index_info(gallery, tenant, "gallery")
         vecs = self.input_vectors("text", text, vector, "text")
-        reps = self.relindexes.reps(vecs, "text", tenant, info.k, info.p)
-        out = []
-        for hits in self.relindexes.query(info, reps, limit=min(top, max(1, info.n_items))):
-            out.append([SearchHit(h.id, h.score, dict(h.payload or {})) for h in hits])
-        return out
-
+        return self._indexes.gallery(gallery, tenant).search(info, vecs, top)
 
     @_reads
     def coverage(self, labels: str, tenant: str | None = None) -> Coverage:

@@ -22,7 +22,7 @@ from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes
 from .settings import AsifSettings
 from .tagging import Taggings
 from .validate import check_items, check_k_p, check_limit
-from .zeroshot import AGGREGATIONS, resolve_classes, resolve_templates
+from .zeroshot import AGGREGATIONS, SearchHit, resolve_classes, resolve_templates
 
 if TYPE_CHECKING:
     from .correction import Corrections
@@ -199,6 +199,14 @@ class Gallery(IndexHandle):
         if n_images is not None:  # refused before encoding anything
             check_items(n_images, s.max_items, f"gallery {self.name!r}")
         return GalleryPlan(self.name, self.tenant, kk, pp, s.max_items)
+
+    def search(self, info: IndexInfo, text_vectors: Any, top: int) -> list[list[SearchHit]]:
+        """Per query vector, the ``top`` items of ``info`` (the index that answers for the tenant, current) with
+        their scores and payloads."""
+        ri = self.relindexes
+        reps = ri.reps(text_vectors, "text", self.tenant, info.k, info.p)
+        return [[SearchHit(h.id, h.score, dict(h.payload or {})) for h in hits]
+                for hits in ri.query(info, reps, limit=min(top, max(1, info.n_items)))]
 
 
 class Tagging(IndexHandle):

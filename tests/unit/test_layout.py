@@ -331,3 +331,24 @@ def test_only_the_facade_uses_the_handles_and_the_anchor_edits() -> None:
     users = {mod for mod, deps in edges.items() for dep in deps if dep in LOCKED_OWNERS}
     assert "asif_qdrant.asif" in users
     assert users <= LOCKED_USERS, f"only the facade (under its lock) uses handles/edits: {users - LOCKED_USERS}"
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(path: Path, label: str, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Functions (methods and nested ones too) longer than ``limit`` lines, decorators and docstring included."""
+    return [f"{label}:{n.lineno} {n.name} ({n.end_lineno - n.lineno + 1} lines)"
+            for n in ast.walk(_tree(path)) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+            and n.end_lineno is not None and n.end_lineno - n.lineno + 1 > limit]
+
+
+def test_no_function_is_longer_than_80_lines() -> None:
+    bad = [hit for p in sorted(PACKAGE.rglob("*.py")) for hit in _long_functions(p, _module_name(p))]
+    assert bad == [], "split these: " + "; ".join(bad)
+
+
+def test_the_length_check_sees_a_long_function(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("def short():\n    return 1\n\n\ndef long():\n" + "    x = 1\n" * 80 + "    return x\n")
+    assert _long_functions(f, "m") == ["m:5 long (82 lines)"]
