@@ -1,9 +1,10 @@
-"""The `asif` command: a thin layer over the library. User mistakes become one-line errors.
+"""The `asif` command: a thin layer over the library, one module per command group. User mistakes become one-line
+errors.
 
-One module per command group: ``anchors`` (ingest, add, delete, teach, prune), ``labels``, ``galleries``,
-``query`` (classify, search, explain), ``tags``, ``evaluation`` (eval, curve, tune, eval-retrieval, calibrate,
-demo), ``admin`` (migrate, doctor, refresh, optimize, stats, encoders, tenants), ``serve``; shared by them:
-``context`` (the store or the server's client), ``output`` (text or JSON, the --out tables), ``images`` (image
+The groups: ``anchors`` (ingest, add, delete, teach, prune), ``labels``, ``galleries``, ``query`` (classify,
+search, explain), ``tags`` (tag, tags), ``evaluation`` (eval, curve, tune, eval-retrieval, calibrate, demo),
+``admin`` (migrate, doctor, refresh, optimize, stats, encoders, tenants) and ``serve``. Shared by them: ``context``
+(the embedded store or the server's client), ``output`` (text or --json, the --out tables), ``images`` (the image
 arguments). ``remote`` is the ``--server`` half, imported only when a server is given.
 """
 
