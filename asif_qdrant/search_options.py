@@ -33,7 +33,8 @@ The collection side (:meth:`SearchConfig.collection_options`) is applied when th
 (migration 0001); the query side (:meth:`SearchConfig.query_options`) travels with every anchor query as
 :class:`~asif_qdrant.engines.base.SearchOptions`. Qdrant Edge builds the graph and the quantized vectors only in
 ``Engine.optimize`` (``asif optimize``, or after an ingest) and, without a graph, when it seals a segment, since it
-has no background optimizer; until then a segment is searched exactly.
+has no background optimizer; until then a segment is searched exactly. The anchor queries themselves (step 1 of
+every query, with the tie rule) are topk.py's.
 """
 
 from __future__ import annotations
