@@ -219,6 +219,40 @@ def test_relindex_parts_import_one_way() -> None:
     assert {m: d for m, d in outside.items() if d} == {}
 
 
+# RelIndexes' parts are one object: a part may use an underscore member (a method, or the state that records.py's
+# __init__ declares) defined in another part only when it is listed here, with the part that defines it.
+RELINDEX_SHARED_PRIVATE: dict[str, set[str]] = {
+    "records": set(),
+    "query": set(),
+    "build": {"_thr"},  # records: the per-index threshold cache a build fills
+    "freshness": {"_thr", "_cache_lock", "_count_checked", "_write_items"},  # records' state; build's writer
+    "copies": {"_thr", "_thresholds", "_item_sims", "_merge_items"},  # a copy merges own anchors as an edit does
+}
+
+
+def _self_private(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """(underscore members a module defines: methods and ``self._x = ...``; those it uses on ``self``)."""
+    defined: set[str] = set()
+    used: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.FunctionDef):
+            defined.add(n.name)
+        elif (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+              and n.attr.startswith("_") and not n.attr.startswith("__")):
+            used.add(n.attr)
+            if isinstance(n.ctx, ast.Store):
+                defined.add(n.attr)
+    return defined, used
+
+
+def test_relindex_parts_share_only_the_listed_private_members() -> None:
+    found = {}
+    for m in RELINDEX_PARTS:
+        defined, used = _self_private(_tree(PACKAGE / "relindex" / f"{m}.py"))
+        found[m] = used - defined
+    assert found == RELINDEX_SHARED_PRIVATE
+
+
 def test_step_one_lives_in_topk() -> None:
     """The dense anchor top-k (step 1 of every query) is defined in topk.py only; search_options.py keeps the
     opt-in settings objects, and the relindex package reaches step 1 through topk."""
