@@ -231,7 +231,7 @@ def test_interrupted_first_tagging_then_edit_finishes_it(tstore: Asif, monkeypat
     a = tstore
     rng = _setup(a, 5)
     make_photos(a, rng, n=30)
-    monkeypatch.setattr("asif_qdrant.relindex.BUILD_CHUNK", 8)
+    monkeypatch.setattr("asif_qdrant.relindex.build.BUILD_CHUNK", 8)
     dying(a, monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         a.tag("photos", vector="img", labels="L", field="cat")
