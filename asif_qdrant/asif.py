@@ -35,7 +35,7 @@ from .stores import StoreParts
 from .tagging import Taggings, TagInfo
 from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
 from .validate import check_name, check_top
-from .zeroshot import Prediction, SearchHit, aggregate, check_correction
+from .zeroshot import Prediction, SearchHit, check_correction
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .doctor import DoctorReport
     from .encoders import Encoder
     from .explain import Explanation
+    from .scoring import LabelModel
 
 
 def _tenant_arg(fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], str | None]:
@@ -456,7 +457,8 @@ class Asif:
     def taggings(self) -> Taggings:
         """The taggings' owner (tagging.py): payload tags on users' collections, kept fresh after every edit."""
         if self._taggings is None:
-            self._taggings = Taggings(self.relindexes, lambda name, tenant: self.index_info(name, tenant, "labels"))
+            self._taggings = Taggings(
+                self.relindexes, lambda name, tenant: self.label_model(self.index_info(name, tenant, "labels"), tenant))
         return self._taggings
 
     # -- tags on the user's collections (tagging.py) ----------------------------------------------
@@ -468,10 +470,6 @@ class Asif:
         """Tag every selected point of ``collection`` (its dense vector ``vector``) with the label set ``labels``,
         in the payload field ``field``, and keep the tags exact after every edit (docs/tagging.md). ``filter``: a
         Qdrant filter (dict or JSON) selecting the points; ``replace``: overwrite a field that holds other data."""
-        if self.relindexes.require(labels, validate_tenant(tenant), "labels").correction != "none":
-            raise ConfigError(
-                f"label set {labels!r} has a score correction, which tags do not apply yet: tag with a label set "
-                "defined with correction='none' (asif labels add ... --correction none)")
         return self.taggings.tag(collection, vector=vector, labels=labels, field=field, tenant=validate_tenant(tenant),
                                  filter=filter, top=check_top(top, self.settings.max_top, "label"), replace=replace)
 
@@ -533,6 +531,13 @@ class Asif:
         if self.prototypes.taught_count(tenant) < self.anchors.count(tenant):
             return info, tenant
         return self.index_info(info.name, TENANT_SHARED, "labels"), TENANT_SHARED
+
+    def label_model(self, info: IndexInfo, tenant: str) -> LabelModel:
+        """What answers for ``tenant`` with the label set ``info`` (scoring.py): the one step 3 of classify,
+        explain and the payload tags."""
+        from .scoring import label_model
+
+        return label_model(self, info, tenant)
 
     @property
     def search_config(self) -> SearchConfig:
@@ -678,24 +683,10 @@ class Asif:
         """Zero-shot classification: the top labels of each image, each with its score and best prompt."""
         tenant = validate_tenant(tenant)
         top = check_top(top, self.settings.max_top, "label")
-        info = self.index_info(labels, tenant, "labels")
+        model = self.label_model(self.index_info(labels, tenant, "labels"), tenant)
         vecs = self.input_vectors("image", images, vectors, "images")
-        extra = self.prototype_terms(info, vecs, tenant)
-        part, scope = self.asif_part(info, tenant, extra is not None)
-        reps = self.relindexes.reps(vecs, "image", scope, part.k, part.p)
-        hits = self.relindexes.query(part, reps, limit=part.n_items, with_payload=False)
-        for hs in hits:
-            for h in hs:
-                h.payload = part.prompt_of(h.id)
-        agg = aggregation or info.aggregation
-        t = tau if tau is not None else info.tau
-        terms = [None if extra is None else dict(zip(info.classes, extra[i].tolist(), strict=True))
-                 for i in range(len(hits))]
-        if part.correction != "none":
-            cs = self.corrections
-            corr = cs.correction(part, cs.reference(self, part, scope))
-            return [cs.predict(part, corr, h, agg, top, t, extra=terms[i]) for i, h in enumerate(hits)]
-        return [aggregate(h, max(1, len(info.templates)), agg, top, t, extra=terms[i]) for i, h in enumerate(hits)]
+        reps = self.relindexes.reps(vecs, "image", model.scope, model.part.k, model.part.p)
+        return model.answer(self.relindexes, reps, vecs, top, aggregation, tau)[1]
 
     @_reads
     def search(

@@ -109,11 +109,12 @@ class AnchorEdits:
         if res.new_ids and res.new_image is not None and res.new_text is not None:
             res.items_touched = self.stores.relindexes.apply_added(res.tenant, res.new_ids, res.new_image,
                                                                    res.new_text)
-            self.stores.taggings.after_edit(res.tenant)
         for key, n in removed.items():
             res.items_touched[key] = res.items_touched.get(key, 0) + n
         if res.new_ids or removed:
-            self.stores.prototypes.after_edit(res.tenant, payloads)
+            self.stores.prototypes.after_edit(res.tenant, payloads)  # before the tags: taught classes score with them
+        if res.new_ids and res.new_image is not None and res.new_text is not None:
+            self.stores.taggings.after_edit(res.tenant)
         return res
 
     def restore(self, tenant: str, ids: list[int], before: list[Any]) -> None:
@@ -122,8 +123,9 @@ class AnchorEdits:
         old, img, txt = self.stores.anchors.restore(tenant, ids, before)
         if old:
             self.stores.relindexes.apply_added(tenant, old, img, txt)
+        self.stores.prototypes.after_edit(tenant)  # before the tags: taught classes score with them
+        if old:
             self.stores.taggings.after_edit(tenant)
-        self.stores.prototypes.after_edit(tenant)
 
     def replace(
         self,
@@ -162,8 +164,8 @@ class AnchorEdits:
         gone, img, txt = self.stores.anchors.delete_with_vectors(ids=ids, tenant=t, filter=filter)
         touched = self.stores.relindexes.apply_deleted(t, gone, img, txt) if gone else {}
         if gone:
-            self.stores.taggings.after_edit(t)
             self.stores.prototypes.after_edit(t)
+            self.stores.taggings.after_edit(t)
         return DeleteResult(gone, touched)
 
     def delete_tenant(self, tenant: str) -> dict[str, int]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .errors import AlreadyExistsError, ConfigError, InvalidInputError, NotFoundError
 from .locking import ScopedLock
 from .meta import TENANT_SHARED, Meta
+from .prototypes import Prototypes
 from .relindex import RESERVED_FIELDS, IndexInfo, Kind, RelIndexes
 from .settings import AsifSettings
 from .tagging import Taggings
@@ -45,6 +46,9 @@ class Stores(Protocol):
 
     @property
     def taggings(self) -> Taggings: ...
+
+    @property
+    def prototypes(self) -> Prototypes: ...
 
 
 class IndexHandle:
@@ -323,6 +327,8 @@ class Indexes:
         infos = ([ri.require(name, tenant, kind)] if name is not None
                  else [i for i in ri.infos(tenant, own=True) if kind is None or i.kind == kind])
         out = [ri.rebuild(i) for i in infos]
+        if tenant != TENANT_SHARED:
+            self.stores.prototypes.refresh(tenant)
         taggings = self.stores.taggings
         for tagging in taggings.all(tenant):
             taggings.refresh(tagging, None)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from asif_qdrant import Asif, ConfigError, InvalidInputError
 from asif_qdrant.anchors import ID_KEY_RECORD
+from asif_qdrant.coverage import COVERAGE_FLOOR
 from asif_qdrant.engines.base import CollectionSpec, PointBatch
 from asif_qdrant.relindex import RelIndexes, decode_topk
 from asif_qdrant.relrep import dense_reference_scores
@@ -48,6 +49,8 @@ def _check(
     else:
         ref = np.zeros((len(queries), len(prompts)))
     want, tol = ref, np.full(len(prompts), 1e-5)
+    best_caption = (unit(prompts) @ txt.T).max(axis=1) if ids else np.full(len(prompts), -1.0)
+    nil = {c for i, c in enumerate("abcde") if best_caption[i] < COVERAGE_FLOOR}
     if correction != "none":
         assert reference is not None
         ref_scores = (dense_reference_scores(reference, img, prompts, txt, K, P, anchor_ids=ids) if ids
@@ -59,7 +62,9 @@ def _check(
     tags = {r.id: r.payload.get(f"tag_{tenant}") for r in a.engine.scroll("photos")} if tagged else {}
     for b, pred in enumerate(preds if tagged else []):
         tag = tags[b]
-        assert tag is not None and tag["label"] == pred.label and abs(tag["score"] - pred.score) < 1e-6, (tag, pred)
+        # float32 noise of the stored reps, divided by a zscore's scale as the scores are
+        assert tag is not None and tag["label"] == pred.label and abs(tag["score"] - pred.score) < tol.max() / 10, (
+            tag, pred)
         assert [t[0] for t in tag["top"]] == [s.label for s in pred.top][:3]
     for b, pred in enumerate(preds):
         got = {s.label: s.score for s in pred.top}
@@ -68,7 +73,10 @@ def _check(
                 assert not got  # nothing shared: unknown, no label scored
             else:
                 assert abs(got.get(c, 0.0) - want[b, i]) < tol[i], (tenant, c, got, want[b])
-        assert (pred.label is None) == (ref[b].max() <= 0)
+        # with a correction, a first-ranked class the anchors do not support at all (no caption within the coverage
+        # floor of its prompt) abstains
+        nil_first = correction != "none" and bool(pred.top) and pred.top[0].label in nil
+        assert (pred.label is None) == (ref[b].max() <= 0 or nil_first), (pred, nil)
     # the tenant's index only ever holds anchors of its own scope
     ri = a.relindexes
     info = ri.info("L", tenant) or ri.info("L", "_shared")
@@ -117,11 +125,10 @@ def test_random_edits_match_from_scratch_reference(
         a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, correction=correction)
         # the reference sample is drawn at definition: here every anchor (fewer than REFERENCE_SIZE), fixed after
         reference = np.stack([v for _, (_, v, _) in sorted(model.anchors.items())])
-        if correction == "none":  # tags of a corrected label set are refused (tagging keeps uncorrected scores)
-            a.engine.create_collection("photos", CollectionSpec(dense={"img": IMG_DIM}))
-            a.engine.upsert("photos", PointBatch(list(range(len(queries))), {"img": queries.astype(np.float32)}))
-            for t in TENANTS:
-                a.tag("photos", vector="img", labels="L", field=f"tag_{t}", tenant=None if t == "_shared" else t)
+        a.engine.create_collection("photos", CollectionSpec(dense={"img": IMG_DIM}))
+        a.engine.upsert("photos", PointBatch(list(range(len(queries))), {"img": queries.astype(np.float32)}))
+        for t in TENANTS:
+            a.tag("photos", vector="img", labels="L", field=f"tag_{t}", tenant=None if t == "_shared" else t)
         for step, (op, tenant, n, seed) in enumerate(steps):
             # distinct vectors per step: exact duplicates across tenants tie to the last bit, and local mode's
             # float64 matmul can order such ties differently by query shape (Edge scores each pair the same way)
