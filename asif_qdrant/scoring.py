@@ -141,9 +141,7 @@ def label_model(asif: Asif, info: IndexInfo, tenant: str) -> LabelModel:
     if part.correction != "none":
         cs = asif.corrections
         model.correction = cs.correction(part, cs.reference(asif, part, scope))
-        from .coverage import label_coverage
-
-        model.nil = frozenset(c.label for c in label_coverage(asif.relindexes, part).classes if c.support == 0)
+        model.nil = cs.nil_classes(part)
     return model
 
 

@@ -33,7 +33,7 @@ from ..topk import TopK, tenant_scope
 
 Kind = Literal["labels", "gallery", "reference", "tagging"]  # reference: a label set's sample of anchor images
 # (correction.py); a tagging: image items, the points of a user's collection
-TOPK_FIELDS = frozenset({"topk", "complete", "thr"})
+TOPK_FIELDS = frozenset({"topk", "topk_tag", "complete", "thr"})
 PAYLOAD_FIELDS = ["label", "prompt", "class_index", "template_index", "caption", "image_ref", "item"]
 PARTITION_FIELDS = ("tenant", "index", "kind")
 RESERVED_FIELDS = frozenset(PARTITION_FIELDS) | TOPK_FIELDS  # set by the plugin on every item
@@ -147,11 +147,20 @@ def depth_of(k: int) -> int:
     return k + max(8, k // 8)
 
 
+def topk_tag(encoded: str) -> str:
+    """A short digest of an item's stored list (``topk`` payload string): a reader that keeps decoded lists scrolls
+    these 16 characters to learn which items changed, instead of every list (an item written before this field
+    existed has none and is read whole)."""
+    return hashlib.blake2b(encoded.encode("ascii"), digest_size=8).hexdigest()
+
+
 def topk_payload(ids: np.ndarray, sims: np.ndarray, complete: bool) -> dict[str, Any]:
     """What an item stores: its nearest anchors (exact top-m, k <= m <= depth, in tie-rule order), whether the
     list holds every anchor in scope (``complete``), and its threshold (the last similarity) when it does not."""
+    enc = encode_topk(ids, sims)
     return {
-        "topk": encode_topk(ids, sims),
+        "topk": enc,
+        "topk_tag": topk_tag(enc),
         "complete": bool(complete),
         "thr": None if complete or ids.size == 0 else float(sims[-1]),
     }

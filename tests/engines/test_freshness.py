@@ -309,3 +309,33 @@ def test_correction_reference_drawn_once_anchors_exist(tmp_path: Path) -> None:
         assert [i.kind for i in a.list_indexes()] == ["labels"]  # the reference is not the user's index
         a.delete_labels("L")
         assert a.relindexes.info("L", "_shared", "reference") is None
+
+
+@pytest.mark.parametrize("kind", ["edge", "local"])
+def test_correction_updated_in_place_equals_a_full_recompute(kind: str, tmp_path: Path) -> None:
+    # after each edit, the cached score matrix is updated only where a stored list changed: the correction must be
+    # the one a fresh Corrections object computes from scratch
+    from asif_qdrant.correction import Corrections
+
+    rng = np.random.default_rng(11)
+    a = (Asif.open(tmp_path / "s", **small_settings(k=K, p=P)) if kind == "edge"
+         else Asif.open(url=":memory:", **small_settings(k=K, p=P)))
+    try:
+        ids = a.add_vectors(rng.standard_normal((20, IMG_DIM)), rng.standard_normal((20, TXT_DIM))).ids
+        a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=rng.standard_normal((5, TXT_DIM)),
+                        correction="zscore")
+        q = rng.standard_normal((2, IMG_DIM))
+        for step in range(6):
+            if step % 2:
+                a.delete([ids.pop(int(rng.integers(0, len(ids))))])
+            else:
+                ids += a.add_vectors(rng.standard_normal((2, IMG_DIM)), rng.standard_normal((2, TXT_DIM))).ids
+            a.classify(vectors=q, labels="L")
+            part = a.index_info("L", "_shared", "labels")
+            ref = a.corrections.reference(a, part, "_shared")
+            got, fresh = a.corrections.correction(part, ref), Corrections(a.relindexes).correction(part, ref)
+            # equal up to the last bits of a float64 sum (decoding a batch of lists or one list rounds alike)
+            np.testing.assert_allclose(got.shift, fresh.shift, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(got.scale, fresh.scale, rtol=1e-12, atol=1e-15)
+    finally:
+        a.close()
