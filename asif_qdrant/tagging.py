@@ -200,12 +200,17 @@ class Taggings:
         ``info``: the tagging whose stored item reps are used when they are the model's (same scope, k and p)."""
         linfo = model.part
         reps = {}
-        for r in self.relindexes.items(linfo):
-            key, state = (linfo.key, int(r.id)), str(r.payload.get("topk", ""))
-            hit = self._prompts.get(key)
-            if hit is None or hit[:3] != (state, linfo.k, linfo.p):
-                hit = self._prompts[key] = (state, linfo.k, linfo.p, prompt_rep(linfo, r.payload))
-            reps[int(r.id)] = hit[3]
+        recs = self.relindexes.items(linfo, with_payload=["topk_tag"])  # which lists changed: their digests only
+        stale = [r.id for r in recs if (hit := self._prompts.get((linfo.key, int(r.id)))) is None
+                 or r.payload.get("topk_tag") is None or hit[:3] != (r.payload["topk_tag"], linfo.k, linfo.p)]
+        full = self.relindexes.retrieve_items(linfo, stale) if stale else {}
+        for r in recs:
+            key = (linfo.key, int(r.id))
+            if r.id in full:
+                pl = full[r.id].payload
+                state = str(pl.get("topk_tag") or pl.get("topk", ""))
+                self._prompts[key] = (state, linfo.k, linfo.p, prompt_rep(linfo, pl))
+            reps[int(r.id)] = self._prompts[key][3]
         own = info is None or (model.scope == info.tenant and (linfo.k, linfo.p) == (info.k, info.p))
         return _Scorer(self.relindexes, model, top, reps, own)
 
