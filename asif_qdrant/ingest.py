@@ -28,8 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .anchors import AddResult, content_hash, file_digest, pair_key, pil_digest, text_digest
-from .embedding import CacheArg, Embedder, EncodedImages, check_on_error, progress_bar
-from .encoders import load_image
+from .embedding import CacheArg, Embedder, EncodedImages, check_on_error, decode_file, progress_bar
 from .errors import AsifError, ConfigError, InvalidInputError, NotFoundError
 from .meta import validate_tenant
 from .readers import file_format, image_bases, resolve_image, rows_from_file
@@ -557,7 +556,7 @@ def _image_digest(image: Any) -> bytes:
     if isinstance(image, str | Path):
         path = Path(image).expanduser()
         if not path.is_file():
-            load_image(path)  # raises InvalidInputError naming the file
+            decode_file(path)  # raises InvalidInputError naming the file
         return file_digest(path)
     raise InvalidInputError(
         f"image input of type {type(image).__name__} is not supported: pass a file path or a PIL.Image.Image"
