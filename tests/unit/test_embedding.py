@@ -34,9 +34,9 @@ class Counting:
         return self.inner.encode(items)
 
 
-def _embedder(cache: EmbeddingCache | None = None, limits: ImageLimits = ImageLimits()) -> tuple[Embedder, dict]:
+def _embedder(cache: EmbeddingCache | None = None, limits: ImageLimits | None = None) -> tuple[Embedder, dict]:
     encs = {"image": Counting(PixelEncoder()), "text": Counting(CharEncoder())}
-    return Embedder(lambda m: encs[m], SPACES, limits, cache), encs
+    return Embedder(lambda m: encs[m], SPACES, limits or ImageLimits(), cache), encs
 
 
 def _files(tmp_path: Path, n: int) -> list[Path]:
