@@ -106,7 +106,7 @@ def main() -> None:
         return times
 
     imports = python_s("import asif_qdrant.cli")
-    imports_remote = python_s("import asif_qdrant.cli, asif_qdrant.cli_remote")
+    imports_remote = python_s("import asif_qdrant.cli, asif_qdrant.cli.remote")
 
     embedded, emb_out = [], None
     for _ in range(args.embedded_runs):
@@ -142,7 +142,7 @@ def main() -> None:
     rows = [row("embedded", embedded, "opens the store, loads both encoders"),
             row("server", served, f"--server to a warm asif serve (its start-up: {startup_s:.1f} s, not counted)"),
             row("import", imports, "python -c 'import asif_qdrant.cli'"),
-            row("import --server", imports_remote, "python -c 'import asif_qdrant.cli, asif_qdrant.cli_remote'"),
+            row("import --server", imports_remote, "python -c 'import asif_qdrant.cli, asif_qdrant.cli.remote'"),
             row("request", requests, "AsifClient.classify(images=[IMG]) in this process: HTTP + server's work")]
     ratio = rows[0]["median_s"] / rows[1]["median_s"]
     print(table(rows, ["mode", "runs", "median_s", "min_s", "max_s", "note"]))

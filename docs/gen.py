@@ -401,7 +401,7 @@ def cli_startup() -> str:
         ("embedded", "embedded: `asif --path STORE classify IMG --labels cifar10` (opens the store, loads both "
                      "encoders)"),
         ("server", "`asif --server URL classify IMG --labels cifar10` against a warm `asif serve`"),
-        ("import --server", 'for comparison: `python -c "import asif_qdrant.cli, asif_qdrant.cli_remote"`'),
+        ("import --server", 'for comparison: `python -c "import asif_qdrant.cli, asif_qdrant.cli.remote"`'),
         ("request", "for comparison: the request alone (`AsifClient.classify`: upload, decoding and encoding on the "
                     "server)"),
     ]

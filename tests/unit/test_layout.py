@@ -355,3 +355,32 @@ def test_the_encoding_check_sees_a_tool_encoding_by_hand(tmp_path: Path) -> None
     )
     assert _encoding_outside_embedding(f, "tool") == [
         "tool:1 imports EmbeddingCache from embcache", "tool:3 Image.open", "tool:5 asif.encoder('image').encode"]
+
+CLI_LIGHT = ("asif_qdrant.asif", "asif_qdrant.client", "asif_qdrant.cli.remote", "asif_qdrant.serve",
+             "asif_qdrant.evaluation", "asif_qdrant.ingest", "asif_qdrant.encoders", "numpy", "pydantic", "httpx")
+
+
+def _heavy_module_level_imports(path: Path, module: str) -> list[str]:
+    """The module-level imports of ``path`` (``if TYPE_CHECKING:`` skipped) of a module in ``CLI_LIGHT``."""
+    visitor = _Imports(module, path.name == "__init__.py")
+    for node in _tree(path).body:
+        if isinstance(node, ast.Import | ast.ImportFrom | ast.If | ast.Try):
+            visitor.visit(node)
+    found = [(f"{target}.{name}" if name else target, line) for target, name, line in visitor.found]
+    return [f"{module}:{line} imports {full}" for full, line in found
+            if any(full == h or full.startswith(h + ".") for h in CLI_LIGHT)]
+
+
+def test_the_cli_imports_the_facade_the_client_and_its_server_half_only_inside_commands() -> None:
+    """`asif --help` and `asif --server URL ...` start fast: no module of asif_qdrant/cli/ imports the facade, the
+    HTTP client or the --server half (cli/remote.py) at module level; each command imports what it uses."""
+    bad = [hit for p in sorted((PACKAGE / "cli").glob("*.py")) if p.name != "remote.py"
+           for hit in _heavy_module_level_imports(p, _module_name(p))]
+    assert bad == []
+
+
+def test_the_cli_check_sees_a_module_level_import(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("from typing import TYPE_CHECKING\nfrom ..asif import Asif\nif TYPE_CHECKING:\n"
+                 "    from ..client import AsifClient\n\ndef f():\n    from .remote import connect\n")
+    assert _heavy_module_level_imports(f, "asif_qdrant.cli.m") == ["asif_qdrant.cli.m:2 imports asif_qdrant.asif.Asif"]

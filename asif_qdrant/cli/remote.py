@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .client import AsifClient
-from .errors import ConfigError, InvalidInputError, NotFoundError
-from .zeroshot import Prediction
+from ..client import AsifClient
+from ..errors import ConfigError, InvalidInputError, NotFoundError
+from ..zeroshot import Prediction
 
 UPLOAD_IMAGES = 32  # images per upload request (the server's ASIF_MAX_BATCH is 256 by default)
 UPLOAD_BYTES = 8 * 2**20  # bytes per upload request (the server's ASIF_MAX_REQUEST_BYTES is 16 MiB by default)
