@@ -180,4 +180,7 @@ def test_a_read_retried_for_a_repair_encodes_once_and_checks_come_first(colours:
         a.classify(images=[tmp_path / "missing.png"], labels="nope")
     ex = a.explain(image=queries[2], labels="colours", top=2)
     assert ex.predicted == "blue" and gate.calls == 2
+    # inside an edit the lock cannot be left: the inputs are encoded there, once
+    inside = a.exclusive(lambda: a.classify(images=queries, labels="colours", tenant="acme"))
+    assert [p.as_dict() for p in inside] == [p.as_dict() for p in want] and gate.calls == 3
     assert a.explain(vector=PixelEncoder().encode(queries[2:]), labels="colours", top=2).as_dict() == ex.as_dict()
