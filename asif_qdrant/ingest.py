@@ -4,11 +4,12 @@ progress, content-hash ids.
 ``ingest(asif, "data/flickr8k")`` reads a captions file, encodes each image once (however many captions
 it has) and each caption, and adds one anchor per row. Ids come from a content hash of the image
 file's bytes and the caption, so running it again writes nothing new, and a run that was killed
-half-way, run again, ends with exactly the store of a clean run. Embeddings are cached on disk
-(:mod:`asif_qdrant.embcache`), and rows whose anchors are stored already are not even decoded.
+half-way, run again, ends with exactly the store of a clean run. Images and captions are encoded through
+:mod:`asif_qdrant.embedding` (decoding with limits, batches, the on-disk embedding cache), and rows whose anchors
+are stored already are not even decoded.
 
 ``ingest_vectors`` adds pairs that you encoded yourself (``.npz``); ``add_pairs`` is the Python API
-for a few images (paths or PIL images) and their captions.
+for a few images (paths or PIL images) and their captions, and what ``Asif.teach`` adds its examples with.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ def open_cache(folder: str | Path, cache: CacheArg) -> tuple[EmbeddingCache | No
 
 
 def check_on_error(on_error: str) -> OnError:
+    """``on_error`` as given, when it is 'skip' or 'fail'; ConfigError otherwise."""
     if on_error not in ("skip", "fail"):
         raise ConfigError(f"on_error={on_error!r} is invalid: use 'skip' (go on without the file) or 'fail' (stop)")
     return on_error  # type: ignore[return-value]
@@ -115,7 +116,7 @@ class Embedder:
         ``keys`` (a content key per image): each key is encoded once, and through the cache when there is one.
         ``on_error``: 'fail' raises the first unreadable image's InvalidInputError (``hint`` appended); 'skip'
         lists it in ``skipped`` and goes on."""
-        items = list(items)
+        items, on_error = list(items), check_on_error(on_error)
         slots: list[Any] = list(range(len(items))) if keys is None else [bytes(k) for k in keys]
         if len(slots) != len(items):
             raise InvalidInputError(f"got {len(slots)} keys for {len(items)} images: pass one per image, or none")
@@ -145,11 +146,11 @@ class Embedder:
         skipped = [(i, bad[s]) for i, s in enumerate(slots) if s in bad]
         return Encoded(self._stack("image", [found[slots[i]] for i in kept]), kept, skipped)
 
-    def files(self, paths: Sequence[Path], *, on_error: str = "fail", batch: int = 64,
+    def files(self, paths: Sequence[Path], *, on_error: OnError = "fail", batch: int = 64,
               progress: Progress | None = None) -> EncodedImages:
         """Image files in batches: a missing or corrupt file raises InvalidInputError naming it (``"fail"``, with
         the hint to skip it) or is skipped and listed (``"skip"``)."""
-        enc = self.images(paths, on_error=check_on_error(on_error), batch=batch, progress=progress,
+        enc = self.images(paths, on_error=on_error, batch=batch, progress=progress,
                           hint="; or pass --on-error skip (on_error='skip') to go on without it")
         return EncodedImages([paths[i] for i in enc.kept], enc.vectors.astype(np.float32, copy=False),
                              [(str(paths[i]), why) for i, why in enc.skipped])
