@@ -42,7 +42,6 @@ from .zeroshot import (
     AGGREGATIONS,
     Prediction,
     SearchHit,
-    aggregate,
     check_correction,
     resolve_classes,
     resolve_templates,
@@ -56,6 +55,7 @@ if TYPE_CHECKING:
     from .doctor import DoctorReport
     from .encoders import Encoder
     from .explain import Explanation
+    from .scoring import LabelModel
 
 
 def make_settings(settings: AsifSettings | None = None, **overrides: Any) -> AsifSettings:
@@ -331,11 +331,12 @@ class Asif:
             )
         if res.new_ids and res.new_image is not None and res.new_text is not None:
             res.items_touched = self.relindexes.apply_added(res.tenant, res.new_ids, res.new_image, res.new_text)
-            self.taggings.after_edit(res.tenant)
         for key, n in removed.items():
             res.items_touched[key] = res.items_touched.get(key, 0) + n
         if res.new_ids or removed:
-            self.prototypes.after_edit(res.tenant, payloads)
+            self.prototypes.after_edit(res.tenant, payloads)  # before the tags: taught classes score with them
+        if res.new_ids and res.new_image is not None and res.new_text is not None:
+            self.taggings.after_edit(res.tenant)
         return res
 
     def teach(
@@ -373,8 +374,9 @@ class Asif:
             self.engine.upsert(store.collection, PointBatch(old, {"image": img, "text": txt},
                                                             payloads=[dict(r.payload) for r in before]))
             self.relindexes.apply_added(tenant, old, img, txt)
-            self.taggings.after_edit(tenant)
         self.prototypes.after_edit(tenant)
+        if before:
+            self.taggings.after_edit(tenant)
 
     def set_encoder(self, modality: str, encoder: Encoder) -> None:
         """Use an already loaded encoder (it must match the store's fingerprint)."""
@@ -402,8 +404,8 @@ class Asif:
         gone, img, txt = self.anchors.delete_with_vectors(ids=ids, tenant=tenant, filter=filter)
         touched = self.relindexes.apply_deleted(tenant, gone, img, txt) if gone else {}
         if gone:
-            self.taggings.after_edit(tenant)
             self.prototypes.after_edit(tenant)
+            self.taggings.after_edit(tenant)
         return DeleteResult(gone, touched)
 
     @_writes
@@ -574,7 +576,8 @@ class Asif:
     def taggings(self) -> Taggings:
         """The taggings' owner (tagging.py): payload tags on users' collections, kept fresh after every edit."""
         if self._taggings is None:
-            self._taggings = Taggings(self.relindexes, lambda name, tenant: self.index_info(name, tenant, "labels"))
+            self._taggings = Taggings(
+                self.relindexes, lambda name, tenant: self.label_model(self.index_info(name, tenant, "labels"), tenant))
         return self._taggings
 
     # -- tags on the user's collections (tagging.py) ----------------------------------------------
@@ -586,10 +589,6 @@ class Asif:
         """Tag every selected point of ``collection`` (its dense vector ``vector``) with the label set ``labels``,
         in the payload field ``field``, and keep the tags exact after every edit (docs/tagging.md). ``filter``: a
         Qdrant filter (dict or JSON) selecting the points; ``replace``: overwrite a field that holds other data."""
-        if self.relindexes.require(labels, validate_tenant(tenant), "labels").correction != "none":
-            raise ConfigError(
-                f"label set {labels!r} has a score correction, which tags do not apply yet: tag with a label set "
-                "defined with correction='none' (asif labels add ... --correction none)")
         return self.taggings.tag(collection, vector=vector, labels=labels, field=field, tenant=validate_tenant(tenant),
                                  filter=filter, top=check_top(top, self.settings.max_top, "label"), replace=replace)
 
@@ -658,6 +657,13 @@ class Asif:
         if self.prototypes.taught_count(tenant) < self.anchors.count(tenant):
             return info, tenant
         return self.index_info(info.name, TENANT_SHARED, "labels"), TENANT_SHARED
+
+    def label_model(self, info: IndexInfo, tenant: str) -> LabelModel:
+        """What answers for ``tenant`` with the label set ``info`` (scoring.py): the one step 3 of classify,
+        explain and the payload tags."""
+        from .scoring import label_model
+
+        return label_model(self, info, tenant)
 
     @property
     def search_config(self) -> SearchConfig:
@@ -906,12 +912,11 @@ class Asif:
         infos = ([ri.require(name, tenant, kind)] if name is not None
                  else [i for i in ri.infos(tenant, own=True) if kind is None or i.kind == kind])
         out = [ri.rebuild(i) for i in infos]
+        if tenant != TENANT_SHARED:
+            self.prototypes.refresh(tenant)
         for tagging in self.taggings.all(tenant):  # rebuilt items: the tags follow
             self.taggings.refresh(tagging, None)
         return out
-        if tenant != TENANT_SHARED:
-            self.prototypes.refresh(tenant)
-        return [ri.rebuild(i) for i in infos]
 
     # -- zero-shot -----------------------------------------------------------------------------
     @_reads
@@ -929,24 +934,10 @@ class Asif:
         """Zero-shot classification: the top labels of each image, each with its score and best prompt."""
         tenant = validate_tenant(tenant)
         top = check_top(top, self.settings.max_top, "label")
-        info = self.index_info(labels, tenant, "labels")
+        model = self.label_model(self.index_info(labels, tenant, "labels"), tenant)
         vecs = self.input_vectors("image", images, vectors, "images")
-        extra = self.prototype_terms(info, vecs, tenant)
-        part, scope = self.asif_part(info, tenant, extra is not None)
-        reps = self.relindexes.reps(vecs, "image", scope, part.k, part.p)
-        hits = self.relindexes.query(part, reps, limit=part.n_items, with_payload=False)
-        for hs in hits:
-            for h in hs:
-                h.payload = part.prompt_of(h.id)
-        agg = aggregation or info.aggregation
-        t = tau if tau is not None else info.tau
-        terms = [None if extra is None else dict(zip(info.classes, extra[i].tolist(), strict=True))
-                 for i in range(len(hits))]
-        if part.correction != "none":
-            cs = self.corrections
-            corr = cs.correction(part, cs.reference(self, part, scope))
-            return [cs.predict(part, corr, h, agg, top, t, extra=terms[i]) for i, h in enumerate(hits)]
-        return [aggregate(h, max(1, len(info.templates)), agg, top, t, extra=terms[i]) for i, h in enumerate(hits)]
+        reps = self.relindexes.reps(vecs, "image", model.scope, model.part.k, model.part.p)
+        return model.answer(self.relindexes, reps, vecs, top, aggregation, tau)[1]
 
     @_reads
     def search(

@@ -89,6 +89,9 @@ class Corrections:
         self._decoded: dict[tuple[str, int, float], dict[int, tuple[Any, np.ndarray, np.ndarray]]] = {}
         self._indexed: dict[str, tuple[Any, relrep.CooIndex]] = {}  # per reference index: its reps, joined
         self._changed: dict[tuple[str, int, float], int] = {}  # per index: bumped when a decoded rep changes
+        self._nil: dict[str, tuple[tuple[Any, ...], frozenset[str]]] = {}
+        # per (label set, reference): the score matrix and the lists (item -> payload string) it was computed from
+        self._matrix: dict[tuple[Any, ...], tuple[np.ndarray, dict[int, Any], dict[int, Any]]] = {}
         self._lock = threading.Lock()
 
     # -- edits (under the facade's exclusive lock) ---------------------------------------------------------------
@@ -136,7 +139,9 @@ class Corrections:
 
     def correction(self, label: IndexInfo, ref: IndexInfo | None) -> Correction:
         """The label set's correction per prompt, computed from the stored top-k lists of its reference items and
-        prompts (exact under the freshness contract), cached per state of both indexes."""
+        prompts (exact under the freshness contract), cached per state of both indexes. After an edit, only the
+        reference rows and prompt columns of the score matrix whose stored list changed are computed again (each
+        score is the same float64 sum, in the same order, as a full recompute)."""
         if ref is None or label.correction == "none":
             return Correction(label.correction, np.zeros(label.n_items), np.ones(label.n_items), 0)
         key = (_state(label), _state(ref), label.correction)
@@ -144,13 +149,55 @@ class Corrections:
             hit = self._cache.get(label.key)
         if hit is not None and hit[0] == key:
             return hit[1]
-        ref_index = self._index(ref)
-        scores = relrep.coo_scores_indexed(*self._rows(label), ref_index).T  # (reference images, prompts)
+        scores = self._scores(label, ref)  # (reference images, prompts)
         shift, scale = reference_shift_scale(scores, label.correction)
-        corr = Correction(label.correction, shift, scale, ref_index.n)
+        corr = Correction(label.correction, shift, scale, scores.shape[0])
         with self._lock:
             self._cache[label.key] = (key, corr)
         return corr
+
+    def nil_classes(self, label: IndexInfo) -> frozenset[str]:
+        """The classes of ``label`` that no anchor supports (coverage support 0), cached per state of the label set:
+        under a correction they abstain when they rank first (scoring.py)."""
+        key = ("nil", *_state(label))
+        with self._lock:
+            hit = self._nil.get(label.key)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        from .coverage import label_coverage
+
+        nil = frozenset(c.label for c in label_coverage(self.ri, label).classes if c.support == 0)
+        with self._lock:
+            self._nil[label.key] = (key, nil)
+        return nil
+
+    def _scores(self, label: IndexInfo, ref: IndexInfo) -> np.ndarray:
+        """The reference x prompt score matrix, updated where a stored list changed since it was last computed."""
+        p_rows, r_rows = self._rows(label), self._rows(ref)
+        p_sig, r_sig = self._signature(label), self._signature(ref)
+        mkey = (label.key, ref.key, label.k, label.p, ref.k, ref.p)
+        with self._lock:
+            old = self._matrix.get(mkey)
+        if old is None or old[0].shape != (r_rows[3], p_rows[3]) or len(old[1]) != len(p_sig) \
+                or len(old[2]) != len(r_sig):
+            scores = relrep.coo_scores_indexed(*p_rows, self._index(ref)).T
+        else:
+            scores = old[0].copy()
+            moved_p = np.array([j for j, s in p_sig.items() if old[1].get(j) != s], np.int64)
+            moved_r = np.array([i for i, s in r_sig.items() if old[2].get(i) != s], np.int64)
+            if moved_r.size:  # those reference rows against every prompt
+                sub = _subset(*r_rows, moved_r)
+                scores[moved_r, :] = relrep.coo_scores_indexed(*p_rows, relrep.coo_index(*sub)).T
+            if moved_p.size:  # those prompt columns against every reference row
+                scores[:, moved_p] = relrep.coo_scores_indexed(*_subset(*p_rows, moved_p), self._index(ref)).T
+        with self._lock:
+            self._matrix[mkey] = (scores, p_sig, r_sig)
+        return scores
+
+    def _signature(self, info: IndexInfo) -> dict[int, Any]:
+        """Item -> its stored list's payload string, as last decoded (see _rows)."""
+        with self._lock:
+            return {i: v[0] for i, v in self._decoded.get((info.key, info.k, info.p), {}).items()}
 
     def _index(self, ref: IndexInfo) -> relrep.CooIndex:
         """The reference reps, indexed for the join with the prompts; rebuilt only when one of its items changed."""
@@ -168,19 +215,25 @@ class Corrections:
     def _rows(self, info: IndexInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """The relative reps of an index's items as coordinates (item, anchor id, value), from their stored lists:
         what a query against the index scores (relrep.relative_rep of the first k). An item whose stored list is the
-        one seen before (the same payload string) reuses its decoded rep: an edit re-decodes only what it changed."""
-        recs = self.ri.items(info, with_payload=["topk"])
+        one seen before (the same ``topk_tag`` digest) reuses its decoded rep: an edit reads and re-decodes only the
+        lists it changed (an item without a digest, written before it existed, is read whole every time)."""
+        recs = self.ri.items(info, with_payload=["topk_tag"])
         with self._lock:
             seen = self._decoded.setdefault((info.key, info.k, info.p), {})
-        todo = [r for r in recs if seen.get(r.id, ("",))[0] != r.payload.get("topk")]
+        todo = [r for r in recs if seen.get(r.id, ("",))[0] != r.payload.get("topk_tag", r.id)]
         if todo:
+            full = self.ri.retrieve_items(info, [r.id for r in todo])
+            todo = [full[r.id] for r in todo if r.id in full]
+            for r in todo:  # the key an unchanged list is recognised by
+                r.payload["topk_tag"] = r.payload.get("topk_tag") or r.payload.get("topk")
+            todo = [r for r in todo if seen.get(r.id, ("",))[0] != r.payload["topk_tag"]]
             ids = np.full((len(todo), info.k), -1, np.int64)
             sims = np.zeros((len(todo), info.k))
             for row, r in enumerate(todo):
                 i, sm = decode_topk(r.payload)
                 ids[row, : min(info.k, i.size)], sims[row, : min(info.k, sm.size)] = i[: info.k], sm[: info.k]
             vals = relrep.rep_rows(ids, sims, info.p)
-            fresh = {r.id: (r.payload.get("topk"), ids[row][vals[row] > 0], vals[row][vals[row] > 0])
+            fresh = {r.id: (r.payload["topk_tag"], ids[row][vals[row] > 0], vals[row][vals[row] > 0])
                      for row, r in enumerate(todo)}
             with self._lock:
                 seen.update(fresh)
@@ -208,6 +261,15 @@ class Corrections:
             raw[h.id] = h.score
         return aggregate_corrected(raw, label.classes, label.templates, aggregation, corr.shift, corr.scale, top, tau,
                                    extra=extra)
+
+
+def _subset(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int,
+            which: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The coordinates of rows ``which`` only, renumbered 0..len(which)-1 in that order."""
+    pos = np.full(n, -1, np.int64)
+    pos[which] = np.arange(which.size)
+    keep = pos[rows] >= 0
+    return pos[rows[keep]], cols[keep], vals[keep], int(which.size)
 
 
 __all__ = ["REFERENCE_KIND", "REFERENCE_SIZE", "Correction", "Corrections", "id_hash",

@@ -13,7 +13,7 @@ shared anchors are a subset of it, so an explanation never names another tenant'
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from .errors import ConfigError, InvalidInputError
 from .meta import validate_tenant
 from .relindex import decode_topk
 from .validate import check_count, check_top
-from .zeroshot import LabelScore, aggregate
+from .zeroshot import LabelScore
 
 if TYPE_CHECKING:
     from .asif import Asif
@@ -214,8 +214,11 @@ class Explanation:
         if self.unknown and self.main is None:
             return f"{head}unknown: no label of {self.labels!r} shares an anchor with this image"
         lines = []
-        if self.abstained:
+        if self.abstained and self.tau is not None and self.ranking[0].score < self.tau:
             lines.append(f"{head}unknown (best score {self.ranking[0].score:.4f} is below tau={self.tau:g})")
+        elif self.abstained:
+            lines.append(f"{head}unknown (the best label, {self.ranking[0].label!r}, has no support in the anchors: "
+                         "no anchor caption is close to its prompts)")
         else:
             lines.append(f"{head}predicted {self.predicted or 'unknown'}")
         for ex in self.explained:
@@ -278,6 +281,32 @@ def anchor_totals(
     return sorted(totals.items(), key=lambda t: (-t[1], t[0]))
 
 
+def label_totals(
+    info: IndexInfo, label: str, hits: Sequence[Hit], q_rep: relrep.SparseRep,
+    prompt_reps: Callable[[list[int]], Mapping[int, relrep.SparseRep]], corr: Correction | None = None,
+) -> tuple[list[tuple[int, float]], int, float, float] | None:
+    """One label's score split per anchor (largest first, equal ones by smaller id), its best prompt item, the score
+    classify reports for it and the correction term (score = sum of the totals + correction); None when the label
+    shares no anchor with the input. ``prompt_reps(items)``: the reps of those prompt items. Shared by explain and
+    the payload tags (tagging.py), so that a tag's anchors are the pairs its explanation shows first."""
+    if corr is not None:
+        if not hits:  # unknown: nothing shared, nothing corrected (classify answers no label)
+            return None
+        weights, best_id, index_score, correction = corrected_weights(info, label, hits, corr)
+        reps = prompt_reps(list(weights))
+        totals: dict[int, float] = {}
+        for item, weight in weights.items():
+            ids, contrib = relrep.contributions(q_rep, reps[item])
+            for a, c in zip(ids.tolist(), contrib.tolist(), strict=True):
+                totals[a] = totals.get(a, 0.0) + weight * c
+        return sorted(totals.items(), key=lambda t: (-t[1], t[0])), best_id, index_score, correction
+    mine = _label_hits(hits, label)
+    if not mine:
+        return None
+    best, used, index_score = _used_prompts(info, mine)
+    return anchor_totals(info, mine, q_rep, prompt_reps([h.id for h in used])), best.id, index_score, 0.0
+
+
 def _explain_label(
     asif: Asif,
     info: IndexInfo,
@@ -288,25 +317,15 @@ def _explain_label(
     top: int,
     corr: Correction | None = None,
 ) -> LabelExplanation:
-    if corr is not None:
-        if not hits:  # unknown: nothing shared, nothing corrected (classify answers no label)
-            return LabelExplanation(label, 0.0, 0.0, None, 0)
-        weights, best_id, index_score, correction = corrected_weights(info, label, hits, corr)
-        recs = asif.relindexes.retrieve_items(info, list(dict.fromkeys([*weights, best_id])))
-        totals: dict[int, float] = {}
-        for item, weight in weights.items():
-            ids, contrib = relrep.contributions(q_rep, prompt_rep(info, recs[item].payload))
-            for a, c in zip(ids.tolist(), contrib.tolist(), strict=True):
-                totals[a] = totals.get(a, 0.0) + weight * c
-        ranked = sorted(totals.items(), key=lambda t: (-t[1], t[0]))
-    else:
-        mine = _label_hits(hits, label)
-        if not mine:
-            return LabelExplanation(label, 0.0, 0.0, None, 0)
-        best, used, index_score = _used_prompts(info, mine)
-        recs = asif.relindexes.retrieve_items(info, [h.id for h in used])
-        ranked = anchor_totals(info, mine, q_rep, {h.id: prompt_rep(info, recs[h.id].payload) for h in used})
-        best_id, correction = best.id, 0.0
+    def reps(items: list[int]) -> dict[int, relrep.SparseRep]:
+        got = asif.relindexes.retrieve_items(info, items)
+        return {i: prompt_rep(info, got[i].payload) for i in items}
+
+    found = label_totals(info, label, hits, q_rep, reps, corr)
+    if found is None:
+        return LabelExplanation(label, 0.0, 0.0, None, 0)
+    ranked, best_id, index_score, correction = found
+    recs = asif.relindexes.retrieve_items(info, [best_id])
     best_pl = recs[best_id].payload
     best_ids, best_sims = decode_topk(best_pl)
     prompt_sims = dict(zip(best_ids.tolist(), best_sims.tolist(), strict=True))
@@ -430,22 +449,15 @@ def explain(
     if vecs.shape[0] != 1:
         raise InvalidInputError(f"explain takes one image vector; got {vecs.shape[0]} rows: pass a single row")
     ri = asif.relindexes
-    terms = asif.prototype_terms(info, vecs, tenant)
-    part, scope = asif.asif_part(info, tenant, terms is not None)  # as classify: the ASIF part's label set, scope
-    topk = ri.anchor_topk(vecs, "image", scope, part.k)
+    model = asif.label_model(info, tenant)  # classify's step 3: the ASIF part, scope, correction, prototypes
+    part, corr = model.part, model.correction
+    topk = ri.anchor_topk(vecs, "image", model.scope, part.k)
     q_ids, q_sim_arr = topk.row(0)
     q_rep = topk.reps(part.p)[0]
-    answers: Any = ri.query(part, [q_rep], limit=part.n_items)  # Any: mypy misreads RelIndexes.list in its type
-    hits: list[Hit] = answers[0]
-    n_tpl = max(1, len(info.templates))
-    extra = {} if terms is None else dict(zip(info.classes, terms[0].tolist(), strict=True))
-    corr = None
-    if part.correction != "none":
-        cs = asif.corrections
-        corr = cs.correction(part, cs.reference(asif, part, scope))
-        pred = cs.predict(part, corr, hits, info.aggregation, max(1, len(info.classes)), info.tau, extra=extra)
-    else:
-        pred = aggregate(hits, n_tpl, info.aggregation, max(1, len(info.classes)), info.tau, extra=extra)
+    hits = model.hits(ri, [q_rep])[0]
+    terms = model.terms(vecs)
+    extra = terms[0] or {}
+    pred = model.predict([hits], terms, max(1, len(info.classes)))[0]
     q_sims = dict(zip(q_ids.tolist(), q_sim_arr.tolist(), strict=True))
     order = [s.label for s in pred.top]
     if label is not None:

@@ -33,7 +33,8 @@ The collection side (:meth:`SearchConfig.collection_options`) is applied when th
 (migration 0001); the query side (:meth:`SearchConfig.query_options`) travels with every anchor query as
 :class:`~asif_qdrant.engines.base.SearchOptions`. Qdrant Edge builds the graph and the quantized vectors only in
 ``Engine.optimize`` (``asif optimize``, or after an ingest) and, without a graph, when it seals a segment, since it
-has no background optimizer; until then a segment is searched exactly.
+has no background optimizer; until then a segment is searched exactly. The anchor queries themselves (step 1 of
+every query, with the tie rule) are topk.py's.
 """
 
 from __future__ import annotations
@@ -43,17 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from . import relrep
-from .engines.base import (
-    CollectionSpec,
-    DenseQuery,
-    Engine,
-    Filter,
-    HnswSpec,
-    QuantizationSpec,
-    SearchOptions,
-    query_batch_arrays,
-)
+from .engines.base import CollectionSpec, HnswSpec, QuantizationSpec, SearchOptions
 from .errors import ConfigError
 from .settings import (
     HNSW_EF_CONSTRUCT_MIN,
@@ -63,13 +54,7 @@ from .settings import (
     QUANTIZATIONS,
     Quantization,
 )
-from .topk import TopK
-
-EXACT = SearchOptions()
-# Extra neighbours fetched beyond k so that the tie rule (higher score, then smaller id) is applied here, whatever
-# order an engine returns equal scores in.
-TIE_MARGIN = 8
-QUERY_CHUNK = 64
+from .topk import EXACT, TIE_MARGIN
 
 
 @dataclass(frozen=True)
@@ -177,54 +162,3 @@ class SearchConfig:
 def builds_index(spec: CollectionSpec) -> bool:
     """True when a collection asks for something an optimizer builds (quantized vectors or an HNSW graph)."""
     return spec.quantization is not None or (spec.hnsw is not None and spec.hnsw.m > 0)
-
-
-def dense_topk(
-    engine: Engine,
-    collection: str,
-    vectors: np.ndarray,
-    using: str,
-    filter: Filter | None,
-    k: int,
-    options: SearchOptions = EXACT,
-) -> TopK:
-    """Top-k neighbours of each row on the dense vector ``using`` (cosine), with the tie rule applied here
-    (higher similarity, similarities within relrep.TIE_TOL are ties broken by smaller id; k + 8 fetched, more when
-    a tie group reaches past them, so that neither the engine's order of equal scores nor its noise can matter).
-
-    This is step (1) of a query (``RelIndexes.anchor_topk``) with an explicit filter and SearchOptions: a
-    restriction to some anchor ids (``HasId``) evaluates a pruned anchor set without copying it."""
-
-    vecs = np.asarray(vectors, dtype=np.float32)
-    if vecs.ndim == 1:
-        vecs = vecs[None, :]
-    b = vecs.shape[0]
-    ids = np.full((b, k), -1, np.int64)
-    sims = np.zeros((b, k), np.float64)
-    for start in range(0, b, QUERY_CHUNK):
-        chunk = vecs[start : start + QUERY_CHUNK]
-        queries = [DenseQuery(using, v, k + TIE_MARGIN, filter, options=options) for v in chunk]
-        for j, (hid, hs) in enumerate(query_batch_arrays(engine, collection, queries)):
-            limit = k + TIE_MARGIN
-            # a tie group (similarities within relrep.TIE_TOL) that reaches the k-th place and the end of what was
-            # fetched may hold more anchors below: fetch more until it ends among them (or every anchor came back)
-            while hid.size >= limit and not relrep.exact_prefix(hs, k):
-                limit *= 4
-                [(hid, hs)] = query_batch_arrays(engine, collection, [DenseQuery(using, chunk[j], limit, filter,
-                                                                                 options=options)])
-            if not hid.size:
-                continue
-            order = relrep.tie_order(hid, hs)[:k]
-            ids[start + j, : order.size] = hid[order]
-            sims[start + j, : order.size] = hs[order]
-    return TopK(ids, sims)
-
-
-def topk_overlap(a: TopK, b: TopK) -> float:
-    """Mean fraction of row i's top-k ids in ``a`` found in row i's top-k of ``b`` (1.0 = identical sets)."""
-    fr = []
-    for i in range(a.ids.shape[0]):
-        x, y = a.ids[i][a.ids[i] >= 0], b.ids[i][b.ids[i] >= 0]
-        if x.size:
-            fr.append(np.intersect1d(x, y).size / x.size)
-    return float(np.mean(fr)) if fr else 1.0

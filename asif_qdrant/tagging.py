@@ -34,11 +34,12 @@ import numpy as np
 from . import relrep
 from .engines.base import Engine, Filter, HasId, Hit, Match, MatchAny, SparseQuery, SparseVec, query_batch_arrays
 from .errors import AlreadyExistsError, ConfigError, InvalidInputError, NotFoundError
-from .explain import anchor_totals, prompt_rep
+from .explain import label_totals, prompt_rep
 from .meta import TENANT_SHARED
 from .names import anchors_collection, meta_collection, relindex_collection
 from .relindex import MAX_ITEMS, IndexInfo, RelIndexes, decode_topk, index_filter
-from .zeroshot import Prediction, aggregate
+from .scoring import LabelModel
+from .zeroshot import Prediction
 
 TAG_ANCHORS = 3  # anchor pairs named in a tag
 WRITE_BATCH = 256  # tags written per engine call
@@ -113,19 +114,10 @@ def label_predictions(
     ri: RelIndexes, info: IndexInfo, reps: Sequence[relrep.SparseRep], top: int,
     aggregation: str | None = None, tau: float | None = None,
 ) -> tuple[list[list[Hit]], list[Prediction]]:
-    """Step (3) of classify for relative reps: the prompt hits (all of them, ranked) and the predictions. The one
-    path shared by classify and the tags, so that a tag equals classify's answer for the point's vector."""
-    hits = ri.query(info, reps, limit=info.n_items, with_payload=False)
-    prompts: dict[int, dict[str, Any]] = {}  # each prompt's payload made once per call, not once per hit
-    for hs in hits:
-        for h in hs:
-            pl = prompts.get(h.id)
-            if pl is None:
-                pl = prompts[h.id] = info.prompt_of(h.id)
-            h.payload = pl
-    agg = aggregation or info.aggregation
-    t = tau if tau is not None else info.tau
-    return hits, [aggregate(h, max(1, len(info.templates)), agg, top, t) for h in hits]
+    """Step (3) for relative reps with a plain label set (no prototypes, no correction): the prompt hits and the
+    predictions (scoring.LabelModel, the path classify takes)."""
+    model = LabelModel(info, info, info.tenant, info.tenant)
+    return model.answer(ri, reps, np.zeros((len(reps), 0), np.float32), top, aggregation, tau)
 
 
 def _rep_of(rec: Any) -> relrep.SparseRep:
@@ -136,19 +128,37 @@ def _rep_of(rec: Any) -> relrep.SparseRep:
 
 
 class _Scorer:
-    """Tags for relative reps against one label set (its prompts' reps read once)."""
+    """Tags for a tagging's items against one label model (its prompts' reps read once): classify's answer for each
+    item's vector, through the same LabelModel."""
 
-    def __init__(self, ri: RelIndexes, labels: IndexInfo, top: int, prompts: dict[int, relrep.SparseRep]) -> None:
-        self.relindexes, self.labels, self.top, self.prompts = ri, labels, top, prompts
+    def __init__(self, ri: RelIndexes, model: LabelModel, top: int, prompts: dict[int, relrep.SparseRep],
+                 own_reps: bool) -> None:
+        self.relindexes, self.model, self.top, self.prompts = ri, model, top, prompts
+        self.own_reps = own_reps  # the items' stored reps are the model's (same scope, k and p)
 
-    def tags(self, reps: Sequence[relrep.SparseRep]) -> list[dict[str, Any]]:
-        hits, preds = label_predictions(self.relindexes, self.labels, reps, self.top)
+    @property
+    def needs_vectors(self) -> bool:
+        """Whether scoring needs the items' vectors (prototype terms, or reps made again in another scope)."""
+        return self.model.taught or not self.own_reps
+
+    def tags_of(self, recs: Sequence[Any]) -> list[dict[str, Any]]:
+        """The tags of item records (with their ``rel`` vector, and their ``item`` vector when needs_vectors)."""
+        m = self.model
+        vecs = (np.stack([np.asarray(r.vectors["item"], np.float32) for r in recs]) if self.needs_vectors and recs
+                else np.zeros((len(recs), 0), np.float32))
+        reps = ([_rep_of(r) for r in recs] if self.own_reps
+                else self.relindexes.reps(vecs, "image", m.scope, m.part.k, m.part.p))
+        return self.tags(reps, vecs)
+
+    def tags(self, reps: Sequence[relrep.SparseRep], vecs: np.ndarray) -> list[dict[str, Any]]:
+        m = self.model
+        hits, preds = m.answer(self.relindexes, reps, vecs, self.top)
         out = []
         for rep, hs, pred in zip(reps, hits, preds, strict=True):
             anchors: list[int] = []
             if pred.top:
-                mine = [h for h in hs if h.payload and h.payload.get("label") == pred.top[0].label]
-                anchors = [a for a, _ in anchor_totals(self.labels, mine, rep, self.prompts)[:TAG_ANCHORS]]
+                found = label_totals(m.part, pred.top[0].label, hs, rep, lambda items: self.prompts, m.correction)
+                anchors = [a for a, _ in (found[0] if found else [])[:TAG_ANCHORS]]
             out.append({"label": pred.label, "score": float(pred.score),
                         "top": [[s.label, float(s.score)] for s in pred.top], "anchors": anchors})
         return out
@@ -174,26 +184,35 @@ def _same(stored: Any, tag: Mapping[str, Any]) -> bool:
 class Taggings:
     """The taggings of one store: create, keep fresh after edits, sync with the user's collection, delete.
 
-    ``labels_for(name, tenant)``: the label set that answers for a tenant, up to date (the facade's index_info:
-    tenant copies and repairs included), so that tags always use what classify uses."""
+    ``model_for(name, tenant)``: the label model that answers for a tenant with a label set (the facade's
+    label_model of its index_info: tenant copies, repairs, corrections and prototypes included), so that tags always
+    are classify's answers."""
 
-    def __init__(self, ri: RelIndexes, labels_for: Callable[[str, str], IndexInfo]) -> None:
+    def __init__(self, ri: RelIndexes, model_for: Callable[[str, str], LabelModel]) -> None:
         self.relindexes = ri
         self.engine: Engine = ri.engine
-        self.labels_for = labels_for
+        self.model_for = model_for
         # per (label set, prompt): the prompt's stored top-k and its rep, computed again only when the top-k changed
         self._prompts: dict[tuple[str, int], tuple[str, int, float, relrep.SparseRep]] = {}
 
-    def _scorer(self, linfo: IndexInfo, top: int) -> _Scorer:
-        """A scorer for the label set, with its prompts' reps (a rep is made again only where its item changed)."""
+    def _scorer(self, model: LabelModel, top: int, info: IndexInfo | None = None) -> _Scorer:
+        """A scorer for the model, with its prompts' reps (a rep is made again only where its item changed).
+        ``info``: the tagging whose stored item reps are used when they are the model's (same scope, k and p)."""
+        linfo = model.part
         reps = {}
-        for r in self.relindexes.items(linfo):
-            key, state = (linfo.key, int(r.id)), str(r.payload.get("topk", ""))
-            hit = self._prompts.get(key)
-            if hit is None or hit[:3] != (state, linfo.k, linfo.p):
-                hit = self._prompts[key] = (state, linfo.k, linfo.p, prompt_rep(linfo, r.payload))
-            reps[int(r.id)] = hit[3]
-        return _Scorer(self.relindexes, linfo, top, reps)
+        recs = self.relindexes.items(linfo, with_payload=["topk_tag"])  # which lists changed: their digests only
+        stale = [r.id for r in recs if (hit := self._prompts.get((linfo.key, int(r.id)))) is None
+                 or r.payload.get("topk_tag") is None or hit[:3] != (r.payload["topk_tag"], linfo.k, linfo.p)]
+        full = self.relindexes.retrieve_items(linfo, stale) if stale else {}
+        for r in recs:
+            key = (linfo.key, int(r.id))
+            if r.id in full:
+                pl = full[r.id].payload
+                state = str(pl.get("topk_tag") or pl.get("topk", ""))
+                self._prompts[key] = (state, linfo.k, linfo.p, prompt_rep(linfo, pl))
+            reps[int(r.id)] = self._prompts[key][3]
+        own = info is None or (model.scope == info.tenant and (linfo.k, linfo.p) == (info.k, info.p))
+        return _Scorer(self.relindexes, model, top, reps, own)
 
     # -- lookups ----------------------------------------------------------------------------------
     def all(self, tenant: str | None = None) -> list[IndexInfo]:
@@ -277,7 +296,7 @@ class Taggings:
         tagging (same collection and field) runs it again (it finishes an interrupted one)."""
         self._check_target(collection, vector, field)
         flt, flt_json = filter_from_json(filter)
-        linfo = self.labels_for(labels, tenant)
+        model = self.model_for(labels, tenant)
         old = self.relindexes.info(tagging_name(collection, field), tenant, "tagging")
         others = [i for i in self.relindexes.infos() if i.kind == "tagging" and i.tenant != tenant
                   and info_of(i).collection == collection and info_of(i).field == field]
@@ -297,25 +316,29 @@ class Taggings:
                 )
         spec = {"collection": collection, "field": field, "vector": vector, "labels": labels, "top": int(top),
                 "filter": flt_json, "rev": 0, "pending": True}
-        return info_of(self._run(spec, tenant, linfo, old, pids, vecs))
+        return info_of(self._run(spec, tenant, model, old, pids, vecs))
 
     def _run(
-        self, spec: dict[str, Any], tenant: str, linfo: IndexInfo, old: IndexInfo | None, pids: list[Any],
+        self, spec: dict[str, Any], tenant: str, model: LabelModel, old: IndexInfo | None, pids: list[Any],
         vecs: np.ndarray,
     ) -> IndexInfo:
         """Build the tagging's items from the selected points and write every point's tag (pending until done)."""
         name = tagging_name(spec["collection"], spec["field"])
         rev = (int(old.extra["tagging"]["rev"]) if old is not None else 0) + 1
         spec = {**spec, "rev": rev, "pending": True}
+        linfo = model.info
         info = IndexInfo(name, tenant, "tagging", linfo.k, linfo.p, len(pids), {}, extra={"tagging": spec})
         if old is not None:
             info.slot = old.slot
             self.relindexes.annotate(old, {"tagging": spec})  # pending from the first write on
-        scorer = self._scorer(linfo, spec["top"])
+        scorer = self._scorer(model, spec["top"], info)
         coll, field = spec["collection"], spec["field"]
 
         def write_chunk(items: list[int], reps: list[relrep.SparseRep]) -> None:
-            self._write(coll, field, [pids[i] for i in items], scorer.tags(reps), rev)
+            vv = vecs[items]
+            if not scorer.own_reps:  # the model's reps are made in another scope (a fully taught tenant)
+                reps = self.relindexes.reps(vv, "image", model.scope, model.part.k, model.part.p)
+            self._write(coll, field, [pids[i] for i in items], scorer.tags(reps, vv), rev)
 
         if old is None:
             self.relindexes.annotate(info, {})  # the record exists (pending) before any point is written
@@ -323,10 +346,10 @@ class Taggings:
         if old is not None:  # points tagged before and not selected now lose the tag
             gone = set(self._points(old).values()) - set(pids)
             self.engine.delete_payload(coll, sorted(gone, key=str), [field])
-        return self._done(info, linfo)
+        return self._done(info, model)
 
-    def _done(self, info: IndexInfo, linfo: IndexInfo) -> IndexInfo:
-        spec = {**info.extra["tagging"], "pending": False, "label_state": _label_state(linfo)}
+    def _done(self, info: IndexInfo, model: LabelModel) -> IndexInfo:
+        spec = {**info.extra["tagging"], "pending": False, "label_state": model.state()}
         return self.relindexes.annotate(info, {"tagging": spec})
 
     def _write(self, collection: str, field: str, pids: Sequence[Any], tags: Sequence[dict[str, Any]],
@@ -345,7 +368,7 @@ class Taggings:
         points rewritten per tagging."""
         out = {}
         for info in self.relindexes.affected(tenant):
-            if info.kind == "tagging":  # ri.written live: a label set repaired on the way (labels_for) counts too
+            if info.kind == "tagging":  # ri.written live: a label set repaired on the way (model_for) counts too
                 out[f"{info.tenant}/{info.name}"] = self.refresh(info, self.relindexes.written)
         return out
 
@@ -365,20 +388,23 @@ class Taggings:
         """Bring one tagging up to date; ``written``: the items (per index key) whose top-k the edit rewrote, None
         to score every item again. Returns how many points were rewritten."""
         spec = info.extra["tagging"]
-        linfo = self.labels_for(spec["labels"], info.tenant)
+        model = self.model_for(spec["labels"], info.tenant)
+        linfo = model.info
         if spec.get("pending") or (linfo.k, linfo.p) != (info.k, info.p) or not self.relindexes.is_current(info, False):
-            return self.rerun(info, linfo)
-        items = self._to_rescore(info, linfo, written)
-        recs = (self.relindexes.items(info, with_vectors=("rel",)) if items is None
-                else list(self.relindexes.retrieve_items(info, sorted(items), with_vectors=("rel",)).values()))
+            return self.rerun(info, model)
+        scorer = self._scorer(model, int(spec["top"]), info)
+        items = self._to_rescore(info, model, None if not scorer.own_reps else written)
+        wv: tuple[str, ...] = ("rel", "item") if scorer.needs_vectors else ("rel",)
+        recs = (self.relindexes.items(info, with_vectors=wv) if items is None
+                else list(self.relindexes.retrieve_items(info, sorted(items), with_vectors=wv).values()))
         if not recs:
+            self._done(info, model)
             return 0
-        scorer = self._scorer(linfo, int(spec["top"]))
         coll, field = spec["collection"], spec["field"]
         changed: list[tuple[Any, dict[str, Any]]] = []
         for start in range(0, len(recs), 4096):
             chunk = recs[start : start + 4096]
-            tags = scorer.tags([_rep_of(r) for r in chunk])
+            tags = scorer.tags_of(chunk)
             pids = [r.payload.get("point") for r in chunk]
             stored = {r.id: r.payload.get(field) for r in self.engine.retrieve(coll, pids)}
             changed += [(p, t) for p, t in zip(pids, tags, strict=True) if not _same(stored.get(p), t)]
@@ -386,17 +412,19 @@ class Taggings:
             rev = int(spec["rev"]) + 1
             info = self.relindexes.annotate(info, {"tagging": {**spec, "rev": rev, "pending": True}})
             self._write(coll, field, [p for p, _ in changed], [t for _, t in changed], rev)
-        self._done(info, linfo)
+        self._done(info, model)
         return len(changed)
 
     def _to_rescore(
-        self, info: IndexInfo, linfo: IndexInfo, written: Mapping[str, set[int]] | None
+        self, info: IndexInfo, model: LabelModel, written: Mapping[str, set[int]] | None
     ) -> set[int] | None:
         """The items whose tag an edit may have changed (None: every item): those whose top-k the edit rewrote,
         and, where it also rewrote prompts of the label set, every item that shares an anchor with one of those
-        prompts' top-k before or after the edit (one sparse query; any other item's scores did not move)."""
-        if written is None or _label_state(linfo) != info.extra["tagging"].get("label_state"):
+        prompts' top-k before or after the edit (one sparse query; any other item's scores did not move). Every
+        item when anything else the scores depend on moved (model.state(): a correction, the prototypes...)."""
+        if written is None or model.state() != info.extra["tagging"].get("label_state"):
             return None
+        linfo = model.part
         items = set(written.get(info.key, ()))
         prompts = written.get(linfo.key, set())
         if not prompts:
@@ -415,16 +443,16 @@ class Taggings:
             items.update((ids[scores > 0] & (MAX_ITEMS - 1)).tolist())
         return items
 
-    def rerun(self, info: IndexInfo, linfo: IndexInfo | None = None) -> int:
+    def rerun(self, info: IndexInfo, model: LabelModel | None = None) -> int:
         """Run a tagging again from scratch (its stored arguments): every selected point is written."""
         spec = info.extra["tagging"]
-        linfo = linfo or self.labels_for(spec["labels"], info.tenant)
+        model = model or self.model_for(spec["labels"], info.tenant)
         flt, _ = filter_from_json(spec["filter"])
         pids, vecs, _ = self._select(spec["collection"], spec["vector"], flt, spec["field"])
         if not pids:
             self.delete(info)
             return 0
-        self._run(spec, info.tenant, linfo, info, pids, vecs)
+        self._run(spec, info.tenant, model, info, pids, vecs)
         return len(pids)
 
     # -- the user's collection moves --------------------------------------------------------------
@@ -461,11 +489,6 @@ class Taggings:
         if t.field not in recs[0].payload:
             raise NotFoundError(f"point {point!r} of {t.collection!r} has no tag {t.field!r}: run sync_tags")
         return np.asarray(recs[0].vectors[t.vector], np.float32)[None, :]
-
-
-def _label_state(linfo: IndexInfo) -> list[Any]:
-    """What a tagging's scores depend on besides the items: which label set record, which definition."""
-    return [linfo.key, linfo.definition, linfo.copied_from, linfo.tau, linfo.aggregation]
 
 
 __all__ = ["TagInfo", "Taggings", "filter_from_json", "info_of", "label_predictions", "tagging_name"]

@@ -214,7 +214,7 @@ def floor_parts(a: Asif, x: np.ndarray, k: int, p: float) -> dict[str, float]:
 
     from asif_qdrant.engines.base import DenseQuery, query_batch_arrays
     from asif_qdrant.relindex import tenant_scope
-    from asif_qdrant.search_options import QUERY_CHUNK, TIE_MARGIN
+    from asif_qdrant.topk import QUERY_CHUNK, TIE_MARGIN
 
     e, coll, scope = a.engine, a.anchors.collection, tenant_scope("_shared")
     as_sent = a.search_config.query_options(k, k + TIE_MARGIN)
@@ -349,7 +349,7 @@ def main() -> None:
                          "runs_ms": [round(t, 3) for t in times[name]], **mem.get(name, {})})
         # the anchor top-k of each option against exact's (256 images): how often it is the exact top-k
         from asif_qdrant.relindex import tenant_scope
-        from asif_qdrant.search_options import dense_topk, topk_overlap
+        from asif_qdrant.topk import dense_topk, topk_overlap
 
         sample = x[: args.batch]
         topks = {opt: dense_topk(a.engine, a.anchors.collection, sample, "image", tenant_scope("_shared"), k,

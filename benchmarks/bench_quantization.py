@@ -28,7 +28,8 @@ from bench_topk import SCOPE, blas_info, queries, random_collection
 from common import CACHE, DATA, IMG_DIM, table, write_results
 
 from asif_qdrant.engines.base import CollectionSpec, DenseQuery, Engine, SearchOptions
-from asif_qdrant.search_options import EXACT, SearchConfig, dense_topk, topk_overlap
+from asif_qdrant.search_options import SearchConfig
+from asif_qdrant.topk import EXACT, dense_topk, topk_overlap
 
 
 @dataclass(frozen=True)

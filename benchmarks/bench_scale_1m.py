@@ -42,7 +42,8 @@ from common import CACHE, DATA, table, write_results
 from asif_qdrant.engines.base import CollectionSpec, PointBatch, SearchOptions
 from asif_qdrant.engines.edge import EdgeEngine
 from asif_qdrant.relindex import TopK, tenant_scope
-from asif_qdrant.search_options import EXACT, SearchConfig, dense_topk, topk_overlap
+from asif_qdrant.search_options import SearchConfig
+from asif_qdrant.topk import EXACT, dense_topk, topk_overlap
 
 CHUNK = 20_000
 UPSERT = 1024

@@ -25,7 +25,7 @@ from asif_qdrant.engines.client import ClientEngine
 from asif_qdrant.engines.edge import EdgeEngine
 from asif_qdrant.engines.mapped import MappedEngine
 from asif_qdrant.relrep import tie_order
-from asif_qdrant.search_options import dense_topk
+from asif_qdrant.topk import dense_topk
 
 N, DIM = 400, 16
 pytestmark = pytest.mark.filterwarnings("ignore:Failed to obtain server version")

@@ -114,3 +114,31 @@ def test_taught_prototypes_enter_scores_exactly_and_stay_fresh(store: Asif, rng:
     store.delete_tenant("acme")
     assert store.prototypes.record("acme") is None
     assert store.engine.count(store.prototypes.collection) == 0
+
+
+def test_a_nil_support_class_abstains_under_a_correction(store: Asif) -> None:
+    # captions about a and b, and none within the coverage floor of c's prompt: c has support 0 (nil)
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        img, txt = random_pairs(rng, 30)
+        prompts = rng.standard_normal((3, TXT_DIM)).astype(np.float32)
+        txt[:12] = prompts[0] + 0.3 * rng.standard_normal((12, TXT_DIM))
+        txt[12:20] = prompts[1] + 0.3 * rng.standard_normal((8, TXT_DIM))
+        if _reference_support(prompts, txt)[2] == 0:
+            break
+    store.add_vectors(img, txt, captions=[f"c{i}" for i in range(30)])
+    store.define_labels("L", CLASSES, templates=["{}"], prompt_vectors=prompts, k=10, p=4, correction="mean")
+    store.define_labels("L0", CLASSES, templates=["{}"], prompt_vectors=prompts, k=10, p=4)
+    assert [c.support for c in store.coverage("L").classes][2] == 0
+    q = rng.standard_normal((300, IMG_DIM)).astype(np.float32)
+    preds = store.classify(vectors=q, labels="L", top=3)
+    c_first = [i for i, p in enumerate(preds) if p.top and p.top[0].label == "c"]
+    assert c_first, "no image ranks c first: the test needs one"
+    for i, p in enumerate(preds):
+        assert p.label == (None if i in c_first else p.top[0].label if p.top else None)
+    # the ranking and score stay (the answer only abstains); explain says why; no correction, no abstention
+    assert all(preds[i].score == preds[i].top[0].score for i in c_first)
+    ex = store.explain(vector=q[c_first[0]], labels="L")
+    assert ex.predicted is None and ex.abstained and "has no support in the anchors" in ex.text()
+    plain = store.classify(vectors=q, labels="L0", top=3)
+    assert any(p.label == "c" for p in plain)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from asif_qdrant import Asif, ConfigError, InvalidInputError
 from asif_qdrant.anchors import ID_KEY_RECORD
+from asif_qdrant.coverage import COVERAGE_FLOOR
 from asif_qdrant.engines.base import CollectionSpec, PointBatch
 from asif_qdrant.relindex import RelIndexes, decode_topk
 from asif_qdrant.relrep import dense_reference_scores
@@ -48,6 +49,8 @@ def _check(
     else:
         ref = np.zeros((len(queries), len(prompts)))
     want, tol = ref, np.full(len(prompts), 1e-5)
+    best_caption = (unit(prompts) @ txt.T).max(axis=1) if ids else np.full(len(prompts), -1.0)
+    nil = {c for i, c in enumerate("abcde") if best_caption[i] < COVERAGE_FLOOR}
     if correction != "none":
         assert reference is not None
         ref_scores = (dense_reference_scores(reference, img, prompts, txt, K, P, anchor_ids=ids) if ids
@@ -59,7 +62,9 @@ def _check(
     tags = {r.id: r.payload.get(f"tag_{tenant}") for r in a.engine.scroll("photos")} if tagged else {}
     for b, pred in enumerate(preds if tagged else []):
         tag = tags[b]
-        assert tag is not None and tag["label"] == pred.label and abs(tag["score"] - pred.score) < 1e-6, (tag, pred)
+        # float32 noise of the stored reps, divided by a zscore's scale as the scores are
+        assert tag is not None and tag["label"] == pred.label and abs(tag["score"] - pred.score) < tol.max() / 10, (
+            tag, pred)
         assert [t[0] for t in tag["top"]] == [s.label for s in pred.top][:3]
     for b, pred in enumerate(preds):
         got = {s.label: s.score for s in pred.top}
@@ -68,7 +73,10 @@ def _check(
                 assert not got  # nothing shared: unknown, no label scored
             else:
                 assert abs(got.get(c, 0.0) - want[b, i]) < tol[i], (tenant, c, got, want[b])
-        assert (pred.label is None) == (ref[b].max() <= 0)
+        # with a correction, a first-ranked class the anchors do not support at all (no caption within the coverage
+        # floor of its prompt) abstains
+        nil_first = correction != "none" and bool(pred.top) and pred.top[0].label in nil
+        assert (pred.label is None) == (ref[b].max() <= 0 or nil_first), (pred, nil)
     # the tenant's index only ever holds anchors of its own scope
     ri = a.relindexes
     info = ri.info("L", tenant) or ri.info("L", "_shared")
@@ -117,11 +125,10 @@ def test_random_edits_match_from_scratch_reference(
         a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=prompts, correction=correction)
         # the reference sample is drawn at definition: here every anchor (fewer than REFERENCE_SIZE), fixed after
         reference = np.stack([v for _, (_, v, _) in sorted(model.anchors.items())])
-        if correction == "none":  # tags of a corrected label set are refused (tagging keeps uncorrected scores)
-            a.engine.create_collection("photos", CollectionSpec(dense={"img": IMG_DIM}))
-            a.engine.upsert("photos", PointBatch(list(range(len(queries))), {"img": queries.astype(np.float32)}))
-            for t in TENANTS:
-                a.tag("photos", vector="img", labels="L", field=f"tag_{t}", tenant=None if t == "_shared" else t)
+        a.engine.create_collection("photos", CollectionSpec(dense={"img": IMG_DIM}))
+        a.engine.upsert("photos", PointBatch(list(range(len(queries))), {"img": queries.astype(np.float32)}))
+        for t in TENANTS:
+            a.tag("photos", vector="img", labels="L", field=f"tag_{t}", tenant=None if t == "_shared" else t)
         for step, (op, tenant, n, seed) in enumerate(steps):
             # distinct vectors per step: exact duplicates across tenants tie to the last bit, and local mode's
             # float64 matmul can order such ties differently by query shape (Edge scores each pair the same way)
@@ -302,3 +309,33 @@ def test_correction_reference_drawn_once_anchors_exist(tmp_path: Path) -> None:
         assert [i.kind for i in a.list_indexes()] == ["labels"]  # the reference is not the user's index
         a.delete_labels("L")
         assert a.relindexes.info("L", "_shared", "reference") is None
+
+
+@pytest.mark.parametrize("kind", ["edge", "local"])
+def test_correction_updated_in_place_equals_a_full_recompute(kind: str, tmp_path: Path) -> None:
+    # after each edit, the cached score matrix is updated only where a stored list changed: the correction must be
+    # the one a fresh Corrections object computes from scratch
+    from asif_qdrant.correction import Corrections
+
+    rng = np.random.default_rng(11)
+    a = (Asif.open(tmp_path / "s", **small_settings(k=K, p=P)) if kind == "edge"
+         else Asif.open(url=":memory:", **small_settings(k=K, p=P)))
+    try:
+        ids = a.add_vectors(rng.standard_normal((20, IMG_DIM)), rng.standard_normal((20, TXT_DIM))).ids
+        a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=rng.standard_normal((5, TXT_DIM)),
+                        correction="zscore")
+        q = rng.standard_normal((2, IMG_DIM))
+        for step in range(6):
+            if step % 2:
+                a.delete([ids.pop(int(rng.integers(0, len(ids))))])
+            else:
+                ids += a.add_vectors(rng.standard_normal((2, IMG_DIM)), rng.standard_normal((2, TXT_DIM))).ids
+            a.classify(vectors=q, labels="L")
+            part = a.index_info("L", "_shared", "labels")
+            ref = a.corrections.reference(a, part, "_shared")
+            got, fresh = a.corrections.correction(part, ref), Corrections(a.relindexes).correction(part, ref)
+            # equal up to the last bits of a float64 sum (decoding a batch of lists or one list rounds alike)
+            np.testing.assert_allclose(got.shift, fresh.shift, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(got.scale, fresh.scale, rtol=1e-12, atol=1e-15)
+    finally:
+        a.close()

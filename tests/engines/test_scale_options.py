@@ -24,7 +24,8 @@ from asif_qdrant.engines.base import (
     SearchOptions,
 )
 from asif_qdrant.engines.client import SPEC_METADATA_KEY, ClientEngine
-from asif_qdrant.search_options import SearchConfig, dense_topk, topk_overlap
+from asif_qdrant.search_options import SearchConfig
+from asif_qdrant.topk import dense_topk, topk_overlap
 
 LOCAL_ENGINES = ["edge", "local"]
 N, DIM, K = 3000, 32, 50

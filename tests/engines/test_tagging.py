@@ -33,7 +33,7 @@ def make_photos(a: Asif, rng: np.random.Generator, n: int = 12, ids: list[Any] |
 
 
 def assert_tags_match_classify(a: Asif, field: str, tenant: str | None = None, coll: str = "photos",
-                               only: set[Any] | None = None) -> dict[Any, dict[str, Any]]:
+                               only: set[Any] | None = None, tol: float = 1e-6) -> dict[Any, dict[str, Any]]:
     """Every tagged point's tag is what classify says for its vector (label, score, top), and its anchors are the
     first pairs of explain; its rev is at most the tagging's."""
     recs = [r for r in a.engine.scroll(coll, with_vectors=("img",)) if only is None or r.id in only]
@@ -44,9 +44,9 @@ def assert_tags_match_classify(a: Asif, field: str, tenant: str | None = None, c
     for r, p in zip(recs, preds, strict=True):
         tag = r.payload[field]
         assert tag["label"] == p.label, (r.id, tag, p)
-        assert abs(tag["score"] - p.score) < 1e-6
+        assert abs(tag["score"] - p.score) < tol
         assert [t[0] for t in tag["top"]] == [s.label for s in p.top]
-        np.testing.assert_allclose([t[1] for t in tag["top"]], [s.score for s in p.top], atol=1e-6)
+        np.testing.assert_allclose([t[1] for t in tag["top"]], [s.score for s in p.top], atol=tol)
         assert 1 <= tag["rev"] <= info.rev
         out[r.id] = tag
     assert not info.pending
@@ -57,7 +57,12 @@ def assert_anchors_match_explain(a: Asif, field: str, tenant: str | None = None,
     for r in a.engine.scroll(coll, with_vectors=("img",)):
         ex = a.explain(vector=np.asarray(r.vectors["img"])[None], labels="L", top=3, tenant=tenant)
         assert r.payload[field]["anchors"] == [c.id for c in ex.contributions], r.id
-        assert a.explain_tag(field, r.id, tenant=tenant, top=3).contributions == ex.contributions
+        # the same pairs and contributions (local mode's float32 dot can differ in the last bit between two calls
+        # with the same bytes: numpy takes another summation path for another memory alignment)
+        got = a.explain_tag(field, r.id, tenant=tenant, top=3).contributions
+        assert [c.id for c in got] == [c.id for c in ex.contributions]
+        np.testing.assert_allclose([c.contribution for c in got], [c.contribution for c in ex.contributions],
+                                   rtol=1e-6)
 
 
 @pytest.fixture(params=ENGINES)
@@ -231,7 +236,7 @@ def test_interrupted_first_tagging_then_edit_finishes_it(tstore: Asif, monkeypat
     a = tstore
     rng = _setup(a, 5)
     make_photos(a, rng, n=30)
-    monkeypatch.setattr("asif_qdrant.relindex.BUILD_CHUNK", 8)
+    monkeypatch.setattr("asif_qdrant.relindex.build.BUILD_CHUNK", 8)
     dying(a, monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         a.tag("photos", vector="img", labels="L", field="cat")
@@ -351,3 +356,46 @@ def test_tau_reaches_the_tags_and_doctor_retags_lost_items(tstore: Asif) -> None
     assert found and all(f.repaired for f in found)
     assert a.list_tags()[0].points == 12
     assert_tags_match_classify(a, "cat")
+
+
+@pytest.mark.parametrize("own_pairs", [0, 3])
+def test_tags_of_a_taught_tenant_carry_the_prototypes(tstore: Asif, own_pairs: int) -> None:
+    # own_pairs=0: the tenant's own anchors are all taught examples, so classify's ASIF part is the shared model's
+    # (another anchor scope than the tagging's items): the tags must still be classify's answers, prototypes included
+    from asif_qdrant.prototypes import TAUGHT_FIELD
+
+    a = tstore
+    rng = _setup(a, 5)
+    ids, vecs = make_photos(a, rng)
+    if own_pairs:
+        a.add_vectors(rng.standard_normal((own_pairs, IMG_DIM)), rng.standard_normal((own_pairs, TXT_DIM)),
+                      tenant="t1")
+    a.tag("photos", vector="img", labels="L", field="cat", tenant="t1")
+    before = assert_tags_match_classify(a, "cat", "t1")
+    taught = a.add_vectors(vecs[:2] + 0.05, rng.standard_normal((2, TXT_DIM)), tenant="t1",
+                           payloads=[{TAUGHT_FIELD: "c"}, {TAUGHT_FIELD: "e"}]).ids
+    after = assert_tags_match_classify(a, "cat", "t1")
+    assert after != before  # the prototypes of c and e moved the points next to the examples
+    assert {after[ids[0]]["label"], after[ids[1]]["label"]} <= {"c", "e"}
+    assert_anchors_match_explain(a, "cat", "t1")
+    a.delete(taught[:1], tenant="t1")  # one example less: the prototype of c is gone
+    assert_tags_match_classify(a, "cat", "t1")
+    a.add_vectors(rng.standard_normal((2, IMG_DIM)), rng.standard_normal((2, TXT_DIM)))  # shared anchors move
+    assert_tags_match_classify(a, "cat", "t1")
+
+
+@pytest.mark.parametrize("correction", ["mean", "zscore"])
+def test_tags_of_a_corrected_label_set(tstore: Asif, correction: str) -> None:
+    a = tstore
+    rng = _setup(a, 6)
+    a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=rng.standard_normal((5, TXT_DIM)),
+                    correction=correction, replace=True)
+    ids, _ = make_photos(a, rng)
+    a.tag("photos", vector="img", labels="L", field="cat")
+    assert_tags_match_classify(a, "cat", tol=1e-5)
+    assert_anchors_match_explain(a, "cat")
+    new = a.add_vectors(rng.standard_normal((3, IMG_DIM)), rng.standard_normal((3, TXT_DIM))).ids
+    assert_tags_match_classify(a, "cat", tol=1e-5)
+    a.delete(new[:2])
+    assert_tags_match_classify(a, "cat", tol=1e-5)
+    assert_anchors_match_explain(a, "cat")

@@ -133,7 +133,8 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_the_package() -> None:
     edges, _ = _graph()
     assert {"asif_qdrant.asif", "asif_qdrant.relrep", "asif_qdrant.evaluation.evaluate"} <= set(edges)
-    assert "asif_qdrant.relindex" in edges["asif_qdrant.asif"]  # a module-level import
+    assert "asif_qdrant.relindex" in edges["asif_qdrant.asif"]  # a module-level import (of a package)
+    assert "asif_qdrant.relindex.records" in edges["asif_qdrant.relindex.build"]  # a relative import in a package
     assert "asif_qdrant.evaluation.sweeps" in edges["asif_qdrant.evaluation.prune"]  # a function-level import
 
 
@@ -196,8 +197,75 @@ def test_index_records_are_written_by_their_owners_only() -> None:
                     and isinstance(n.func.value, ast.Attribute) and n.func.value.attr == "meta"):
                 writers.add(_module_name(p))
     # prototypes.py owns its own records ("prototypes:{tenant}": the revision its class means were made at)
-    assert writers <= {"asif_qdrant.relindex", "asif_qdrant.anchors", "asif_qdrant.migrate", "asif_qdrant.prototypes"}
-    assert "asif_qdrant.relindex" in writers
+    assert writers <= RELINDEX_WRITERS | {"asif_qdrant.anchors", "asif_qdrant.migrate", "asif_qdrant.prototypes"}
+    assert "asif_qdrant.relindex.build" in writers and "asif_qdrant.relindex.freshness" in writers
+
+
+# -- the relindex package: one class (RelIndexes) made of parts, each module built on the one before ---------------
+RELINDEX_PARTS = ("records", "query", "build", "freshness", "copies")  # bottom to top
+RELINDEX_WRITERS = {f"asif_qdrant.relindex.{m}" for m in ("records", "build", "freshness", "copies")}  # query: reads
+
+
+def test_relindex_parts_import_one_way() -> None:
+    """records <- query <- build <- freshness <- copies <- the package (which composes RelIndexes): a part imports
+    only the parts below it, and no module outside the package imports a part (they import ``asif_qdrant.relindex``)."""
+    edges, _ = _graph()
+    parts = [f"asif_qdrant.relindex.{m}" for m in RELINDEX_PARTS]
+    for i, mod in enumerate(parts):
+        assert mod in edges, f"{mod} is missing: update RELINDEX_PARTS"
+        above = set(parts[i + 1 :]) | {"asif_qdrant.relindex"}
+        assert edges[mod] & above == set(), f"{mod} imports a part above it: {sorted(edges[mod] & above)}"
+    outside = {m: sorted(d & set(parts)) for m, d in edges.items() if not m.startswith("asif_qdrant.relindex")}
+    assert {m: d for m, d in outside.items() if d} == {}
+
+
+# RelIndexes' parts are one object: a part may use an underscore member (a method, or the state that records.py's
+# __init__ declares) defined in another part only when it is listed here, with the part that defines it.
+RELINDEX_SHARED_PRIVATE: dict[str, set[str]] = {
+    "records": set(),
+    "query": set(),
+    "build": {"_thr"},  # records: the per-index threshold cache a build fills
+    "freshness": {"_thr", "_cache_lock", "_count_checked", "_write_items"},  # records' state; build's writer
+    "copies": {"_thr", "_thresholds", "_item_sims", "_merge_items"},  # a copy merges own anchors as an edit does
+}
+
+
+def _self_private(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """(underscore members a module defines: methods and ``self._x = ...``; those it uses on ``self``)."""
+    defined: set[str] = set()
+    used: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.FunctionDef):
+            defined.add(n.name)
+        elif (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+              and n.attr.startswith("_") and not n.attr.startswith("__")):
+            used.add(n.attr)
+            if isinstance(n.ctx, ast.Store):
+                defined.add(n.attr)
+    return defined, used
+
+
+def test_relindex_parts_share_only_the_listed_private_members() -> None:
+    found = {}
+    for m in RELINDEX_PARTS:
+        defined, used = _self_private(_tree(PACKAGE / "relindex" / f"{m}.py"))
+        found[m] = used - defined
+    assert found == RELINDEX_SHARED_PRIVATE
+
+
+def test_step_one_lives_in_topk() -> None:
+    """The dense anchor top-k (step 1 of every query) is defined in topk.py only; search_options.py keeps the
+    opt-in settings objects, and the relindex package reaches step 1 through topk."""
+    defined = {
+        _module_name(p): {n.name for n in _tree(p).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        for p in PACKAGE.rglob("*.py")
+    }
+    step1 = {"TopK", "dense_topk", "anchor_topk", "tenant_scope", "topk_overlap"}
+    assert step1 <= defined["asif_qdrant.topk"]
+    assert {m: sorted(d & step1) for m, d in defined.items() if d & step1 and m != "asif_qdrant.topk"} == {}
+    assert defined["asif_qdrant.search_options"] == {"SearchConfig", "builds_index"}
+    edges, _ = _graph()
+    assert "asif_qdrant.topk" in edges["asif_qdrant.relindex.query"]
 
 
 # -- who may write what -------------------------------------------------------------------------------------------
@@ -217,13 +285,15 @@ KIND_OF_CLASS = {"Engine": "engine", "Meta": "meta", "RelIndexes": "relindexes",
 # The owners: the points of the anchors and relindex collections, the meta records and the revisions are written by
 # the module that owns the concept (the engines carry the writes out); the facade delegates to relindexes/anchors.
 # prototypes.py owns the prototypes collection and its "prototypes:{tenant}" records (issue 24).
+# The relindex package writes through its parts (records, build, freshness, copies; RELINDEX_WRITERS); its query
+# part only reads.
 OWNERS: dict[str, set[str]] = {
     # tagging.py owns the tags it writes into the users' collections, and its taggings (relative indexes)
-    "engine": {"asif_qdrant.anchors", "asif_qdrant.relindex", "asif_qdrant.meta", "asif_qdrant.migrate",
-               "asif_qdrant.prototypes", "asif_qdrant.tagging"},
-    "meta": {"asif_qdrant.anchors", "asif_qdrant.relindex", "asif_qdrant.meta", "asif_qdrant.migrate",
-             "asif_qdrant.prototypes"},
-    "relindexes": {"asif_qdrant.relindex", "asif_qdrant.asif", "asif_qdrant.tagging"},
+    "engine": {"asif_qdrant.anchors", "asif_qdrant.meta", "asif_qdrant.migrate", "asif_qdrant.prototypes",
+               "asif_qdrant.tagging"} | RELINDEX_WRITERS,
+    "meta": {"asif_qdrant.anchors", "asif_qdrant.meta", "asif_qdrant.migrate", "asif_qdrant.prototypes"}
+    | RELINDEX_WRITERS,
+    "relindexes": {"asif_qdrant.asif", "asif_qdrant.tagging"} | RELINDEX_WRITERS,
     "anchors": {"asif_qdrant.anchors", "asif_qdrant.asif"},
 }
 # Known exceptions, each to be moved to its owner (issue 21):
@@ -291,7 +361,7 @@ def test_points_meta_records_and_revisions_are_written_by_their_owners_only() ->
         bad = {m: calls for m, calls in by_module.items()
                if m not in allowed and not (kind == "engine" and m.startswith("asif_qdrant.engines"))}
         assert bad == {}, f"{kind} written outside its owners: {bad}"
-    assert "asif_qdrant.relindex" in found["engine"] and "asif_qdrant.anchors" in found["meta"]  # the check sees them
+    assert "asif_qdrant.relindex.build" in found["engine"] and "asif_qdrant.anchors" in found["meta"]  # it sees them
     stale = {k: sorted(m for m in ms if m not in found[k]) for k, ms in ALLOWED_EXCEPTIONS.items()}
     assert stale == {k: [] for k in WRITES}, f"an exception is no longer needed: remove it from the list {stale}"
 

@@ -1,0 +1,321 @@
+"""Relative-index records: the meta record of an index (IndexInfo), the partition fields and filters, slots and
+point ids, the payload encoding of an item's top-k, and the base of RelIndexes (its state, reading and writing records).
+
+Layout (see DESIGN.md): the items of every tenant's label sets share one collection (``{prefix}relindex_text``, the
+prompts' text vectors) and the items of every gallery another (``{prefix}relindex_image``); an item carries the payload
+``tenant`` (keyword index, is_tenant), ``index`` (the name), ``kind`` and ``item`` (its number in the index), and every
+read or write of items carries the filter on all three partition fields. Point ids are unique within a collection:
+``slot << ITEM_BITS | item``, where the slot is allocated per index (a hash of its identity, probed until free) and
+kept in its meta record.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from .. import relrep
+from ..engines.base import CollectionSpec, Engine, Filter, Match, SparseVec
+from ..errors import ConfigError, InvalidInputError, NotFoundError
+from ..meta import TENANT_SHARED, Fingerprint, Meta, from_record, index_key
+from ..names import Modality, anchors_collection, relindex_collection
+from ..search_options import SearchConfig
+from ..topk import TopK, tenant_scope
+
+Kind = Literal["labels", "gallery", "reference", "tagging"]  # reference: a label set's sample of anchor images
+# (correction.py); a tagging: image items, the points of a user's collection
+TOPK_FIELDS = frozenset({"topk", "topk_tag", "complete", "thr"})
+PAYLOAD_FIELDS = ["label", "prompt", "class_index", "template_index", "caption", "image_ref", "item"]
+PARTITION_FIELDS = ("tenant", "index", "kind")
+RESERVED_FIELDS = frozenset(PARTITION_FIELDS) | TOPK_FIELDS  # set by the plugin on every item
+ITEM_BITS = 24
+MAX_ITEMS = 1 << ITEM_BITS  # items per index
+SLOT_BITS = 39  # slot << ITEM_BITS stays below 2**63
+
+
+def item_modality(kind: Kind) -> Modality:
+    """Label sets hold prompts (text); galleries hold images."""
+    return "text" if kind == "labels" else "image"
+
+
+@dataclass
+class IndexInfo:
+    """The meta record of one relative index."""
+
+    name: str
+    tenant: str
+    kind: Kind
+    k: int
+    p: float
+    n_items: int
+    revisions: dict[str, int]
+    created_at: float = field(default_factory=time.time)
+    classes: list[str] = field(default_factory=list)
+    templates: list[str] = field(default_factory=list)
+    aggregation: str = "max"
+    tau: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    slot: int = -1  # point ids of the items: slot << ITEM_BITS | item
+    definition: int = 0  # revision of the definition (classes, templates, items): +1 on every redefinition
+    copied_from: int | None = None  # a tenant copy of a shared index: the shared definition it was made from
+    correction: str = "none"  # a label set's score correction (zeroshot.CORRECTIONS; correction.py keeps it exact)
+    # a label set's coverage per class ({"class", "support", "verdict"}), as define_labels returns it; not kept up
+    # to date in the store (None there): Asif.coverage computes the current one from the items (coverage.py)
+    coverage: list[dict[str, Any]] | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        return index_key(self.tenant, self.kind, self.name)
+
+    @property
+    def modality(self) -> Modality:
+        return item_modality(self.kind)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What a user sees of the index (CLI --json, HTTP): its definition, not the bookkeeping fields."""
+        return {"name": self.name, "tenant": self.tenant, "kind": self.kind, "k": self.k, "p": self.p,
+                "n_items": self.n_items, "classes": list(self.classes), "templates": list(self.templates),
+                "aggregation": self.aggregation, "tau": self.tau, "created_at": self.created_at,
+                "extra": dict(self.extra), "correction": self.correction,
+                **({"coverage": self.coverage} if self.coverage is not None else {})}
+
+    def prompt_of(self, item_id: int) -> dict[str, Any]:
+        """A label-set item's label and prompt, from its id (class-major: class * n_templates + template)."""
+        ci, ti = divmod(int(item_id), len(self.templates))
+        label = self.classes[ci]
+        return {"label": label, "prompt": self.templates[ti].format(label), "class_index": ci, "template_index": ti}
+
+
+def touched_key(info: IndexInfo) -> str:
+    """How an edit's result names an index it updated: tenant/name (a label set's reference sample: :reference)."""
+    return f"{info.tenant}/{info.name}" + (":reference" if info.kind == "reference" else "")
+
+
+def index_filter(info: IndexInfo) -> Filter:
+    """The items of one index: its tenant, name and kind (never a name alone)."""
+    return Filter(must=(Match("tenant", info.tenant), Match("index", info.name), Match("kind", info.kind)))
+
+
+def relindex_spec(dim: int) -> CollectionSpec:
+    """An item collection: the item's own dense vector, its sparse relative rep, the partition indexes."""
+    return CollectionSpec(
+        dense={"item": dim}, sparse=("rel",), keyword_indexes={"tenant": True, "index": False, "kind": False}
+    )
+
+
+def slot_candidate(tenant: str, kind: str, name: str, salt: int) -> int:
+    raw = json.dumps([tenant, kind, name, salt], separators=(",", ":")).encode()
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") >> (64 - SLOT_BITS)
+
+
+def item_of(point_id: int) -> int:
+    return int(point_id) & (MAX_ITEMS - 1)
+
+
+def scope_revisions(meta: Meta, tenant: str) -> dict[str, int]:
+    tenants = [TENANT_SHARED] if tenant == TENANT_SHARED else [TENANT_SHARED, tenant]
+    return {t: meta.revision(t) for t in tenants}
+
+
+def encode_topk(ids: np.ndarray, sims: np.ndarray) -> str:
+    """An item's top-k as one compact payload string: base64 of uint32 ids then float64 similarities.
+
+    One string instead of two lists of k numbers makes rewriting an item ~10x cheaper."""
+    raw = np.asarray(ids, "<u4").tobytes() + np.asarray(sims, "<f8").tobytes()
+    return base64.b64encode(raw).decode("ascii")
+
+
+def decode_topk(payload: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids int64, sims float64) of an item's stored top-k, in tie-rule order."""
+    raw = base64.b64decode(payload.get("topk", ""))
+    n = len(raw) // 12
+    return np.frombuffer(raw[: 4 * n], "<u4").astype(np.int64), np.frombuffer(raw[4 * n :], "<f8").copy()
+
+
+def depth_of(k: int) -> int:
+    """How many neighbours an item keeps: k for its representation plus a buffer (k/8, at least 8) so that
+    deleting an anchor from its top-k rarely needs a new query: the next neighbour is already there."""
+    return k + max(8, k // 8)
+
+
+def topk_tag(encoded: str) -> str:
+    """A short digest of an item's stored list (``topk`` payload string): a reader that keeps decoded lists scrolls
+    these 16 characters to learn which items changed, instead of every list (an item written before this field
+    existed has none and is read whole)."""
+    return hashlib.blake2b(encoded.encode("ascii"), digest_size=8).hexdigest()
+
+
+def topk_payload(ids: np.ndarray, sims: np.ndarray, complete: bool) -> dict[str, Any]:
+    """What an item stores: its nearest anchors (exact top-m, k <= m <= depth, in tie-rule order), whether the
+    list holds every anchor in scope (``complete``), and its threshold (the last similarity) when it does not."""
+    enc = encode_topk(ids, sims)
+    return {
+        "topk": enc,
+        "topk_tag": topk_tag(enc),
+        "complete": bool(complete),
+        "thr": None if complete or ids.size == 0 else float(sims[-1]),
+    }
+
+
+def list_state(topk: TopK, complete: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds (last similarity; -inf for complete lists) and complete flags of rows of a TopK."""
+    n = (topk.ids >= 0).sum(axis=1)
+    last = topk.sims[np.arange(len(n)), np.maximum(n - 1, 0)]
+    thr = np.where(complete | (n == 0), -np.inf, last)
+    return thr.astype(np.float64), complete.astype(bool)
+
+
+def stamp(info: IndexInfo) -> tuple[Any, ...]:
+    """What an index's cached item thresholds are valid for: its revisions, anchor count and item count."""
+    return (tuple(sorted(info.revisions.items())), info.extra.get("anchors"), info.n_items)
+
+
+def to_sparse_vec(rep: relrep.SparseRep) -> SparseVec:
+    return SparseVec(rep.indices.astype(np.uint32), rep.values.astype(np.float32))
+
+
+class IndexRecords:
+    """The records of one store's relative indexes: the object's state, the meta records (read, require, list,
+    annotate, delete), the item collections and the slots that make the items' point ids."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        prefix: str,
+        meta: Meta,
+        fingerprint: Fingerprint,
+        search: SearchConfig | None = None,
+    ) -> None:
+        self.engine = engine
+        self.prefix = prefix
+        self.meta = meta
+        self.fingerprint = fingerprint
+        self.anchors = anchors_collection(prefix)
+        self.search = search if search is not None else SearchConfig()  # exact unless the settings opt in
+        # per index: (state stamp, thresholds, complete flags) of every item, kept by the process that edits, so that
+        # an edit does not read every item's payload; the stamp (revisions, anchor count) guards it
+        self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
+        self._count_checked: dict[str, float] = {}  # per index: when its stored item count was last compared
+        self._cache_lock = threading.Lock()  # readers share this object: its caches change under this lock
+        self._create_lock = threading.Lock()  # collection creation and slot allocation, across tenants' edits
+        self._edit_counts: dict[str, int] = {}
+        # per index key: the items whose stored top-k was (re)written since ``written`` was last cleared; the owners
+        # of derived state (tagging.py: payload tags) read it after an edit to update only what changed
+        self.written: dict[str, set[int]] = {}
+        self.previous: dict[str, dict[int, str]] = {}  # per index key: the stored top-k of each rewritten item before
+
+    # -- records -------------------------------------------------------------------------------
+    def info(self, name: str, tenant: str, kind: Kind | None = None) -> IndexInfo | None:
+        """The meta record of ``tenant``'s own index (not the shared one); ``kind`` None: the label set, else the
+        gallery of that name, refused when both exist."""
+        if kind is None:
+            found = [i for i in (self.info(name, tenant, "labels"), self.info(name, tenant, "gallery")) if i]
+            if len(found) > 1:
+                raise ConfigError(
+                    f"tenant {tenant!r} has both a label set and a gallery named {name!r}: say which one "
+                    "(kind='labels' or kind='gallery')"
+                )
+            return found[0] if found else None
+        key = index_key(tenant, kind, name)
+        v = self.meta.get(key)
+        return from_record(IndexInfo, v, key) if v else None
+
+    def require(self, name: str, tenant: str, kind: Kind | None = None) -> IndexInfo:
+        info = self.info(name, tenant, kind)
+        if info is None and tenant != TENANT_SHARED:
+            info = self.info(name, TENANT_SHARED, kind)
+        if info is None:
+            what = {"labels": "label set", "gallery": "gallery", "reference": "reference sample",
+                    None: "relative index"}[kind]
+            have = sorted({i.name for i in self.infos(tenant) if kind is None or i.kind == kind})
+            close = difflib.get_close_matches(name, have, n=1, cutoff=0.6)
+            hint = (f"did you mean {close[0]!r}? " if close else "")
+            raise NotFoundError(
+                f"{what} {name!r} does not exist for tenant {tenant!r}: {hint}existing: {have or 'none'}. "
+                f"Create it first (asif {'labels add' if kind != 'gallery' else 'gallery add'} {name} ...)"
+            )
+        return info
+
+    def infos(self, tenant: str | None = None, *, own: bool = False) -> list[IndexInfo]:
+        """Every index record; with ``tenant``: that tenant's and the shared ones (only its own with ``own``)."""
+        if tenant is None:
+            return [from_record(IndexInfo, v, k) for k, v in self.meta.items("index")]
+        scope = [tenant] if own or tenant == TENANT_SHARED else [tenant, TENANT_SHARED]
+        return [from_record(IndexInfo, v, k) for k, v in self.meta.items("index", {"tenant": scope})]
+
+    # -- collections and point ids ---------------------------------------------------------------
+    def collection(self, info: IndexInfo) -> str:
+        """The collection that holds the items of ``info`` (and of every index of its kind)."""
+        return relindex_collection(self.prefix, info.modality)
+
+    def ensure_collections(self) -> None:
+        """The item collections (one per item modality); a no-op when they exist. Two tenants' first definitions
+        may run at once (each under its own tenant's lock): the check and the creation happen under one mutex."""
+        with self._create_lock:
+            self._ensure_collections()
+
+    def _ensure_collections(self) -> None:
+        for modality, dim in (("text", self.fingerprint.text_dim), ("image", self.fingerprint.image_dim)):
+            name = relindex_collection(self.prefix, modality)
+            if not self.engine.collection_exists(name):
+                self.engine.create_collection(name, relindex_spec(dim))
+
+    def point_ids(self, info: IndexInfo, items: Sequence[int] | np.ndarray) -> list[int]:
+        if info.slot < 0:
+            raise InvalidInputError(f"{info.kind} {info.name!r} of tenant {info.tenant!r} has no slot: rebuild it")
+        base = int(info.slot) << ITEM_BITS
+        return [base | int(i) for i in items]
+
+    def allocate_slot(self, info: IndexInfo) -> int:
+        """A slot for a new index: its identity's hash, probed until no other index's items use it."""
+        coll = self.collection(info)
+        for salt in range(64):
+            slot = slot_candidate(info.tenant, info.kind, info.name, salt)
+            recs = self.engine.retrieve(coll, [slot << ITEM_BITS], with_payload=True)
+            if not recs or all(recs[0].payload.get(f) == getattr(info, n) for f, n in
+                               (("tenant", "tenant"), ("index", "name"), ("kind", "kind"))):
+                return slot
+        raise ConfigError(f"no free slot for {info.kind} {info.name!r} of tenant {info.tenant!r}")  # 2**-39 per try
+
+    # -- notes, counts, deletion -----------------------------------------------------------------
+    def annotate(self, info: IndexInfo, extra: Mapping[str, Any], tau: float | None = None) -> IndexInfo:
+        """Store notes about an index (merged into ``extra``; e.g. how it was tuned or calibrated) and, when given,
+        its decision threshold ``tau``; the items are not touched."""
+        info.extra = {**info.extra, **extra}
+        if tau is not None:
+            info.tau = float(tau)
+        self.meta.put(info.key, asdict(info))
+        return info
+
+    def scope_count(self, tenant: str) -> int:
+        return self.engine.count(self.anchors, tenant_scope(tenant))
+
+    def delete(self, info: IndexInfo) -> None:
+        """Delete one index: its items (by filter) and its record. The collections stay."""
+        self._thr.pop(info.key, None)
+        coll = self.collection(info)
+        if self.engine.collection_exists(coll):
+            self.engine.delete(coll, filter=index_filter(info))
+        self.meta.delete(info.key)
+
+    def delete_tenant(self, tenant: str) -> int:
+        """Delete every index of ``tenant`` (its items by the tenant filter, its records); return how many."""
+        own = self.infos(tenant, own=True)
+        for modality in ("text", "image"):
+            coll = relindex_collection(self.prefix, modality)
+            if self.engine.collection_exists(coll):
+                self.engine.delete(coll, filter=Filter(must=(Match("tenant", tenant),)))
+        for info in own:
+            self._thr.pop(info.key, None)
+        if own:
+            self.meta.delete(*[i.key for i in own])
+        return len(own)
