@@ -392,13 +392,15 @@ ENCODING_OWNERS = ("asif_qdrant.embedding", "asif_qdrant.encoders", "asif_qdrant
 
 
 def _encoding_outside_embedding(path: Path, label: str) -> list[str]:
-    """An encoder's ``.encode(items)`` (a call with arguments: ``str.encode()`` takes none here), PIL's
-    ``Image.open``, the embedding cache or the encoders' ``load_image`` imported: decoding or encoding by hand."""
+    """An encoder's ``.encode(items)`` (not ``str.encode()`` or ``str.encode("ascii")``), PIL's ``Image.open``, the
+    embedding cache or the encoders' ``load_image`` imported: decoding or encoding by hand."""
     hits = []
     for n in ast.walk(_tree(path)):
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
             f = n.func
-            if (f.attr == "encode" and (n.args or n.keywords)) or (
+            text = (not n.args or (isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str))) and all(
+                k.arg in ("encoding", "errors") for k in n.keywords)
+            if (f.attr == "encode" and not text) or (
                     f.attr == "open" and isinstance(f.value, ast.Name) and f.value.id == "Image"):
                 hits.append(f"{label}:{n.lineno} {ast.unparse(n.func)}")
         elif isinstance(n, ast.ImportFrom):
@@ -420,7 +422,7 @@ def test_the_encoding_check_sees_a_tool_encoding_by_hand(tmp_path: Path) -> None
         "from ..embcache import EmbeddingCache\n"
         "def vectors(asif, paths):\n"
         "    im = Image.open(paths[0])\n"
-        "    key = 'x'.encode()\n"  # a string: fine
+        "    key = 'x'.encode() + 'y'.encode('ascii') + 'z'.encode(encoding='utf-8')\n"  # strings: fine
         "    return asif.encoder('image').encode([str(p) for p in paths])\n"
     )
     assert _encoding_outside_embedding(f, "tool") == [
