@@ -407,7 +407,8 @@ class Taggings:
             tags = scorer.tags_of(chunk)
             pids = [r.payload.get("point") for r in chunk]
             stored = {r.id: r.payload.get(field) for r in self.engine.retrieve(coll, pids)}
-            changed += [(p, t) for p, t in zip(pids, tags, strict=True) if not _same(stored.get(p), t)]
+            # a point deleted from the collection is skipped (a sync removes its item)
+            changed += [(p, t) for p, t in zip(pids, tags, strict=True) if p in stored and not _same(stored[p], t)]
         if changed:
             rev = int(spec["rev"]) + 1
             info = self.relindexes.annotate(info, {"tagging": {**spec, "rev": rev, "pending": True}})
@@ -458,17 +459,58 @@ class Taggings:
     # -- the user's collection moves --------------------------------------------------------------
     def sync(self, info: IndexInfo, ids: Sequence[Any] | None = None) -> dict[str, int]:
         """Pick up points added to or deleted from the selection (and, with ``ids``, points whose vectors were
-        overwritten in place): the tagging is run again when anything differs. Returns counts."""
+        overwritten in place), incrementally: the items of deleted points leave the tagging, added points become new
+        items (their top-k computed, the others untouched) and get their tags; an interrupted or stale tagging is
+        run again. Returns counts."""
         spec = info.extra["tagging"]
         flt, _ = filter_from_json(spec["filter"])
         now = [r.id for r in self.engine.scroll(spec["collection"], filter=flt, with_payload=False)]
-        have = set(self._points(info).values())
-        added, deleted = len(set(now) - have), len(have - set(now))
-        if added or deleted or ids or spec.get("pending") or not self.relindexes.is_current(info):
-            rewritten = self.rerun(info)
-        else:
-            rewritten = self.refresh(info, self.relindexes.written)
-        return {"added": added, "deleted": deleted, "rewritten": rewritten, "points": len(now)}
+        held = self._points(info)  # item -> point
+        have, now_set = set(held.values()), set(now)
+        redo = {p for p in (ids or ()) if p in now_set and p in have}  # overwritten in place: out, then in again
+        added = [p for p in now if p not in have or p in redo]
+        gone_items = [it for it, p in held.items() if p not in now_set or p in redo]
+        counts = {"added": len(set(now) - have), "deleted": len(have - now_set)}
+        if spec.get("pending") or not self.relindexes.is_current(info):
+            return {**counts, "rewritten": self.rerun(info), "points": len(now)}
+        rewritten = self.refresh(info, self.relindexes.written)
+        info = self.relindexes.require(info.name, info.tenant, "tagging")
+        if added or gone_items:
+            left = [held[i] for i in gone_items if held[i] not in now_set]
+            rewritten += self._sync_items(info, added, gone_items, left)
+        return {**counts, "rewritten": rewritten, "points": len(now)}
+
+    def _sync_items(self, info: IndexInfo, added: list[Any], gone_items: list[int], left: list[Any]) -> int:
+        """Remove the items ``gone_items`` (their points ``left`` the selection lose the tag), then add the points
+        ``added`` as new items with their tags; pending until done (a crash midway makes the next run a rerun)."""
+        spec = info.extra["tagging"]
+        rev = int(spec["rev"]) + 1
+        info = self.relindexes.annotate(info, {"tagging": {**spec, "rev": rev, "pending": True}})
+        coll, field = spec["collection"], spec["field"]
+        if gone_items:
+            info = self.relindexes.remove_items(info, gone_items)
+            existing = {r.id for r in self.engine.retrieve(coll, left)} if left else set()
+            self.engine.delete_payload(coll, [p for p in left if p in existing], [field])
+        if added:
+            recs = {r.id: r for r in self.engine.retrieve(coll, added, with_vectors=(spec["vector"],))}
+            pids = [p for p in added if p in recs and recs[p].vectors.get(spec["vector"]) is not None]
+            vecs = np.stack([np.asarray(recs[p].vectors[spec["vector"]], np.float32) for p in pids]) if pids \
+                else np.zeros((0, self.relindexes.fingerprint.image_dim), np.float32)
+            model = self.model_for(spec["labels"], info.tenant)
+            scorer = self._scorer(model, int(spec["top"]), info)
+            n0 = info.n_items
+
+            def write_chunk(items: list[int], reps: list[relrep.SparseRep]) -> None:
+                vv = vecs[[i - n0 for i in items]]
+                if not scorer.own_reps:
+                    reps = self.relindexes.reps(vv, "image", model.scope, model.part.k, model.part.p)
+                self._write(coll, field, [pids[i - n0] for i in items], scorer.tags(reps, vv), rev)
+
+            info = self.relindexes.append_items(info, vecs, [{"point": p} for p in pids], on_chunk=write_chunk)
+            self._done(info, model)
+            return len(pids)
+        self._done(info, self.model_for(spec["labels"], info.tenant))
+        return 0
 
     def delete(self, info: IndexInfo) -> TagInfo:
         """Remove the tagging's field from every point it tagged, then its items and record."""

@@ -124,6 +124,74 @@ class Builder(Queries):
                            {"rel": [to_sparse_vec(r) for r in reps[sl]]}, pls),
             )
 
+    def append_items(
+        self,
+        info: IndexInfo,
+        item_vectors: np.ndarray,
+        payloads: Sequence[Mapping[str, Any]],
+        *,
+        on_chunk: Callable[[list[int], list[relrep.SparseRep]], None] | None = None,
+    ) -> IndexInfo:
+        """Add items after the last one (numbers ``n_items`` ..), their top-k from the tenant's current anchors, the
+        other items untouched: the index must be current with the anchors (a tagging syncs it first)."""
+        vecs = np.asarray(item_vectors, dtype=np.float32)
+        n0, m = info.n_items, vecs.shape[0]
+        if m == 0:
+            return info
+        if n0 + m > MAX_ITEMS:
+            raise InvalidInputError(
+                f"{info.kind} {info.name!r} would have {n0 + m} items; at most {MAX_ITEMS} fit one index: split it")
+        cached = self._thr.get(info.key)
+        thr, comp = np.full(m, -np.inf), np.zeros(m, bool)
+        for start in range(0, m, BUILD_CHUNK):
+            sl = slice(start, start + BUILD_CHUNK)
+            topk = self.anchor_topk(vecs[sl], info.modality, info.tenant, depth_of(info.k))
+            complete = (topk.ids >= 0).sum(axis=1) < depth_of(info.k)
+            items = list(range(n0 + start, n0 + start + topk.ids.shape[0]))
+            self._write_items(info, items, vecs[sl], topk, complete, payloads[sl])
+            thr[sl], comp[sl] = list_state(topk, complete)
+            if on_chunk is not None:
+                on_chunk(items, topk.cut(info.k).reps(info.p))
+        valid = cached is not None and cached[0] == stamp(info) and cached[1].size == n0
+        info.n_items = n0 + m
+        self.meta.put(info.key, asdict(info))
+        if valid and cached is not None:
+            self._thr[info.key] = (stamp(info), np.concatenate([cached[1], thr]), np.concatenate([cached[2], comp]))
+        else:
+            self._thr.pop(info.key, None)
+        return info
+
+    def remove_items(self, info: IndexInfo, items: Sequence[int]) -> IndexInfo:
+        """Remove items, keeping item numbers dense: each of the last items that stays moves into a hole (same
+        vectors, payload and top-k, a new number), and the tail goes. Returns the record with its new count."""
+        n = info.n_items
+        gone = {int(i) for i in items if 0 <= int(i) < n}
+        if not gone:
+            return info
+        end = n - len(gone)
+        holes = sorted(i for i in gone if i < end)
+        movers = [i for i in range(end, n) if i not in gone]  # as many as holes
+        if movers:
+            recs = self.retrieve_items(info, movers, with_vectors=("item", "rel"))
+            vecs = np.stack([np.asarray(recs[i].vectors["item"], np.float32) for i in movers])
+            pls = [{**recs[i].payload, "item": h} for i, h in zip(movers, holes, strict=True)]
+            rel = [recs[i].vectors["rel"] for i in movers]
+            self.engine.upsert(self.collection(info), PointBatch(self.point_ids(info, holes), {"item": vecs},
+                                                                 {"rel": rel}, pls))
+            self.written.setdefault(info.key, set()).update(holes)
+        self.engine.delete(self.collection(info), ids=self.point_ids(info, list(range(end, n))))
+        cached = self._thr.get(info.key)
+        valid = cached is not None and cached[0] == stamp(info) and cached[1].size == n
+        info.n_items = end
+        self.meta.put(info.key, asdict(info))
+        if valid and cached is not None:
+            thr, comp = cached[1].copy(), cached[2].copy()
+            thr[holes], comp[holes] = thr[movers], comp[movers]
+            self._thr[info.key] = (stamp(info), thr[:end], comp[:end])
+        else:
+            self._thr.pop(info.key, None)
+        return info
+
     def rebuild(self, info: IndexInfo) -> IndexInfo:
         """Recompute every item of the index from its stored vector against the tenant's current anchors."""
         return self.build(info, *self.definition(info))

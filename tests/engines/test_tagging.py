@@ -248,18 +248,26 @@ def test_interrupted_first_tagging_then_edit_finishes_it(tstore: Asif, monkeypat
     assert len(tags) == 30 and {t["rev"] for t in tags.values()} == {a.list_tags()[0].rev}
 
 
-def test_sync_picks_up_added_deleted_and_overwritten_points(tstore: Asif) -> None:
+def test_sync_picks_up_added_deleted_and_overwritten_points(tstore: Asif, monkeypatch: pytest.MonkeyPatch) -> None:
     a = tstore
     rng = _setup(a, 6)
     ids, _ = make_photos(a, rng, n=10)
-    a.tag("photos", vector="img", labels="L", field="cat")
+    a.tag("photos", vector="img", labels="L", field="cat",
+          filter={"must_not": [{"key": "owner", "match": {"value": "gone"}}]})
     assert a.sync_tags("cat") == {"added": 0, "deleted": 0, "rewritten": 0, "points": 10}
     new = rng.standard_normal((3, IMG_DIM)).astype(np.float32)
     a.engine.upsert("photos", PointBatch([5000, 5001, 5002], {"img": new, "other": np.zeros((3, IMG_DIM + 1))},
                                          payloads=[{"owner": "acme"}] * 3))
     a.engine.delete("photos", ids=ids[:2])
+    a.engine.set_payloads("photos", [ids[3]], [{"owner": "gone"}])  # leaves the selection, keeps its point
+    monkeypatch.setattr(Taggings, "rerun", lambda self, *a, **k: pytest.fail("a sync ran the tagging again"))
     res = a.sync_tags("cat")
-    assert (res["added"], res["deleted"], res["points"]) == (3, 2, 11)
+    assert (res["added"], res["deleted"], res["rewritten"], res["points"]) == (3, 3, 3, 10)
+    assert "cat" not in next(iter(a.engine.retrieve("photos", [ids[3]]))).payload  # its tag left with it
+    assert a.list_tags()[0].points == 10
+    a.engine.set_payloads("photos", [ids[3]], [{"owner": "acme"}])
+    res = a.sync_tags("cat")
+    assert (res["added"], res["deleted"], res["points"]) == (1, 0, 11)
     tags = assert_tags_match_classify(a, "cat")
     assert set(tags) == set(ids[2:]) | {5000, 5001, 5002}
     assert a.list_tags()[0].points == 11
@@ -268,6 +276,12 @@ def test_sync_picks_up_added_deleted_and_overwritten_points(tstore: Asif) -> Non
                                                     "other": np.zeros((1, IMG_DIM + 1))}, payloads=[{"owner": "x"}]))
     a.sync_tags("cat", ids=[ids[5]])
     assert_tags_match_classify(a, "cat")
+    # after the moves, the items still hold exactly their points, and an anchor edit keeps them all exact
+    a.add_vectors(rng.standard_normal((3, IMG_DIM)), rng.standard_normal((3, TXT_DIM)))
+    tags = assert_tags_match_classify(a, "cat")
+    items = a.relindexes.items(a.taggings.find("cat", "_shared"))
+    assert len(tags) == 11 and [r.id for r in items] == list(range(11))
+    assert sorted(str(r.payload["point"]) for r in items) == sorted(map(str, tags))
     a.delete_tags("cat")
     assert a.list_tags() == [] and all("cat" not in r.payload for r in a.engine.scroll("photos"))
 
@@ -292,7 +306,7 @@ def test_uuid_point_ids_on_the_client_engine(tmp_path: Path) -> None:
 TENANTS = ["_shared", "t1", "t2"]
 K, P = 4, 3.0
 ops = st.lists(
-    st.tuples(st.sampled_from(["add", "add", "delete", "replace", "relabel"]), st.sampled_from(TENANTS),
+    st.tuples(st.sampled_from(["add", "add", "delete", "replace", "relabel", "points"]), st.sampled_from(TENANTS),
               st.integers(1, 4), st.integers(0, 2**31)),
     min_size=3, max_size=10,
 )
@@ -329,10 +343,20 @@ def test_random_edits_keep_every_tagging_equal_to_classify(
             if op == "relabel":
                 a.define_labels("L", list("abcde")[: 2 + n % 4], templates="plain", replace=True,
                                 prompt_vectors=r.standard_normal((2 + n % 4, TXT_DIM)))
+            elif op == "points":  # the user's collection moves: n points in, one out, then every tagging syncs
+                have = sorted(int(x.id) for x in a.engine.scroll("photos", with_payload=False))
+                a.engine.upsert("photos", PointBatch(
+                    list(range(10_000 + 10 * step, 10_000 + 10 * step + n)),
+                    {"img": r.standard_normal((n, IMG_DIM)), "other": np.zeros((n, IMG_DIM + 1))}))
+                a.engine.delete("photos", ids=[have[int(r.integers(0, len(have)))]])
+                for t in TENANTS:
+                    a.sync_tags(f"tag_{t}", tenant=None if t == "_shared" else t)
             else:
                 edit_anchors(a, anchors, op, tenant, n, r)
+            points = {x.id for x in a.engine.scroll("photos", with_payload=False)}
             for t in TENANTS:
-                assert_tags_match_classify(a, f"tag_{t}", tenant=None if t == "_shared" else t)
+                tags = assert_tags_match_classify(a, f"tag_{t}", tenant=None if t == "_shared" else t)
+                assert set(tags) == points
     finally:
         a.close()
 
