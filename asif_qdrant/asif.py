@@ -10,32 +10,33 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import numpy as np
-
 from . import embedding
 from . import migrate as _migrate
-from .anchors import AddResult, AnchorStore, as_matrix, file_digest, pair_key, text_digest
+from .anchors import AddResult, AnchorStore
 from .coverage import Coverage, label_coverage
 from .edits import AnchorEdits
 from .edits import DeleteResult as DeleteResult  # re-exported: the result type of Asif.delete
-from .embedding import ImageLimits
+from .embedding import CacheArg, Embedder, ImageLimits
 from .engines import create_engine
 from .engines.base import Engine, Filter
-from .errors import AsifError, ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
+from .errors import AsifError, FingerprintMismatchError, NotFoundError
 from .handles import Indexes
 from .locking import ScopedLock
 from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
 from .prototypes import Prototypes, mix_of, prototype_terms
 from .relindex import IndexInfo, Kind, RelIndexes
-from .relrep import l2_normalize
 from .search_options import SearchConfig
 from .settings import AsifSettings
 from .settings import make_settings as make_settings  # re-exported: the CLI, the server and the tools use it
 from .stores import StoreParts
 from .tagging import Taggings, TagInfo
-from .teaching import TEACH_TEMPLATE, TeachReport, teach_caption, teach_examples
+from .teaching import TEACH_TEMPLATE, TeachReport
 from .validate import check_name, check_top
-from .zeroshot import Prediction, SearchHit, check_correction
+from .zeroshot import (
+    Prediction,
+    SearchHit,
+    check_correction,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -73,8 +74,8 @@ def _reads(fn: F) -> F:
     tenant_of = _tenant_arg(fn)
 
     @functools.wraps(fn)
-    def wrapper(self: Asif, *args: Any, **kwargs: Any) -> Any:
-        return self._lock.read(tenant_of(args, kwargs), fn, self, *args, **kwargs)
+    def wrapper(self: Asif, *args: Any, **kwargs: Any) -> Any:  # inputs are encoded outside it (embedding.inputs)
+        return embedding.reading(lambda: self._lock.read(tenant_of(args, kwargs), fn, self, *args, **kwargs))
 
     return cast(F, wrapper)
 
@@ -259,53 +260,9 @@ class Asif:
         nothing. ``cache``: the store's embedding cache (shared with ingest), so images seen before are not
         encoded again. All or nothing: an unreadable image raises InvalidInputError naming it, before anything
         is stored. Encoding runs outside the lock; the pairs are added as one edit."""
-        t = validate_tenant(tenant)
-        if t == TENANT_SHARED:
-            raise ConfigError("teach needs a tenant (tenant='acme', --tenant acme): examples are a tenant's own pairs, "
-                              "so that they do not change every tenant's model")
-        examples = teach_examples(folder, per_class)
-        caps = {c: teach_caption(template, c) for c in examples}
-        files = [p for fs in examples.values() for p in fs]
-        captions = [caps[c] for c, fs in examples.items() for _ in fs]
-        digests = [file_digest(p) for p in files]
-        img = self._cached_encode("image", dict(zip(digests, files, strict=True)), cache)
-        txt = self._cached_encode("text", {text_digest(c): c for c in caps.values()}, cache)
-        res = self.add_vectors(
-            np.stack([img[d] for d in digests]),
-            np.stack([txt[text_digest(c)] for c in captions]),
-            captions=captions,
-            payloads=[{"taught_class": c} for c, fs in examples.items() for _ in fs],
-            tenant=t,
-            image_refs=[str(p) for p in files],
-            content_keys=[pair_key(d, c) for d, c in zip(digests, captions, strict=True)],
-        )
-        return TeachReport(t, template, {c: len(f) for c, f in examples.items()}, caps, res.added, res.duplicates,
-                           res.items_touched, res.ids)
+        from .teaching import teach
 
-    def _cached_encode(self, modality: str, items: Mapping[bytes, Any], cache: bool) -> dict[bytes, Any]:
-        """Vectors of ``items`` (content key -> image path or text), through the store's embedding cache; images
-        are decoded and encoded in batches of 32, so a large folder is never held in memory at once."""
-        from .embcache import EmbeddingCache
-        fp = self.fingerprint
-        space = (fp.image_encoder, fp.image_dim) if modality == "image" else (fp.text_encoder, fp.text_dim)
-        store = EmbeddingCache.in_folder(self.settings.resolved_cache_dir) if cache else None
-        try:
-            out = dict(store.get_many(*space, list(items))) if store is not None else {}
-            todo = [k for k in items if k not in out]
-            for start in range(0, len(todo), 32):
-                keys = todo[start : start + 32]
-                if modality == "image":
-                    vecs = self.encode_images([items[k] for k in keys])
-                else:
-                    vecs = self.encode_texts([items[k] for k in keys])
-                new = dict(zip(keys, np.asarray(vecs, np.float32), strict=True))
-                if store is not None:
-                    store.put_many(*space, new)
-                out.update(new)
-        finally:
-            if store is not None:
-                store.close()
-        return out
+        return teach(self, folder, tenant=tenant, template=template, per_class=per_class, cache=cache)
 
     def set_encoder(self, modality: str, encoder: Encoder) -> None:
         """Use an already loaded encoder (it must match the store's fingerprint)."""
@@ -410,29 +367,24 @@ class Asif:
         """The decoding bounds of this store's settings (ASIF_MAX_IMAGE_PIXELS, ASIF_MAX_REQUEST_PIXELS)."""
         return ImageLimits(self.settings.max_image_pixels, self.settings.max_request_pixels)
 
+    def embedder(self, cache: CacheArg = False) -> Embedder:
+        """The one path from inputs to vectors with this store's encoders (embedding.py): decoding within
+        :attr:`image_limits`, batches, progress, on_error. ``cache``: the store's embedding cache (True), an open
+        EmbeddingCache, or none (False). Use it as a context manager when it opens the cache."""
+        fp, (store, owned) = self.fingerprint, embedding.open_cache(self.settings.resolved_cache_dir, cache)
+        return Embedder(self.encoder, {"image": (fp.image_encoder, fp.image_dim), "text": (fp.text_encoder,
+                        fp.text_dim)}, self.image_limits, store, owns_cache=owned)
+
     def encode_images(self, images: Sequence[Any]) -> Any:
         """Vectors of images (paths, bytes or PIL images), decoded one at a time within :attr:`image_limits`."""
-        return embedding.encode_images(self.encoder("image").encode, list(images), self.image_limits)
+        return self.embedder().images(images, budget=True).vectors
 
     def encode_texts(self, texts: Sequence[str]) -> Any:
-        return embedding.encode_texts(self.encoder("text").encode, list(texts))
+        return self.embedder().texts(texts)
 
     def input_vectors(self, modality: str, raw: Sequence[Any] | None, vectors: Any, what: str) -> Any:
-        if (raw is None) == (vectors is None):
-            raise ConfigError(f"pass either {what}=... or vectors=..., not both and not neither")
-        if raw is not None:
-            if isinstance(raw, (str, bytes)) and modality == "text":
-                raw = [raw]
-            raw = list(raw)
-            if not raw:
-                raise InvalidInputError(f"{what} is empty: pass at least one")
-            return self.encode_images(raw) if modality == "image" else self.encode_texts(raw)
-        fp = self.fingerprint
-        dim, enc = (fp.image_dim, fp.image_encoder) if modality == "image" else (fp.text_dim, fp.text_encoder)
-        arr = as_matrix(vectors, dim, f"{modality} vectors", enc)
-        if arr.shape[0] == 0:
-            raise InvalidInputError(f"{modality} vectors are empty: pass at least one")
-        return l2_normalize(arr, f"{modality} vectors")
+        """A query's vectors: ``raw`` inputs encoded (outside the lock, in a read), or ``vectors`` validated."""
+        return embedding.input_vectors(self.embedder(), modality, raw, vectors, what)
 
     # -- relative indexes ----------------------------------------------------------------------
     @property

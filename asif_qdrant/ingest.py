@@ -4,17 +4,17 @@ progress, content-hash ids.
 ``ingest(asif, "data/flickr8k")`` reads a captions file, encodes each image once (however many captions
 it has) and each caption, and adds one anchor per row. Ids come from a content hash of the image
 file's bytes and the caption, so running it again writes nothing new, and a run that was killed
-half-way, run again, ends with exactly the store of a clean run. Embeddings are cached on disk
-(:mod:`asif_qdrant.embcache`), and rows whose anchors are stored already are not even decoded.
+half-way, run again, ends with exactly the store of a clean run. Images and captions are encoded through
+:mod:`asif_qdrant.embedding` (decoding with limits, batches, the on-disk embedding cache), and rows whose anchors
+are stored already are not even decoded.
 
 ``ingest_vectors`` adds pairs that you encoded yourself (``.npz``); ``add_pairs`` is the Python API
-for a few images (paths or PIL images) and their captions.
+for a few images (paths or PIL images) and their captions, and what ``Asif.teach`` adds its examples with.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 import zipfile
 import zlib
@@ -29,8 +29,7 @@ import numpy as np
 from PIL import Image
 
 from .anchors import AddResult, content_hash, file_digest, pair_key, pil_digest, text_digest
-from .embcache import EmbeddingCache
-from .encoders import load_image
+from .embedding import CacheArg, Embedder, EncodedImages, check_on_error, decode_file, progress_bar
 from .errors import AsifError, ConfigError, InvalidInputError, NotFoundError
 from .meta import validate_tenant
 from .readers import file_format, image_bases, resolve_image, rows_from_file
@@ -45,7 +44,6 @@ RESERVED_COLUMNS = frozenset({"image_ref", "content_hash"})
 MAX_BAD_REPORTED = 20
 ENCODE_BATCH = 32
 OnError = Literal["skip", "fail"]
-CacheArg = bool | EmbeddingCache
 _COLUMNS_HELP = (
     "a header row with columns 'image' and 'caption' (optional 'tenant' and any payload columns), "
     "for example 'image<TAB>caption' in a .tsv file"
@@ -244,66 +242,6 @@ class IngestReport:
         return "\n".join(lines)
 
 
-# -- encoding with the cache -----------------------------------------------------------------------
-class _Embedder:
-    """Encodes images and texts with the store's encoders, through the embedding cache.
-
-    Cache entries are namespaced by the store's encoder fingerprint, so a full cache hit loads no model.
-    """
-
-    def __init__(self, asif: Asif, cache: EmbeddingCache | None) -> None:
-        self.asif = asif
-        self.cache = cache
-        self.cache_hits = 0
-        fp = asif.fingerprint
-        self.spaces = {"image": (fp.image_encoder, fp.image_dim), "text": (fp.text_encoder, fp.text_dim)}
-
-    def _lookup(self, modality: str, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        if self.cache is None or not keys:
-            return {}
-        found = self.cache.get_many(*self.spaces[modality], keys)
-        self.cache_hits += len(found)
-        return found
-
-    def _encode(self, modality: str, items: Sequence[Any], keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        vecs = self.asif.encoder(modality).encode(list(items), batch_size=ENCODE_BATCH)
-        out = dict(zip(keys, vecs, strict=True))
-        if self.cache is not None:
-            self.cache.put_many(*self.spaces[modality], out)
-        return out
-
-    def cached_images(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        return self._lookup("image", list(dict.fromkeys(keys)))
-
-    def encode_images(self, images: Mapping[bytes, Image.Image]) -> dict[bytes, np.ndarray]:
-        """Encode decoded images by key (each key once) and cache them."""
-        if not images:
-            return {}
-        return self._encode("image", list(images.values()), list(images))
-
-    def texts(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], int]:
-        """Vectors of ``texts`` by text, and how many were encoded (the rest came from the cache)."""
-        keys = {t: text_digest(t) for t in dict.fromkeys(texts)}
-        cached = self._lookup("text", list(keys.values()))
-        out = {t: cached[k] for t, k in keys.items() if k in cached}
-        missing = [t for t in keys if t not in out]
-        if missing:
-            new = self._encode("text", missing, [keys[t] for t in missing])
-            out.update({t: new[keys[t]] for t in missing})
-        return out, len(missing)
-
-
-def _open_cache(asif: Asif, cache: CacheArg) -> tuple[EmbeddingCache | None, bool]:
-    """(cache, whether this call opened it and must close it)."""
-    if isinstance(cache, EmbeddingCache):
-        return cache, False
-    if cache is True:
-        return EmbeddingCache.in_folder(asif.settings.resolved_cache_dir), True
-    if cache is False:
-        return None, False
-    raise ConfigError(f"cache={cache!r} is invalid: pass True (default), False, or an EmbeddingCache")
-
-
 # -- ingest ----------------------------------------------------------------------------------------
 @dataclass
 class _Pending:
@@ -318,7 +256,7 @@ class _Pending:
 class _Ingest:
     """One run of :func:`ingest`: its options, embedder and report."""
 
-    def __init__(self, asif: Asif, embedder: _Embedder, report: IngestReport, on_error: OnError, tenant: str):
+    def __init__(self, asif: Asif, embedder: Embedder, report: IngestReport, on_error: OnError, tenant: str):
         self.asif = asif
         self.embedder = embedder
         self.report = report
@@ -386,21 +324,15 @@ class _Ingest:
         by_digest: dict[bytes, list[_Pending]] = {}
         for p in pending:
             by_digest.setdefault(p.digest, []).append(p)
-        vectors = self.embedder.cached_images(list(by_digest))
-        decoded: dict[bytes, Image.Image] = {}
-        for digest, ps in by_digest.items():
-            if digest in vectors:
-                continue
-            try:
-                decoded[digest] = load_image(ps[0].row.image, self.asif.image_limits)  # type: ignore[arg-type]
-            except InvalidInputError as e:
-                for p in ps:
-                    self.bad(p.row, str(e))
-        if self.bad_in_batch and self.on_error == "fail":
-            return vectors  # nothing gets encoded or written: _raise_or_record raises
-        vectors.update(self.embedder.encode_images(decoded))
-        self.report.images_encoded += len(decoded)
-        return vectors
+        digests = list(by_digest)
+        before = self.embedder.encoded["image"]
+        enc = self.embedder.images([by_digest[d][0].row.image for d in digests], keys=digests, on_error="skip",
+                                   batch=len(digests))
+        for i, why in enc.skipped:  # with on_error="fail", _raise_or_record raises before anything is written
+            for p in by_digest[digests[i]]:
+                self.bad(p.row, why)
+        self.report.images_encoded += self.embedder.encoded["image"] - before
+        return {digests[i]: v for i, v in zip(enc.kept, enc.vectors, strict=True)}
 
     def _raise_or_record(self, groups: list[tuple[Path, list[Row]]]) -> None:
         if not self.bad_in_batch:
@@ -418,8 +350,10 @@ class _Ingest:
             self.report.bad(line, reason)
 
     def _write(self, pending: list[_Pending], vectors: dict[bytes, np.ndarray]) -> None:
-        texts, n_encoded = self.embedder.texts([p.row.caption for p in pending])
-        self.report.captions_encoded += n_encoded
+        caps = [p.row.caption for p in pending]
+        before = self.embedder.encoded["text"]
+        texts = dict(zip(caps, self.embedder.texts(caps), strict=True))
+        self.report.captions_encoded += self.embedder.encoded["text"] - before
         by_tenant: dict[str, list[_Pending]] = {}
         for p in pending:
             by_tenant.setdefault(p.tenant, []).append(p)
@@ -484,8 +418,7 @@ def ingest(
     report = IngestReport(source=str(caption_path))
     rows = list(islice(read_source(source, captions_file), limit))
     report.rows = len(rows)
-    store_cache, owned = _open_cache(asif, cache)
-    run = _Ingest(asif, _Embedder(asif, store_cache), report, on_error, default_tenant)
+    run = _Ingest(asif, asif.embedder(cache), report, on_error, default_tenant)
     try:
         good = _precheck_rows(run, rows)
         _record_image_roots(asif, caption_path, bases, good, default_tenant)
@@ -498,8 +431,7 @@ def ingest(
         report.cache_hits = run.embedder.cache_hits
         report.model_load_seconds = asif.encoder_load_seconds - load0
         report.seconds = time.perf_counter() - t0 - report.model_load_seconds  # rates exclude loading models
-        if owned and store_cache is not None:
-            store_cache.close()
+        run.embedder.close()
     report.bad_rows.sort()
     return report
 
@@ -593,19 +525,12 @@ def add_pairs(
         digests = [_image_digest(im) for im in images]
     elif len(digests) != len(images):
         raise InvalidInputError(f"got {len(digests)} digests for {len(images)} images: pass one per image, or none")
-    store_cache, owned = _open_cache(asif, cache)
-    try:
-        embedder = _Embedder(asif, store_cache)
-        vectors = embedder.cached_images(digests)
-        todo = {d: im for d, im in zip(digests, images, strict=True) if d not in vectors}
-        vectors.update(embedder.encode_images({d: load_image(im, asif.image_limits) for d, im in todo.items()}))
-        texts, _ = embedder.texts(caps)
-    finally:
-        if owned and store_cache is not None:
-            store_cache.close()
+    with asif.embedder(cache) as embedder:  # outside the lock; add_vectors is the one edit
+        image_vectors = embedder.images(images, keys=digests, batch=ENCODE_BATCH).vectors
+        text_vectors = embedder.texts(caps, batch=ENCODE_BATCH)
     res = asif.add_vectors(
-        np.stack([vectors[d] for d in digests]),
-        np.stack([texts[c] for c in caps]),
+        image_vectors,
+        text_vectors,
         captions=caps,
         payloads=payloads,
         tenant=tenant,
@@ -632,7 +557,7 @@ def _image_digest(image: Any) -> bytes:
     if isinstance(image, str | Path):
         path = Path(image).expanduser()
         if not path.is_file():
-            load_image(path)  # raises InvalidInputError naming the file
+            decode_file(path)  # raises InvalidInputError naming the file
         return file_digest(path)
     raise InvalidInputError(
         f"image input of type {type(image).__name__} is not supported: pass a file path or a PIL.Image.Image"
@@ -748,15 +673,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class EncodedImages:
-    """The images that could be read and their vectors (row i is ``paths[i]``), and those skipped with why."""
-
-    paths: list[Path]
-    vectors: np.ndarray
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-
 def encode_image_files(
     asif: Asif,
     paths: Sequence[Path],
@@ -766,31 +682,8 @@ def encode_image_files(
     progress: bool = False,
     desc: str = "encode",
 ) -> EncodedImages:
-    """Encode image files in batches with the store's image encoder. A missing or corrupt file raises
-    InvalidInputError naming it (``on_error="fail"``) or is skipped and listed (``"skip"``)."""
-    from tqdm.auto import tqdm
-
-    if on_error not in ("skip", "fail"):
-        raise ConfigError(f"on_error={on_error!r} is invalid: use 'skip' (go on without the file) or 'fail' (stop)")
-    kept: list[Path] = []
-    chunks: list[np.ndarray] = []
-    skipped: list[tuple[str, str]] = []
-    with tqdm(total=len(paths), unit="img", desc=desc, disable=not progress, dynamic_ncols=True,
-              file=sys.stderr) as bar:
-        for start in range(0, len(paths), batch_size):
-            imgs, names = [], []
-            for p in paths[start : start + batch_size]:
-                try:
-                    imgs.append(load_image(p, asif.image_limits))
-                    names.append(p)
-                except InvalidInputError as e:
-                    if on_error == "fail":
-                        raise InvalidInputError(f"{e}; or pass --on-error skip (on_error='skip') to go on "
-                                                "without it") from None
-                    skipped.append((str(p), str(e)))
-            if imgs:
-                chunks.append(np.asarray(asif.encode_images(imgs), np.float32))
-                kept.extend(names)
-            bar.update(min(batch_size, len(paths) - start))
-    dim = asif.fingerprint.image_dim
-    return EncodedImages(kept, np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32), skipped)
+    """Encode image files in batches with the store's image encoder (``Asif.embedder().files``). A missing or
+    corrupt file raises InvalidInputError naming it (``on_error="fail"``) or is skipped and listed (``"skip"``)."""
+    check_on_error(on_error)
+    with progress_bar(len(paths), desc, progress) as bar:
+        return asif.embedder().files(paths, on_error=on_error, batch=batch_size, progress=bar)

@@ -1,16 +1,21 @@
 """Teaching by example: a folder per class (``examples/<class>/<image>``) becomes a tenant's anchor pairs, each
 image paired with a template filled with its class ("a photo of a cat."). The model changes at once, without
-training; :meth:`asif_qdrant.asif.Asif.teach` does it. This module holds what it needs below the facade: the
-examples of a folder, their captions, and the report."""
+training; :meth:`asif_qdrant.asif.Asif.teach` delegates here. This module holds the examples of a folder, their
+captions, the report, and :func:`teach`, which adds them with :func:`asif_qdrant.ingest.add_pairs` (one algorithm for
+both: content-hash ids, the embedding cache, encoding outside the lock, one edit)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, InvalidInputError
+from .meta import TENANT_SHARED, validate_tenant
 from .readers import class_folders
+
+if TYPE_CHECKING:
+    from .asif import Asif
 
 TEACH_TEMPLATE = "a photo of a {}."
 
@@ -63,4 +68,22 @@ def teach_examples(folder: str | Path, per_class: int | None = None) -> dict[str
     return out
 
 
-__all__ = ["TEACH_TEMPLATE", "TeachReport", "teach_caption", "teach_examples"]
+def teach(asif: Asif, folder: str | Path, *, tenant: str | None, template: str = TEACH_TEMPLATE,
+          per_class: int | None = None, cache: bool = True) -> TeachReport:
+    """:meth:`asif_qdrant.asif.Asif.teach`: the examples of ``folder`` added as ``tenant``'s anchor pairs."""
+    from .ingest import add_pairs
+
+    t = validate_tenant(tenant)
+    if t == TENANT_SHARED:
+        raise ConfigError("teach needs a tenant (tenant='acme', --tenant acme): examples are a tenant's own pairs, "
+                          "so that they do not change every tenant's model")
+    examples = teach_examples(folder, per_class)
+    caps = {c: teach_caption(template, c) for c in examples}
+    res = add_pairs(asif, [p for fs in examples.values() for p in fs],
+                    [caps[c] for c, fs in examples.items() for _ in fs], t,
+                    [{"taught_class": c} for c, fs in examples.items() for _ in fs], cache=cache)
+    return TeachReport(t, template, {c: len(f) for c, f in examples.items()}, caps, res.added, res.duplicates,
+                       res.items_touched, res.ids)
+
+
+__all__ = ["TEACH_TEMPLATE", "TeachReport", "teach", "teach_caption", "teach_examples"]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..embedding import progress_bar
 from ..errors import InvalidInputError, NotFoundError
 from ..meta import validate_tenant
 from ..readers import (
@@ -243,20 +244,8 @@ def cached_image_vectors(asif: Asif, paths: Sequence[Path], batch_size: int = 64
         arr = np.load(cache)
         if arr.shape[0] == len(paths):
             return arr
-    encoder = asif.encoder("image")
-    out = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(paths), desc="encoding images", unit="img")
-    for start in range(0, len(paths), batch_size):
-        out.append(encoder.encode([str(p) for p in paths[start : start + batch_size]]))
-        if bar is not None:
-            bar.update(min(batch_size, len(paths) - start))
-    if bar is not None:
-        bar.close()
-    arr = np.concatenate(out).astype(np.float32)
+    with progress_bar(len(paths), "encoding images", progress) as bar:
+        arr = asif.embedder().images(paths, batch=batch_size, progress=bar).vectors.astype(np.float32)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npy")
     np.save(tmp, arr)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..anchors import as_matrix
-from ..embcache import EmbeddingCache
 from ..engines.base import Filter, HasId, MatchAny
 from ..errors import ConfigError, InvalidInputError
 from ..meta import validate_tenant
@@ -149,17 +148,9 @@ def _reference_reps(
 
 def _cached_encode(asif: Asif, modality: str, items: Sequence[Any], keys: Sequence[bytes]) -> np.ndarray:
     """Embeddings through the store's embedding cache (the one ingest fills): only misses are encoded."""
-    fp = asif.fingerprint
-    name, dim = (fp.image_encoder, fp.image_dim) if modality == "image" else (fp.text_encoder, fp.text_dim)
-    with EmbeddingCache.in_folder(asif.settings.resolved_cache_dir) as cache:
-        found = cache.get_many(name, dim, keys)
-        missing = [i for i, key in enumerate(keys) if key not in found]
-        if missing:
-            vecs = asif.encoder(modality).encode([items[i] for i in missing])
-            new = {keys[i]: np.asarray(v, np.float32) for i, v in zip(missing, vecs, strict=True)}
-            cache.put_many(name, dim, new)
-            found.update(new)
-    return np.stack([found[key] for key in keys]).astype(np.float32)
+    with asif.embedder(cache=True) as emb:  # texts are keyed by their sha256, as ``keys`` are
+        vecs = emb.images(items, keys=keys).vectors if modality == "image" else emb.texts(items)
+    return np.asarray(vecs, np.float32)
 
 
 @dataclass

@@ -3,7 +3,6 @@ image paths confined to the allowed folders, and answers that never show a serve
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from fastapi import Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from ..asif import Asif
-from ..embedding import PixelBudget, decode_bytes
+from ..embedding import Uploads
 from ..settings import AsifSettings
 from ..validate import check_request_count
 from .auth import Principal
@@ -47,13 +46,13 @@ async def read_uploads(request: Request, files: list[UploadFile]) -> tuple[list[
     """The decoded images of :func:`read_images` and the sha256 of each upload's bytes (an anchor's content key,
     the same as for the file added by path)."""
     bounded(request, len(files), "images")
-    limits = store(request).image_limits
-    budget = PixelBudget(limits)
+    uploads = Uploads(store(request).image_limits)  # one pixel budget for the request
     out, digests = [], []
     for f in files:
         data = await f.read()
-        digests.append(hashlib.sha256(data).digest())
-        out.append(await run_in_threadpool(decode_bytes, data, f.filename, limits, budget))
+        image, digest = await run_in_threadpool(uploads.decode, data, f.filename)
+        out.append(image)
+        digests.append(digest)
         del data
     return out, digests
 

@@ -20,8 +20,8 @@ from conftest import IMG_DIM, SHARED_DATA, TXT_DIM, random_pairs, small_settings
 from PIL import Image
 
 from asif_qdrant import Asif
-from asif_qdrant import ingest as ingest_mod
 from asif_qdrant.embcache import EmbeddingCache
+from asif_qdrant.embedding import embedder as embedder_mod
 from asif_qdrant.encoders import create_encoder
 from asif_qdrant.errors import ConfigError, FingerprintMismatchError, InvalidInputError, NotFoundError
 from asif_qdrant.ingest import add_pairs, ingest, ingest_vectors, read_source
@@ -247,7 +247,7 @@ def test_rerun_writes_nothing_and_decodes_nothing(
     def no_decoding(*_: Any) -> None:
         raise AssertionError("a re-run must not decode images whose anchors are stored")
 
-    monkeypatch.setattr(ingest_mod, "load_image", no_decoding)
+    monkeypatch.setattr(embedder_mod, "decode_image", no_decoding)  # where the one path decodes every image
     again = ingest(real, dataset, progress=False)
     assert (again.added, again.duplicates, again.images_encoded, again.captions_encoded) == (0, first.rows, 0, 0)
     assert [t[:4] for t in snapshot(real)] == [t[:4] for t in before]

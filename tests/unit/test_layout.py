@@ -424,6 +424,49 @@ def test_the_length_check_sees_a_long_function(tmp_path: Path) -> None:
     assert _long_functions(f, "m") == ["m:5 long (82 lines)"]
 
 
+# -- one path from inputs to vectors ------------------------------------------------------------------------------
+# Images are decoded and inputs encoded through asif_qdrant.embedding only (decoding with limits, batches, the
+# embedding cache, on_error, cancellation, outside the store's lock); the encoders below it load what it hands them.
+ENCODING_OWNERS = ("asif_qdrant.embedding", "asif_qdrant.encoders", "asif_qdrant.embcache")
+
+
+def _encoding_outside_embedding(path: Path, label: str) -> list[str]:
+    """An encoder's ``.encode(items)`` (not ``str.encode()`` or ``str.encode("ascii")``), PIL's ``Image.open``, the
+    embedding cache or the encoders' ``load_image`` imported: decoding or encoding by hand."""
+    hits = []
+    for n in ast.walk(_tree(path)):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
+            f = n.func
+            text = (not n.args or (isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str))) and all(
+                k.arg in ("encoding", "errors") for k in n.keywords)
+            if (f.attr == "encode" and not text) or (
+                    f.attr == "open" and isinstance(f.value, ast.Name) and f.value.id == "Image"):
+                hits.append(f"{label}:{n.lineno} {ast.unparse(n.func)}")
+        elif isinstance(n, ast.ImportFrom):
+            names = {a.name for a in n.names}
+            if (n.module or "").endswith("embcache") or "EmbeddingCache" in names or "load_image" in names:
+                hits.append(f"{label}:{n.lineno} imports {', '.join(sorted(names))} from {n.module}")
+    return hits
+
+
+def test_inputs_become_vectors_through_embedding_only() -> None:
+    bad = [hit for p in sorted(PACKAGE.rglob("*.py")) if not _module_name(p).startswith(ENCODING_OWNERS)
+           for hit in _encoding_outside_embedding(p, _module_name(p))]
+    assert bad == []
+
+
+def test_the_encoding_check_sees_a_tool_encoding_by_hand(tmp_path: Path) -> None:
+    f = tmp_path / "tool.py"
+    f.write_text(
+        "from ..embcache import EmbeddingCache\n"
+        "def vectors(asif, paths):\n"
+        "    im = Image.open(paths[0])\n"
+        "    key = 'x'.encode() + 'y'.encode('ascii') + 'z'.encode(encoding='utf-8')\n"  # strings: fine
+        "    return asif.encoder('image').encode([str(p) for p in paths])\n"
+    )
+    assert _encoding_outside_embedding(f, "tool") == [
+        "tool:1 imports EmbeddingCache from embcache", "tool:3 Image.open", "tool:5 asif.encoder('image').encode"]
+
 CLI_LIGHT = ("asif_qdrant.asif", "asif_qdrant.client", "asif_qdrant.cli.remote", "asif_qdrant.serve",
              "asif_qdrant.evaluation", "asif_qdrant.ingest", "asif_qdrant.encoders", "numpy", "pydantic", "httpx")
 

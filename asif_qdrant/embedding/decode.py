@@ -1,4 +1,4 @@
-"""The one path from image inputs to what an encoder sees: decoding with limits, one image at a time.
+"""Decoding with limits, one image at a time: what an encoder sees of a file path, an upload's bytes or a PIL image.
 
 Every image that comes from outside (a file path, an uploaded file's bytes) is opened lazily, its size read from
 the header and checked against ``max_pixels`` (``ASIF_MAX_IMAGE_PIXELS``) and the request's pixel budget
@@ -6,28 +6,21 @@ the header and checked against ``max_pixels`` (``ASIF_MAX_IMAGE_PIXELS``) and th
 PIL can) and shrunk to at most ``SHRINK_SIDE`` pixels on its longer side, so a batch holds small images only and
 the peak memory of a request is about one full-size image plus a batch of shrunk ones. A decompression bomb is an
 :class:`~asif_qdrant.errors.ImageTooLargeError` (HTTP 413 from ``asif serve``, one error line in the CLI).
-
-The encoders (``encoders.base.load_image``), the facade, ingest, the CLI and the server decode through here.
-Encoding runs in batches with a cancellation checkpoint between them (see :mod:`asif_qdrant.cancel`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .cancel import checkpoint
-from .errors import ImageTooLargeError, InvalidInputError
+from ..errors import ImageTooLargeError, InvalidInputError
 
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # 40 MP: larger than any camera photo, 1/4 of a 13000 x 13000 bomb
 DEFAULT_MAX_REQUEST_PIXELS = 1_000_000_000  # the images of one call together (about 25 s of decoding)
 SHRINK_SIDE = 512  # longer side of a decoded image; the encoders resize to 224-300 px themselves
-ENCODE_BATCH = 256  # items per encoder call between two cancellation checkpoints
 
 
 @dataclass(frozen=True)
@@ -133,25 +126,18 @@ def decode_image(item: Any, limits: ImageLimits = ImageLimits(), budget: PixelBu
     )
 
 
-def encode_images(encode: Callable[[list[Any]], Any], items: Sequence[Any], limits: ImageLimits,
-                  batch: int = ENCODE_BATCH) -> np.ndarray:
-    """Vectors of ``items`` (paths, bytes, PIL images): each batch decoded one image at a time under one pixel
-    budget, then encoded; a cancellation checkpoint before each batch."""
-    budget = PixelBudget(limits)
-    out = []
-    for start in range(0, len(items), batch):
-        checkpoint()
-        out.append(np.asarray(encode([decode_image(x, limits, budget) for x in items[start:start + batch]])))
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+class Uploads:
+    """The uploaded images of one request: each decoded within ``limits`` under one pixel budget, with the sha256 of
+    its bytes (an anchor's content key: the same as for the file added by path)."""
 
+    def __init__(self, limits: ImageLimits) -> None:
+        self.limits = limits
+        self.budget = PixelBudget(limits)
 
-def encode_texts(encode: Callable[[list[str]], Any], texts: Sequence[str], batch: int = ENCODE_BATCH) -> np.ndarray:
-    """Vectors of ``texts`` in batches, with a cancellation checkpoint before each batch."""
-    out = []
-    for start in range(0, len(texts), batch):
-        checkpoint()
-        out.append(np.asarray(encode(list(texts[start:start + batch]))))
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    def decode(self, data: bytes, filename: str | None) -> tuple[Any, bytes]:
+        """(the decoded image, the sha256 of ``data``)."""
+        digest = hashlib.sha256(data).digest()
+        return decode_bytes(data, filename, self.limits, self.budget), digest
 
 
 __all__ = [
@@ -160,10 +146,9 @@ __all__ = [
     "SHRINK_SIDE",
     "ImageLimits",
     "PixelBudget",
+    "Uploads",
     "decode_bytes",
     "decode_file",
     "decode_image",
     "decode_opened",
-    "encode_images",
-    "encode_texts",
 ]
