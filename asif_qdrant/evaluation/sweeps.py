@@ -223,6 +223,9 @@ class Ranked:
 
     top: np.ndarray  # (B, TOP) int64
     scores: np.ndarray  # (B, TOP) float64
+    # (B,) bool: the first class abstains (a nil-support class under a correction, as scoring.LabelModel rules): the
+    # ranking stays, the answer is "unknown"
+    abstain: np.ndarray | None = None
 
     def labels(self, classes: Sequence[str]) -> list[list[str | None]]:
         """Ranked label names per image, ``[None]`` for "unknown" (as score_predictions reads them)."""
@@ -235,7 +238,7 @@ class Ranked:
 
 def rank_labels(
     scores: np.ndarray, classes: Sequence[str], n_templates: int, aggregation: str,
-    shift: np.ndarray | None = None, scale: np.ndarray | None = None,
+    shift: np.ndarray | None = None, scale: np.ndarray | None = None, nil: np.ndarray | None = None,
 ) -> Ranked:
     """Labels ranked from class-major prompt scores ``(B, C * T)``, as zeroshot.aggregate ranks them (with a
     correction ``shift`` / ``scale`` per prompt: as zeroshot.aggregate_corrected ranks them)."""
@@ -260,7 +263,10 @@ def rank_labels(
         top = np.pad(top, ((0, 0), (0, TOP - top.shape[1])), constant_values=-1)
         top_s = np.pad(top_s, ((0, 0), (0, TOP - top_s.shape[1])), constant_values=-np.inf)
     top[~np.isfinite(top_s)] = -1
-    return Ranked(top, np.where(top >= 0, top_s, 0.0))
+    abstain = None
+    if nil is not None and shift is not None:  # under a correction, a nil-support first class abstains
+        abstain = (top[:, 0] >= 0) & np.asarray(nil, bool)[np.maximum(top[:, 0], 0)]
+    return Ranked(top, np.where(top >= 0, top_s, 0.0), abstain)
 
 
 def truth_indices(truth: Sequence[str], classes: Sequence[str]) -> np.ndarray:
@@ -272,9 +278,10 @@ def truth_indices(truth: Sequence[str], classes: Sequence[str]) -> np.ndarray:
 def accuracy(ranked: Ranked, truth_idx: np.ndarray) -> tuple[float, float, float]:
     """(top-1, top-5, unknown) fractions."""
     n = max(1, truth_idx.size)
-    top1 = float((ranked.top[:, 0] == truth_idx).sum()) / n
-    top5 = float((ranked.top == truth_idx[:, None]).any(axis=1).sum()) / n
-    unknown = float((ranked.top[:, 0] < 0).sum()) / n
+    answered = np.ones(ranked.top.shape[0], bool) if ranked.abstain is None else ~ranked.abstain
+    top1 = float(((ranked.top[:, 0] == truth_idx) & answered).sum()) / n
+    top5 = float(((ranked.top == truth_idx[:, None]).any(axis=1) & answered).sum()) / n  # as evaluate counts
+    unknown = float(((ranked.top[:, 0] < 0) | ~answered).sum()) / n
     return top1, top5, unknown
 
 
@@ -389,6 +396,15 @@ class GridScorer:
         prm = self.prompt_top[s.templates].cut(s.k).reps(s.p)
         return reference_shift_scale(sparse_scores(ref, prm), s.correction)
 
+    def nil_classes(self, templates: str) -> np.ndarray:
+        """(C,) bool: classes whose prompts have no anchor caption within the coverage floor (coverage.py's support
+        0: their best anchor's similarity is below it), among the anchors this scorer's model uses."""
+        from ..coverage import COVERAGE_FLOOR
+
+        top = self.prompt_top[templates]
+        best = np.where(top.ids[:, 0] >= 0, top.sims[:, 0], -np.inf)
+        return np.asarray((best < COVERAGE_FLOOR).reshape(len(self.classes), -1).all(axis=1), bool)
+
     def scores(self, templates: str, k: int, p: float) -> np.ndarray:
         """``(B, C * T)`` image-prompt scores at (k, p)."""
         if k > self.kmax:
@@ -404,7 +420,8 @@ class GridScorer:
         sc = self.scores(s.templates, s.k, s.p)
         if s.correction != "none":
             shift, scale = self.shift_scale(s)
-            return rank_labels(sc, self.classes, len(self.templates[s.templates]), s.aggregation, shift, scale)
+            return rank_labels(sc, self.classes, len(self.templates[s.templates]), s.aggregation, shift, scale,
+                               self.nil_classes(s.templates))
         return rank_labels(sc, self.classes, len(self.templates[s.templates]), s.aggregation)
 
     def rows(self, settings: Sequence[Setting], truth: Sequence[str]) -> list[SweepRow]:

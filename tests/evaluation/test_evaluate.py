@@ -432,3 +432,18 @@ def test_retrieval_recall_from_a_captions_file(local: Asif, tmp_path: Path, monk
     assert r["caption_to_image"]["not_found"] == pytest.approx(1 / 3)
     with pytest.raises(ConfigError, match="holdout=4 is invalid"):
         retrieval_recall(local, tmp_path / "captions.tsv", holdout=4)
+
+
+def test_a_nil_first_class_abstains_in_the_sweeps_as_in_classify() -> None:
+    # two images, classes a b c, one template each; c is nil. Corrected scores (raw - shift): image 0 ranks c first
+    # (abstains: ranking kept, answer unknown, not counted right), image 1 ranks a first (answers a)
+    raw = np.array([[0.2, 0.1, 0.9], [0.8, 0.1, 0.3]])
+    shift, scale = np.array([0.1, 0.1, 0.1]), np.ones(3)
+    nil = np.array([False, False, True])
+    r = sweeps.rank_labels(raw, ["a", "b", "c"], 1, "max", shift, scale, nil)
+    assert r.labels(["a", "b", "c"]) == [["c", "a", "b"], ["a", "c", "b"]]
+    assert r.abstain is not None and r.abstain.tolist() == [True, False]
+    top1, top5, unknown = sweeps.accuracy(r, np.array([2, 0]))
+    assert (top1, top5, unknown) == (0.5, 0.5, 0.5)
+    plain = sweeps.rank_labels(raw, ["a", "b", "c"], 1, "max", nil=nil)  # no correction: no abstention
+    assert plain.abstain is None and sweeps.accuracy(plain, np.array([2, 0]))[0] == 1.0
