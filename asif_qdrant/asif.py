@@ -22,7 +22,7 @@ from .engines.base import Engine, Filter
 from .errors import AsifError, FingerprintMismatchError, NotFoundError
 from .handles import Indexes
 from .locking import ScopedLock
-from .meta import TENANT_SHARED, Fingerprint, Meta, validate_tenant
+from .meta import Fingerprint, Meta, validate_tenant
 from .prototypes import Prototypes, mix_of, prototype_terms
 from .relindex import IndexInfo, Kind, RelIndexes
 from .search_options import SearchConfig
@@ -472,17 +472,6 @@ class Asif:
             pr.refresh(tenant)
         cos = pr.similarities(tenant, info.classes, vectors)
         return None if cos is None else prototype_terms(cos, mix_of(info.extra))
-
-    def asif_part(self, info: IndexInfo, tenant: str, taught: bool) -> tuple[IndexInfo, str]:
-        """The label set and anchor scope that give the ASIF part of ``tenant``'s scores. With prototypes
-        (``taught``), taught pairs enter through them, not as anchors: a pair captioned with the prompt itself turns
-        ASIF into 1-NN on the examples (docs/coverage-and-teaching.md), so when all of the tenant's own anchors are
-        taught pairs, the ASIF part is the shared model's (the same label set defined for all tenants)."""
-        if not taught or tenant == TENANT_SHARED or info.copied_from is None:
-            return info, tenant
-        if self.prototypes.taught_count(tenant) < self.anchors.count(tenant):
-            return info, tenant
-        return self.index_info(info.name, TENANT_SHARED, "labels"), TENANT_SHARED
 
     def label_model(self, info: IndexInfo, tenant: str) -> LabelModel:
         """What answers for ``tenant`` with the label set ``info`` (scoring.py): the one step 3 of classify,

@@ -6,7 +6,7 @@ reps into classify's predictions for one tenant and one label set. It bundles
 - ``info``: the label set asked for (classes, templates, aggregation, tau);
 - ``part`` and ``scope``: the label set whose prompts give the ASIF part of the scores, and the anchor scope of the
   inputs' relative reps (the tenant's own; for a tenant whose own anchors are all taught examples, the shared model's:
-  taught pairs enter through their prototypes, see :meth:`Asif.asif_part`);
+  taught pairs enter through their prototypes, see :func:`asif_part`);
 - ``correction``: the label set's hub correction per prompt (correction.py), or None;
 - the prototype part of taught classes (prototypes.py), computed from the input vectors;
 - ``nil``: the classes the anchors do not support at all (coverage.py: no anchor caption close to any of their
@@ -128,12 +128,24 @@ class LabelModel:
                 repr(mix_of(i.extra)) if self.taught else None]
 
 
+def asif_part(asif: Asif, info: IndexInfo, tenant: str, taught: bool) -> tuple[IndexInfo, str]:
+    """The label set and anchor scope that give the ASIF part of ``tenant``'s scores. With prototypes (``taught``),
+    taught pairs enter through them, not as anchors: a pair captioned with the prompt itself turns ASIF into 1-NN on
+    the examples (docs/coverage-and-teaching.md), so when all of the tenant's own anchors are taught pairs, the ASIF
+    part is the shared model's (the same label set defined for all tenants)."""
+    if not taught or tenant == TENANT_SHARED or info.copied_from is None:
+        return info, tenant
+    if asif.prototypes.taught_count(tenant) < asif.anchors.count(tenant):
+        return info, tenant
+    return asif.index_info(info.name, TENANT_SHARED, "labels"), TENANT_SHARED
+
+
 def label_model(asif: Asif, info: IndexInfo, tenant: str) -> LabelModel:
     """The model that answers for ``tenant`` with the label set ``info`` (the index that answers for it, current):
     the ASIF part and scope, the correction (its reference drawn and current), the prototypes and the nil classes."""
     rec = asif.prototypes.record(tenant) if tenant != TENANT_SHARED else None
     taught = rec is not None and any(c in rec.get("classes", {}) for c in info.classes)
-    part, scope = asif.asif_part(info, tenant, taught)
+    part, scope = asif_part(asif, info, tenant, taught)
     model = LabelModel(info, part, scope, tenant)
     if taught:
         model.prototypes = lambda vecs: asif.prototype_terms(info, vecs, tenant)
@@ -145,4 +157,4 @@ def label_model(asif: Asif, info: IndexInfo, tenant: str) -> LabelModel:
     return model
 
 
-__all__ = ["LabelModel", "label_model"]
+__all__ = ["LabelModel", "asif_part", "label_model"]
