@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # imported where they are decoded: `asif --server classify` p
     from .coverage import Coverage
     from .explain import Explanation
     from .relindex import IndexInfo
+    from .tagging import TagInfo
 
 ERRORS: Mapping[int, type[AsifError]] = {
     400: ConfigError, 401: AuthError, 403: AuthError, 404: NotFoundError, 409: AlreadyExistsError,
@@ -498,9 +499,62 @@ class AsifClient:
         """Anchors and revision per tenant (a tenant key: its own and the shared set)."""
         return {str(t): dict(v) for t, v in self._json("GET", "/v1/tenants/stats").items()}
 
+    # -- tags on the users' collections (docs/tagging.md): the facade's signatures ------------------
+    def tag(
+        self, collection: str, *, vector: str, labels: str, field: str, tenant: str | None = None,
+        filter: Any = None, top: int = 3, replace: bool = False,
+    ) -> TagInfo:
+        """Tag every selected point of ``collection`` in the payload field ``field`` (kept exact after every edit);
+        a tenant key may tag only the collections listed in the server's ASIF_TAG_COLLECTIONS."""
+        body = {"collection": collection, "vector": vector, "labels": labels, "filter": _filter_body(filter),
+                "top": top, "replace": replace, "tenant": tenant}
+        return tag_info_from_dict(self._json("PUT", f"/v1/tags/{_name(field)}", json=_drop_none(body)))
+
+    def list_tags(self, tenant: str | None = None) -> list[TagInfo]:
+        got = self._json("GET", "/v1/tags", params=_drop_none({"tenant": tenant}))
+        return [tag_info_from_dict(t) for t in got]
+
+    def sync_tags(self, field: str, tenant: str | None = None, *, collection: str | None = None,
+                  ids: Sequence[Any] | None = None) -> dict[str, int]:
+        """Pick up points added to or deleted from the tagged collection (and re-tag ``ids``)."""
+        body = {"collection": collection, "tenant": tenant, "ids": list(ids) if ids is not None else None}
+        return dict(self._json("POST", f"/v1/tags/{_name(field)}/sync", json=_drop_none(body)))
+
+    def delete_tags(self, field: str, tenant: str | None = None, *, collection: str | None = None) -> TagInfo:
+        params = _drop_none({"tenant": tenant, "collection": collection})
+        return tag_info_from_dict(self._json("DELETE", f"/v1/tags/{_name(field)}", params=params))
+
+    def explain_tag(self, field: str, point: Any, tenant: str | None = None, *, collection: str | None = None,
+                    top: int = 10) -> Explanation:
+        """The explanation of one point's stored tag (the same pairs as explaining its vector)."""
+        params = _drop_none({"point": str(point), "tenant": tenant, "collection": collection, "top": str(top)})
+        return explanation_from_dict(self._json("GET", f"/v1/tags/{_name(field)}/explain", params=params))
+
     def delete_tenant(self, tenant: str) -> dict[str, int]:
         """Delete a tenant and everything it owns (admin key)."""
         return dict(self._json("DELETE", f"/v1/tenants/{_name(tenant)}"))
+
+
+def tag_info_from_dict(d: Mapping[str, Any]) -> TagInfo:
+    from .tagging import TagInfo
+
+    return TagInfo(**{k: d[k] for k in ("collection", "field", "tenant", "vector", "labels", "top", "filter",
+                                        "points", "rev", "pending")})
+
+
+def _filter_body(flt: Any) -> dict[str, Any] | None:
+    """A tagging's filter as the JSON object the server takes (a dict, or its JSON text)."""
+    if flt is None or isinstance(flt, Mapping):
+        return dict(flt) if flt is not None else None
+    import json
+
+    try:
+        out = json.loads(flt)
+    except (TypeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"filter {flt!r} is not valid JSON ({e}): pass a Qdrant filter object") from None
+    if not isinstance(out, dict):
+        raise ConfigError(f"filter {flt!r} is not a JSON object: pass {{'must': [...], 'must_not': [...]}}")
+    return out
 
 
 def _name(name: str) -> str:

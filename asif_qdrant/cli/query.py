@@ -157,7 +157,8 @@ def explain_cmd(ctx: click.Context, image: Path | None, labels_name: str | None,
     if tag_field is not None:
         if point is None:
             raise click.UsageError("--tag needs --point ID (the tagged point)")
-        ex = open_store(ctx).explain_tag(tag_field, point_id(point), tenant, collection=collection, top=top)
+        store: Any = remote_client(ctx) or open_store(ctx)  # the client takes the facade's arguments
+        ex = store.explain_tag(tag_field, point_id(point), tenant, collection=collection, top=top)
         emit(as_json, ex.as_dict(), ex.text)
         return
     if image is None or labels_name is None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .context import AsifGroup, open_store, tenant_option
+from .context import AsifGroup, open_store, remote_client, tenant_option
 from .output import emit, json_option
 
 
@@ -47,7 +47,7 @@ def tag_cmd(ctx: click.Context, collection: str, field: str, vector: str | None,
       asif tag photos --vector image --labels cifar10 --field category
       asif tag photos --field category --sync
     """
-    asif = open_store(ctx)
+    asif = remote_client(ctx) or open_store(ctx)  # the client takes the facade's arguments
     if sync:
         res = asif.sync_tags(field, tenant, collection=collection,
                              ids=[point_id(i) for i in ids.split(",")] if ids else None)
@@ -77,7 +77,7 @@ def tags_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
     Example:
       asif tags list --tenant acme
     """
-    infos = open_store(ctx).list_tags(tenant)
+    infos = (remote_client(ctx) or open_store(ctx)).list_tags(tenant)
     emit(as_json, [i.as_dict() for i in infos],
          lambda: "\n".join(_tag_text(i) for i in infos) or "no tagging (asif tag COLLECTION ... creates one)")
 
@@ -95,7 +95,7 @@ def tags_delete(ctx: click.Context, field: str, collection: str | None, tenant: 
     Example:
       asif tags delete category --collection photos
     """
-    info = open_store(ctx).delete_tags(field, tenant, collection=collection)
+    info = (remote_client(ctx) or open_store(ctx)).delete_tags(field, tenant, collection=collection)
     emit(as_json, info.as_dict(), lambda: f"deleted the tags {info.collection}:{info.field} ({info.points} points)")
 
 

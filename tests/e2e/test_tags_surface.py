@@ -114,3 +114,44 @@ def test_serve_syncs_tags_every_few_seconds(tmp_path: Path) -> None:
         th.join(5)
         assert a.engine.retrieve("photos", [99])[0].payload["cat"]["label"] is not None
         assert a.list_tags()[0].points == 7
+
+
+def test_client_and_cli_with_server_tag_list_sync_explain_delete(tmp_path: Path) -> None:
+    """AsifClient's tag methods take the facade's arguments and give its result types; `asif tag/tags/explain --tag`
+    run through --server; a tenant key works on its own taggings only."""
+    from live_server import Server
+
+    from asif_qdrant import NotFoundError
+    from asif_qdrant.client import AsifClient
+
+    a = Asif.open(tmp_path / "s", **small_settings(api_keys="key-admin-0001=@admin,key-acme-0001=acme,"
+                                                   "key-beta-0001=beta", tag_collections="photos"))
+    srv = Server(a)
+    try:
+        _store(a, 2)
+        with AsifClient(srv.url, "key-acme-0001") as acme, AsifClient(srv.url, "key-beta-0001") as beta:
+            info = acme.tag("photos", vector="img", labels="L", field="cat",
+                            filter='{"must": [{"key": "owner", "match": {"value": "acme"}}]}')
+            assert info == a.list_tags("acme")[0] and (info.points, info.tenant) == (6, "acme")
+            assert acme.list_tags() == a.list_tags("acme") and beta.list_tags() == []
+            assert acme.sync_tags("cat") == {"added": 0, "deleted": 0, "rewritten": 0, "points": 6}
+            ex = acme.explain_tag("cat", 4, top=3)
+            assert ex.contributions == a.explain_tag("cat", 4, tenant="acme", top=3).contributions
+            with pytest.raises(NotFoundError, match="no tagging of field 'cat'"):
+                beta.delete_tags("cat")
+        env = {"ASIF_SERVER": srv.url, "ASIF_SERVER_KEY": "key-acme-0001"}
+
+        def run(*args: str) -> dict | list:
+            r = CliRunner().invoke(main, [*args, "--json"], env=env, catch_exceptions=False)
+            assert r.exit_code == 0, r.output
+            return json.loads(r.stdout)
+
+        assert [t["field"] for t in run("tags", "list")] == ["cat"]
+        assert run("tag", "photos", "--field", "cat", "--sync")["points"] == 6
+        ex2 = run("explain", "--tag", "cat", "--point", "4", "--top", "3")
+        assert [c["id"] for c in ex2["contributions"]] == a.engine.retrieve("photos", [4])[0].payload["cat"]["anchors"]
+        assert run("tags", "delete", "cat")["field"] == "cat"
+        assert a.list_tags("acme") == [] and all("cat" not in p.payload for p in a.engine.scroll("photos"))
+    finally:
+        srv.stop()
+        a.close()
