@@ -360,7 +360,7 @@ class Taggings:
 
     def _points(self, info: IndexInfo) -> dict[int, Any]:
         """Item number -> the user's point id."""
-        return {r.id: r.payload.get("point") for r in self.relindexes.items(info)}
+        return {r.id: r.payload.get("point") for r in self.relindexes.items(info, with_payload=["point"])}
 
     # -- freshness --------------------------------------------------------------------------------
     def after_edit(self, tenant: str) -> dict[str, int]:
@@ -395,8 +395,9 @@ class Taggings:
         scorer = self._scorer(model, int(spec["top"]), info)
         items = self._to_rescore(info, model, None if not scorer.own_reps else written)
         wv: tuple[str, ...] = ("rel", "item") if scorer.needs_vectors else ("rel",)
-        recs = (self.relindexes.items(info, with_vectors=wv) if items is None
-                else list(self.relindexes.retrieve_items(info, sorted(items), with_vectors=wv).values()))
+        recs = (self.relindexes.items(info, with_vectors=wv, with_payload=["point"]) if items is None
+                else list(self.relindexes.retrieve_items(info, sorted(items), with_vectors=wv,
+                                                         with_payload=["point"]).values()))
         if not recs:
             self._done(info, model)
             return 0
@@ -406,7 +407,7 @@ class Taggings:
             chunk = recs[start : start + 4096]
             tags = scorer.tags_of(chunk)
             pids = [r.payload.get("point") for r in chunk]
-            stored = {r.id: r.payload.get(field) for r in self.engine.retrieve(coll, pids)}
+            stored = {r.id: r.payload.get(field) for r in self.engine.retrieve(coll, pids, with_payload=[field])}
             # a point deleted from the collection is skipped (a sync removes its item)
             changed += [(p, t) for p, t in zip(pids, tags, strict=True) if p in stored and not _same(stored[p], t)]
         if changed:
@@ -489,7 +490,7 @@ class Taggings:
         coll, field = spec["collection"], spec["field"]
         if gone_items:
             info = self.relindexes.remove_items(info, gone_items)
-            existing = {r.id for r in self.engine.retrieve(coll, left)} if left else set()
+            existing = {r.id for r in self.engine.retrieve(coll, left, with_payload=False)} if left else set()
             self.engine.delete_payload(coll, [p for p in left if p in existing], [field])
         if added:
             recs = {r.id: r for r in self.engine.retrieve(coll, added, with_vectors=(spec["vector"],))}

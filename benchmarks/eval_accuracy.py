@@ -22,6 +22,7 @@ printed and stored under its name in the JSON.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import tempfile
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import CACHE, DATA, table, timed, write_results
+from common import CACHE, DATA, RESULTS, table, timed, write_results
 
 from asif_qdrant import Asif
 from asif_qdrant.evaluation.demo import CIFAR10
@@ -272,7 +273,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="edits timed per correction")
     ap.add_argument("--name", default="eval_accuracy")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite the generated block of docs/results.md")
+    ap.add_argument("--edits-only", action="store_true", help="only time the edits (with the new defaults of the last "
+                    "full run's JSON); writes results/eval_accuracy_edits.json, shown by docs/results.md")
     args = ap.parse_args()
+    if args.edits_only:
+        last = json.loads((RESULTS / f"{args.name}.json").read_text())
+        edits = edit_cost(args.store, Setting(**last["new"]), args.repeat)
+        print(table(edits, ["anchors", "k", "p", "correction", "add_to_visible_ms", "delete_to_visible_ms",
+                            "classify_ms", "add_ratio", "delete_ratio"]))
+        print("wrote", write_results(f"{args.name}_edits", edits, repeat=args.repeat))
+        return
     if args.cifar_npz is None:
         raise SystemExit("cifar10_lite0.npz not found in benchmarks/cache or a cache/ folder above the checkout")
     with tempfile.TemporaryDirectory() as tmp:  # Edge stores open in one process at a time: read a copy

@@ -115,6 +115,16 @@ def cifar_headline() -> str:
             f"%** (the old default, k = {old['k']}, p = {old['p']:g}: {pct(old['all_top1'])} %).")
 
 
+def correction_edit() -> str:
+    """The edit-cost rows of ``eval_accuracy.py --edits-only`` (the correction's incremental update)."""
+    d = result("eval_accuracy_edits")
+    rows = [[r["correction"], r["anchors"], f"{r['k']} / {r['p']:g}", f"{ms(r['add_to_visible_ms'])} ms",
+             f"{ms(r['delete_to_visible_ms'])} ms", f"{ms(r['classify_ms'])} ms", f"{r['add_ratio']:.2f}x",
+             f"{r['delete_ratio']:.2f}x"] for r in d["rows"]]
+    return table(["correction", "anchors", "k / p", "add + classify", "delete + classify", "classify",
+                  "add vs none", "delete vs none"], rows) + f"\n\n(median of {d['repeat']} edits each, {d['when']})"
+
+
 def teach() -> str:
     rows = result("eval_teach")["rows"]
     methods = ["ASIF + prototypes", "ASIF, taught", "nearest class mean", "1-NN on image embeddings"]
@@ -493,6 +503,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "teach": teach,
     "teach-one-class": teach_one_class,
     "anchor-curve": anchor_curve,
+    "correction-edit": correction_edit,
     "tune": tune,
     "retrieval": retrieval,
     "calibrate": calibrate,

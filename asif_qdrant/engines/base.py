@@ -214,7 +214,8 @@ class Engine(Protocol):
     def query_batch(self, name: str, queries: Sequence[Query]) -> list[list[Hit]]: ...
 
     def retrieve(
-        self, name: str, ids: Sequence[int], *, with_payload: bool = True, with_vectors: Sequence[str] = ()
+        self, name: str, ids: Sequence[int], *, with_payload: bool | Sequence[str] = True,
+        with_vectors: Sequence[str] = (),
     ) -> list[Record]: ...
 
     def scroll(

@@ -257,14 +257,16 @@ class ClientEngine:
         return [[Hit(int(p.id), float(p.score), p.payload) for p in r.points] for r in res]
 
     def retrieve(
-        self, name: str, ids: Sequence[int], *, with_payload: bool = True, with_vectors: Sequence[str] = ()
+        self, name: str, ids: Sequence[int], *, with_payload: bool | Sequence[str] = True,
+        with_vectors: Sequence[str] = (),
     ) -> list[Record]:
         if len(ids) == 0:
             return []
         wv: bool | list[str] = list(with_vectors) if with_vectors else False
+        wp: bool | list[str] = with_payload if isinstance(with_payload, bool) else list(with_payload)
         recs = self._call(
             f"retrieve points from {name!r}",
-            lambda: self.client.retrieve(name, [_pid(i) for i in ids], with_payload=with_payload, with_vectors=wv),
+            lambda: self.client.retrieve(name, [_pid(i) for i in ids], with_payload=wp, with_vectors=wv),
         )
         return [_client_record(r) for r in recs]
 

@@ -432,14 +432,16 @@ class EdgeEngine:
         return [hits_to_arrays(hits) for hits in res]
 
     def retrieve(
-        self, name: str, ids: Sequence[int], *, with_payload: bool = True, with_vectors: Sequence[str] = ()
+        self, name: str, ids: Sequence[int], *, with_payload: bool | Sequence[str] = True,
+        with_vectors: Sequence[str] = (),
     ) -> list[Record]:
         if len(ids) == 0:
             return []
         shard = self._shard(name)
         wv: bool | list[str] = list(with_vectors) if with_vectors else False
+        wp: Any = with_payload if isinstance(with_payload, bool) else qe.PayloadSelector.Include(list(with_payload))
         recs = self._call(
-            f"retrieve points from {name!r}", lambda: shard.retrieve([int(i) for i in ids], with_payload, wv)
+            f"retrieve points from {name!r}", lambda: shard.retrieve([int(i) for i in ids], wp, wv)
         )
         return [_edge_record(r) for r in recs]
 

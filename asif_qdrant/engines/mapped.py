@@ -174,11 +174,13 @@ class MappedEngine:
         return res
 
     def retrieve(
-        self, name: str, ids: Sequence[int], *, with_payload: bool = True, with_vectors: Sequence[str] = ()
+        self, name: str, ids: Sequence[int], *, with_payload: bool | Sequence[str] = True,
+        with_vectors: Sequence[str] = (),
     ) -> list[Record]:
         phys, on = self._name(name)
         wv = [self.vec.get(v, v) for v in with_vectors] if on else list(with_vectors)
-        return [self._record(r, on) for r in self.inner.retrieve(phys, ids, with_payload=with_payload, with_vectors=wv)]
+        wp = with_payload if isinstance(with_payload, bool) else [self._key(k, on) for k in with_payload]
+        return [self._record(r, on) for r in self.inner.retrieve(phys, ids, with_payload=wp, with_vectors=wv)]
 
     def scroll(
         self,

@@ -50,10 +50,12 @@ class Queries(IndexRecords):
         return sorted(recs, key=lambda r: r.id)
 
     def retrieve_items(
-        self, info: IndexInfo, items: Sequence[int], with_vectors: Sequence[str] = ()
+        self, info: IndexInfo, items: Sequence[int], with_vectors: Sequence[str] = (),
+        with_payload: bool | Sequence[str] = True,
     ) -> dict[int, Any]:
         """Items of ``info`` by number: item -> Record (its ``id`` is the item number)."""
-        recs = self.engine.retrieve(self.collection(info), self.point_ids(info, items), with_vectors=with_vectors)
+        recs = self.engine.retrieve(self.collection(info), self.point_ids(info, items), with_vectors=with_vectors,
+                                    with_payload=with_payload)
         out = {}
         for r in recs:
             r.id = item_of(r.id)
