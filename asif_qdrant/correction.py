@@ -86,10 +86,11 @@ class Corrections:
         self.ri = ri
         self._cache: dict[str, tuple[tuple[Any, ...], Correction]] = {}
         # per index (key, k, p): item -> (its stored list's payload string, rep ids, rep values)
-        self._decoded: dict[tuple[str, int, float], dict[int, tuple[Any, np.ndarray, np.ndarray]]] = {}
+        self._decoded: dict[tuple[str, int, float], dict[int, tuple[Any, np.ndarray, np.ndarray, float]]] = {}
         self._indexed: dict[str, tuple[Any, relrep.CooIndex]] = {}  # per reference index: its reps, joined
         self._changed: dict[tuple[str, int, float], int] = {}  # per index: bumped when a decoded rep changes
         self._nil: dict[str, tuple[tuple[Any, ...], frozenset[str]]] = {}
+        self._rows_at: dict[str, tuple[Any, ...]] = {}  # per label set: the state its lists were last decoded at
         # per (label set, reference): the score matrix and the lists (item -> payload string) it was computed from
         self._matrix: dict[tuple[Any, ...], tuple[np.ndarray, dict[int, Any], dict[int, Any]]] = {}
         self._lock = threading.Lock()
@@ -150,6 +151,8 @@ class Corrections:
         if hit is not None and hit[0] == key:
             return hit[1]
         scores = self._scores(label, ref)  # (reference images, prompts)
+        with self._lock:  # _scores decoded the prompts' lists at this state (nil_classes reads them)
+            self._rows_at[label.key] = _state(label)
         shift, scale = reference_shift_scale(scores, label.correction)
         corr = Correction(label.correction, shift, scale, scores.shape[0])
         with self._lock:
@@ -164,9 +167,18 @@ class Corrections:
             hit = self._nil.get(label.key)
         if hit is not None and hit[0] == key:
             return hit[1]
-        from .coverage import label_coverage
+        from .coverage import COVERAGE_FLOOR
 
-        nil = frozenset(c.label for c in label_coverage(self.ri, label).classes if c.support == 0)
+        with self._lock:
+            decoded_at = self._rows_at.get(label.key)
+        if decoded_at != _state(label):  # the prompts' lists, decoded where they changed (best similarity kept)
+            self._rows(label)
+        with self._lock:
+            best = {i: v[3] for i, v in self._decoded.get((label.key, label.k, label.p), {}).items()}
+        n_tpl = max(1, len(label.templates))
+        # support 0 (coverage.py): no anchor of any of the class's prompt lists within the floor
+        nil = frozenset(c for j, c in enumerate(label.classes)
+                        if all(best.get(j * n_tpl + t, -np.inf) < COVERAGE_FLOOR for t in range(n_tpl)))
         with self._lock:
             self._nil[label.key] = (key, nil)
         return nil
@@ -233,7 +245,9 @@ class Corrections:
                 i, sm = decode_topk(r.payload)
                 ids[row, : min(info.k, i.size)], sims[row, : min(info.k, sm.size)] = i[: info.k], sm[: info.k]
             vals = relrep.rep_rows(ids, sims, info.p)
-            fresh = {r.id: (r.payload["topk_tag"], ids[row][vals[row] > 0], vals[row][vals[row] > 0])
+            # per item: its list's digest, its rep (anchor ids, values) and its best similarity (coverage's nil test)
+            fresh = {r.id: (r.payload["topk_tag"], ids[row][vals[row] > 0], vals[row][vals[row] > 0],
+                            float(sims[row, 0]) if ids[row, 0] >= 0 else -np.inf)
                      for row, r in enumerate(todo)}
             with self._lock:
                 seen.update(fresh)

@@ -125,6 +125,28 @@ def correction_edit() -> str:
                   "add vs none", "delete vs none"], rows) + f"\n\n(median of {d['repeat']} edits each, {d['when']})"
 
 
+def _tag_rows(d: dict[str, Any]) -> list[list[str]]:
+    rows = {r["what"]: r for r in d["rows"]}
+    cls, tag, dense = rows["Asif.classify (bulk)"], rows["Asif.tag (all points)"], rows["dense numpy (reference)"]
+    eq = (lambda r: f"{r['equal_%']:.0f} %" if "equal_%" in r else "not checked in this run")
+    out = [["tag all points", f"{tag['ms_per_point']:.2f} per point ({tag['ratio']:.2f}x bulk classify's "
+            f"{cls['ms_per_point']:.2f}; dense numpy {dense['ms_per_point']:.2f})", f"{d['points']:,}", "", eq(tag)]]
+    for r in d["rows"][3:]:
+        out.append([r["what"], f"{r['ms']:,.0f}", f"{r['points_rewritten']:,}", f"{r['retag_ratio']:.1f}x", eq(r)])
+    return out
+
+
+def tag_cost() -> str:
+    """bench_tag.py at 100,000 points (tag.json) and at 5,000 points with the equality checks (tag_5000.json)."""
+    parts = []
+    for name in ("tag", "tag_5000"):
+        d = result(name)
+        parts.append(f"{d['points']:,} points ({d['source']}), {d['anchors']:,} anchors, {d['prompts']} prompts, "
+                     f"k = {d['k']}, p = {d['p']:g}, exact search ({d['when']}):\n\n"
+                     + table(["", "ms", "points rewritten", "re-tag / edit", "tags equal to classify"], _tag_rows(d)))
+    return "\n\n".join(parts)
+
+
 def teach() -> str:
     rows = result("eval_teach")["rows"]
     methods = ["ASIF + prototypes", "ASIF, taught", "nearest class mean", "1-NN on image embeddings"]
@@ -504,6 +526,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "teach-one-class": teach_one_class,
     "anchor-curve": anchor_curve,
     "correction-edit": correction_edit,
+    "tag-cost": tag_cost,
     "tune": tune,
     "retrieval": retrieval,
     "calibrate": calibrate,
