@@ -128,7 +128,10 @@ def correction_edit() -> str:
 def _tag_rows(d: dict[str, Any]) -> list[list[str]]:
     rows = {r["what"]: r for r in d["rows"]}
     cls, tag, dense = rows["Asif.classify (bulk)"], rows["Asif.tag (all points)"], rows["dense numpy (reference)"]
-    eq = (lambda r: f"{r['equal_%']:.0f} %" if "equal_%" in r else "not checked in this run")
+
+    def eq(r: dict[str, Any]) -> str:
+        return f"{r['equal_%']:.0f} %" if "equal_%" in r else "not checked in this run"
+
     out = [["tag all points", f"{tag['ms_per_point']:.2f} per point ({tag['ratio']:.2f}x bulk classify's "
             f"{cls['ms_per_point']:.2f}; dense numpy {dense['ms_per_point']:.2f})", f"{d['points']:,}", "", eq(tag)]]
     for r in d["rows"][3:]:
