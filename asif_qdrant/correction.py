@@ -33,7 +33,7 @@ import numpy as np
 from . import relrep
 from .engines.base import Hit
 from .meta import TENANT_SHARED
-from .relindex import IndexInfo, RelIndexes, decode_topk, tenant_scope
+from .relindex import IndexInfo, RelIndexes, decode_topk, index_state, tenant_scope
 from .zeroshot import Prediction, aggregate_corrected, reference_shift_scale
 
 if TYPE_CHECKING:
@@ -75,8 +75,7 @@ def reference_info(label: IndexInfo) -> IndexInfo:
 
 
 def _state(info: IndexInfo) -> tuple[Any, ...]:
-    return (info.key, info.definition, info.copied_from, info.k, info.p, tuple(sorted(info.revisions.items())),
-            info.extra.get("anchors"), info.n_items)
+    return index_state(info)
 
 
 class Corrections:
@@ -91,6 +90,7 @@ class Corrections:
         self._changed: dict[tuple[str, int, float], int] = {}  # per index: bumped when a decoded rep changes
         self._nil: dict[str, tuple[tuple[Any, ...], frozenset[str]]] = {}
         self._rows_at: dict[str, tuple[Any, ...]] = {}  # per label set: the state its lists were last decoded at
+        self._decoded_at: dict[tuple[str, int, float], tuple[Any, ...]] = {}  # per index: the state last decoded
         # per (label set, reference): the score matrix and the lists (item -> payload string) it was computed from
         self._matrix: dict[tuple[Any, ...], tuple[np.ndarray, dict[int, Any], dict[int, Any]]] = {}
         self._lock = threading.Lock()
@@ -113,7 +113,9 @@ class Corrections:
         return self.ri.define(reference_info(label), vecs, payloads)
 
     def delete(self, label: IndexInfo) -> None:
-        """Delete the reference sample of ``label`` (and, for a shared label set, its tenant copies)."""
+        """Delete the reference sample of ``label`` (and, for a shared label set, its tenant copies), and forget
+        what this object cached about the label set (a redefinition may reuse its record's state)."""
+        self.forget(label.key)
         old = self.ri.info(label.name, label.tenant, REFERENCE_KIND)  # type: ignore[arg-type]
         if old is None:
             return
@@ -121,6 +123,17 @@ class Corrections:
             for c in self.ri.copies_of(old):
                 self.ri.delete(c)
         self.ri.delete(old)
+
+    def forget(self, key: str) -> None:
+        """Drop the caches of the label set ``key`` (its correction, nil classes, score matrices, decoded lists)."""
+        with self._lock:
+            for d in (self._cache, self._nil, self._rows_at):
+                d.pop(key, None)
+            for mk in [m for m in self._matrix if m[0] == key]:
+                del self._matrix[mk]
+            for dk in [k for k in self._decoded if k[0] == key]:
+                self._decoded.pop(dk, None)
+                self._decoded_at.pop(dk, None)
 
     # -- reads -----------------------------------------------------------------------------------------------------
     def reference(self, asif: Asif, label: IndexInfo, tenant: str) -> IndexInfo | None:
@@ -227,42 +240,58 @@ class Corrections:
     def _rows(self, info: IndexInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """The relative reps of an index's items as coordinates (item, anchor id, value), from their stored lists:
         what a query against the index scores (relrep.relative_rep of the first k). An item whose stored list is the
-        one seen before (the same ``topk_tag`` digest) reuses its decoded rep: an edit reads and re-decodes only the
-        lists it changed (an item without a digest, written before it existed, is read whole every time)."""
-        recs = self.ri.items(info, with_payload=["topk_tag"])
+        one seen before reuses its decoded rep: when this process made every edit since the lists were last decoded
+        (RelIndexes.changed_items), only the items those edits wrote are read; otherwise every item's ``topk_tag``
+        digest is read, and the lists whose digest changed (an item without a digest, written before it existed, is
+        read whole every time)."""
+        dkey, now = (info.key, info.k, info.p), index_state(info)
         with self._lock:
-            seen = self._decoded.setdefault((info.key, info.k, info.p), {})
-        todo = [r for r in recs if seen.get(r.id, ("",))[0] != r.payload.get("topk_tag", r.id)]
+            seen = self._decoded.setdefault(dkey, {})
+            at = self._decoded_at.get(dkey)
+        changed = self.ri.changed_items(info.key, at, now) if at is not None and len(seen) == info.n_items else None
+        if changed is not None:
+            items = sorted(seen)
+            todo = list(self.ri.retrieve_items(info, sorted(changed)).values()) if changed else []
+        else:
+            recs = self.ri.items(info, with_payload=["topk_tag"])
+            items = [r.id for r in recs]
+            stale = [r.id for r in recs if seen.get(r.id, ("",))[0] != r.payload.get("topk_tag", r.id)]
+            todo = list(self.ri.retrieve_items(info, stale).values()) if stale else []
+        for r in todo:  # the key an unchanged list is recognised by
+            r.payload["topk_tag"] = r.payload.get("topk_tag") or r.payload.get("topk")
+        todo = [r for r in todo if seen.get(r.id, ("",))[0] != r.payload["topk_tag"]]
         if todo:
-            full = self.ri.retrieve_items(info, [r.id for r in todo])
-            todo = [full[r.id] for r in todo if r.id in full]
-            for r in todo:  # the key an unchanged list is recognised by
-                r.payload["topk_tag"] = r.payload.get("topk_tag") or r.payload.get("topk")
-            todo = [r for r in todo if seen.get(r.id, ("",))[0] != r.payload["topk_tag"]]
-            ids = np.full((len(todo), info.k), -1, np.int64)
-            sims = np.zeros((len(todo), info.k))
-            for row, r in enumerate(todo):
-                i, sm = decode_topk(r.payload)
-                ids[row, : min(info.k, i.size)], sims[row, : min(info.k, sm.size)] = i[: info.k], sm[: info.k]
-            vals = relrep.rep_rows(ids, sims, info.p)
-            # per item: its list's digest, its rep (anchor ids, values) and its best similarity (coverage's nil test)
-            fresh = {r.id: (r.payload["topk_tag"], ids[row][vals[row] > 0], vals[row][vals[row] > 0],
-                            float(sims[row, 0]) if ids[row, 0] >= 0 else -np.inf)
-                     for row, r in enumerate(todo)}
+            self._decode(info, seen, todo)
+        if len(seen) != len(items):  # items gone (a shorter redefinition): forget them
             with self._lock:
-                seen.update(fresh)
-                self._changed[(info.key, info.k, info.p)] = self._changed.get((info.key, info.k, info.p), 0) + 1
-        if len(seen) != len(recs):  # items gone (a shorter redefinition): forget them
-            with self._lock:
-                for gone in set(seen) - {r.id for r in recs}:
+                for gone in set(seen) - set(items):
                     del seen[gone]
-                self._changed[(info.key, info.k, info.p)] = self._changed.get((info.key, info.k, info.p), 0) + 1
-        parts = [seen[r.id] for r in recs]
+                self._changed[dkey] = self._changed.get(dkey, 0) + 1
+        with self._lock:
+            self._decoded_at[dkey] = now
+        parts = [seen[i] for i in items]
         lens = [p[1].size for p in parts]
-        rows = np.repeat(np.array([r.id for r in recs], np.int64), lens)
+        rows = np.repeat(np.array(items, np.int64), lens)
         cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
         vals_all = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
-        return rows, cols, vals_all, len(recs)
+        return rows, cols, vals_all, len(items)
+
+    def _decode(self, info: IndexInfo, seen: dict[int, Any], todo: list[Any]) -> None:
+        """Decode the stored lists of ``todo`` (records with ``topk`` and ``topk_tag``) into ``seen``."""
+        ids = np.full((len(todo), info.k), -1, np.int64)
+        sims = np.zeros((len(todo), info.k))
+        for row, r in enumerate(todo):
+            i, sm = decode_topk(r.payload)
+            ids[row, : min(info.k, i.size)], sims[row, : min(info.k, sm.size)] = i[: info.k], sm[: info.k]
+        vals = relrep.rep_rows(ids, sims, info.p)
+        # per item: its list's digest, its rep (anchor ids, values) and its best similarity (coverage's nil test)
+        fresh = {r.id: (r.payload["topk_tag"], ids[row][vals[row] > 0], vals[row][vals[row] > 0],
+                        float(sims[row, 0]) if ids[row, 0] >= 0 else -np.inf)
+                 for row, r in enumerate(todo)}
+        dkey = (info.key, info.k, info.p)
+        with self._lock:
+            seen.update(fresh)
+            self._changed[dkey] = self._changed.get(dkey, 0) + 1
 
     def predict(
         self, label: IndexInfo, corr: Correction, hits: list[Hit], aggregation: str, top: int, tau: float | None,

@@ -26,6 +26,7 @@ from .records import (
     decode_topk,
     depth_of,
     index_filter,
+    index_state,
     item_of,
     list_state,
     scope_revisions,
@@ -67,6 +68,7 @@ class Freshness(Builder):
         for info in self.affected(tenant):
             if not self._in_step(info, tenant, +len(ids)):
                 continue  # already behind (an edit it missed): rebuilt on its next query
+            before = index_state(info)
             thr, complete = self._thresholds(info)
             sims = self._item_sims(info, text if info.modality == "text" else image)
             # candidates: a new anchor within SCORE_SLACK of an item's threshold (a superset, so that a score
@@ -76,6 +78,7 @@ class Freshness(Builder):
             n_changed = self._merge_items(info, items, new_ids, thr, complete) if items.size else 0
             touched[touched_key(info)] = n_changed
             self._mark_current(info, thr, complete)
+            self.log_transition(info.key, before, index_state(info), self.written.get(info.key, set()))
         return touched
 
     def _item_sims(self, info: IndexInfo, vectors: np.ndarray) -> np.ndarray:
@@ -184,6 +187,7 @@ class Freshness(Builder):
         for info in self.affected(tenant):
             if not self._in_step(info, tenant, -len(ids)):
                 continue
+            before = index_state(info)
             thr, complete = self._thresholds(info)
             sims = self._item_sims(info, text if info.modality == "text" else image)
             cand = np.flatnonzero(complete | ((sims + SCORE_SLACK) >= thr[None, :]).any(axis=0))
@@ -218,6 +222,7 @@ class Freshness(Builder):
                 thr[items], complete[items] = list_state(topk, comp)
             touched[touched_key(info)] = len(kept) + len(requery)
             self._mark_current(info, thr, complete)
+            self.log_transition(info.key, before, index_state(info), self.written.get(info.key, set()))
         return touched
 
     def _in_step(self, info: IndexInfo, tenant: str, delta: int) -> bool:

@@ -37,6 +37,7 @@ TOPK_FIELDS = frozenset({"topk", "topk_tag", "complete", "thr"})
 PAYLOAD_FIELDS = ["label", "prompt", "class_index", "template_index", "caption", "image_ref", "item"]
 PARTITION_FIELDS = ("tenant", "index", "kind")
 RESERVED_FIELDS = frozenset(PARTITION_FIELDS) | TOPK_FIELDS  # set by the plugin on every item
+TRANSITIONS_KEPT = 8  # logged edits per index (RelIndexes.changed_items)
 ITEM_BITS = 24
 MAX_ITEMS = 1 << ITEM_BITS  # items per index
 SLOT_BITS = 39  # slot << ITEM_BITS stays below 2**63
@@ -174,6 +175,13 @@ def list_state(topk: TopK, complete: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return thr.astype(np.float64), complete.astype(bool)
 
 
+def index_state(info: IndexInfo) -> tuple[Any, ...]:
+    """What an index's items depend on: its record, definition, k and p, its scope's revisions, anchor count and
+    item count. Equal states have equal stored lists (the freshness contract)."""
+    return (info.key, info.definition, info.copied_from, info.k, info.p, tuple(sorted(info.revisions.items())),
+            info.extra.get("anchors"), info.n_items)
+
+
 def stamp(info: IndexInfo) -> tuple[Any, ...]:
     """What an index's cached item thresholds are valid for: its revisions, anchor count and item count."""
     return (tuple(sorted(info.revisions.items())), info.extra.get("anchors"), info.n_items)
@@ -212,6 +220,34 @@ class IndexRecords:
         # of derived state (tagging.py: payload tags) read it after an edit to update only what changed
         self.written: dict[str, set[int]] = {}
         self.previous: dict[str, dict[int, str]] = {}  # per index key: the stored top-k of each rewritten item before
+        # per index key: the last incremental edits made by this process, (state before, state after, items written):
+        # a reader that decoded the lists at one state learns which items can differ at a later one (changed_items)
+        self.transitions: dict[str, list[tuple[tuple[Any, ...], tuple[Any, ...], frozenset[int]]]] = {}
+
+    def log_transition(self, key: str, before: tuple[Any, ...], after: tuple[Any, ...], items: set[int]) -> None:
+        """Record that this process moved index ``key`` from state ``before`` to ``after`` writing ``items``."""
+        with self._cache_lock:
+            log = self.transitions.setdefault(key, [])
+            log.append((before, after, frozenset(items)))
+            del log[:-TRANSITIONS_KEPT]
+
+    def changed_items(self, key: str, since: tuple[Any, ...], now: tuple[Any, ...]) -> set[int] | None:
+        """The items whose stored lists may differ between state ``since`` and state ``now`` of index ``key``, when
+        this process made every edit in between (a chain of logged transitions); None when it cannot tell (an edit
+        by another process, a build, a copy: the reader then reads every item)."""
+        if since == now:
+            return set()
+        with self._cache_lock:
+            log = list(self.transitions.get(key, ()))
+        out: set[int] = set()
+        state = since
+        for before, after, items in log:
+            if before == state:
+                out |= items
+                state = after
+                if state == now:
+                    return out
+        return None
 
     # -- records -------------------------------------------------------------------------------
     def info(self, name: str, tenant: str, kind: Kind | None = None) -> IndexInfo | None:
@@ -302,6 +338,8 @@ class IndexRecords:
     def delete(self, info: IndexInfo) -> None:
         """Delete one index: its items (by filter) and its record. The collections stay."""
         self._thr.pop(info.key, None)
+        with self._cache_lock:
+            self.transitions.pop(info.key, None)
         coll = self.collection(info)
         if self.engine.collection_exists(coll):
             self.engine.delete(coll, filter=index_filter(info))

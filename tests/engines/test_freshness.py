@@ -339,3 +339,28 @@ def test_correction_updated_in_place_equals_a_full_recompute(kind: str, tmp_path
             np.testing.assert_allclose(got.scale, fresh.scale, rtol=1e-12, atol=1e-15)
     finally:
         a.close()
+
+
+def test_changed_items_follows_only_this_process_incremental_edits(tmp_path: Path) -> None:
+    from asif_qdrant.relindex import index_state
+
+    rng = np.random.default_rng(12)
+    with Asif.open(tmp_path / "s", **small_settings(k=K, p=P)) as a:
+        ids = a.add_vectors(rng.standard_normal((12, IMG_DIM)), rng.standard_normal((12, TXT_DIM))).ids
+        prompts = rng.standard_normal((4, TXT_DIM))
+        a.define_labels("L", list("abcd"), templates="plain", prompt_vectors=prompts)
+        ri = a.relindexes
+
+        def state() -> tuple:
+            return index_state(a.index_info("L", "_shared", "labels"))
+
+        key, s0 = a.index_info("L", "_shared", "labels").key, state()
+        a.add_vectors(rng.standard_normal((1, IMG_DIM)), prompts[:1])  # enters prompt a's list at least
+        w1, s1 = set(ri.written.get(key, ())), state()
+        a.delete(ids[:2])
+        w2, s2 = set(ri.written.get(key, ())), state()
+        assert 0 in w1 and s0 != s1 != s2
+        assert ri.changed_items(key, s0, s2) == w1 | w2 and ri.changed_items(key, s1, s2) == w2
+        assert ri.changed_items(key, s2, s2) == set()
+        a.define_labels("L", list("abcd"), templates="plain", prompt_vectors=prompts[::-1], replace=True)
+        assert ri.changed_items(key, s2, state()) is None  # a build: every item rewritten, no chain
