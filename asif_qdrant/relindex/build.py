@@ -94,8 +94,7 @@ class Builder(Queries):
                 self.engine.delete(self.collection(info), ids=extra)
         info.n_items = len(payloads)
         info.extra = {**info.extra, "anchors": self.scope_count(info.tenant)}
-        with self._cache_lock:  # every item rewritten: no logged edit leads to the new state
-            self.transitions.pop(info.key, None)
+        self.forget_transitions(info.key)  # every item rewritten: no logged edit leads to the new state
         self.meta.put(info.key, asdict(info))
         self._thr[info.key] = (stamp(info), thr, comp)
         return info

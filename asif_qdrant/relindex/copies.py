@@ -66,8 +66,7 @@ class TenantCopies(Freshness):
         info.extra = {**info.extra, "anchors": self.scope_count(info.tenant)}
         self.meta.put(info.key, asdict(info))
         self._thr[info.key] = (stamp(info), thr, complete)
-        with self._cache_lock:  # every item rewritten: no logged edit leads to the new state
-            self.transitions.pop(info.key, None)
+        self.forget_transitions(info.key)  # every item rewritten: no logged edit leads to the new state
         return info
 
     def copies_of(self, shared: IndexInfo) -> list[IndexInfo]:

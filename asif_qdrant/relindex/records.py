@@ -231,6 +231,11 @@ class IndexRecords:
             log.append((before, after, frozenset(items)))
             del log[:-TRANSITIONS_KEPT]
 
+    def forget_transitions(self, key: str) -> None:
+        """Forget the logged edits of index ``key``: its items were rewritten otherwise (a build, a copy, a delete)."""
+        with self._cache_lock:
+            self.transitions.pop(key, None)
+
     def changed_items(self, key: str, since: tuple[Any, ...], now: tuple[Any, ...]) -> set[int] | None:
         """The items whose stored lists may differ between state ``since`` and state ``now`` of index ``key``, when
         this process made every edit in between (a chain of logged transitions); None when it cannot tell (an edit
@@ -338,8 +343,7 @@ class IndexRecords:
     def delete(self, info: IndexInfo) -> None:
         """Delete one index: its items (by filter) and its record. The collections stay."""
         self._thr.pop(info.key, None)
-        with self._cache_lock:
-            self.transitions.pop(info.key, None)
+        self.forget_transitions(info.key)
         coll = self.collection(info)
         if self.engine.collection_exists(coll):
             self.engine.delete(coll, filter=index_filter(info))
