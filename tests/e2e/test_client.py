@@ -9,7 +9,6 @@ install_fakes.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import socket
@@ -25,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import IMG_DIM, TXT_DIM, small_settings
 from fake_encoders import COLOURS, CharEncoder, PixelEncoder, install_fakes, shade
-from live_server import Server
+from live_server import Server, colour_store, png
 from PIL import Image
 
 from asif_qdrant import (
@@ -56,12 +55,6 @@ QUERY = rng.standard_normal((2, IMG_DIM))
 TEXT_Q = rng.standard_normal((2, TXT_DIM))
 
 
-def png(colour: tuple[int, int, int]) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (16, 16), colour).save(buf, "PNG")
-    return buf.getvalue()
-
-
 # IndexInfo fields that differ on purpose: each path defines its index at its own time, and only the answer of a
 # definition carries the coverage of its classes
 SERVER_OMITS = ("created_at", "coverage")
@@ -84,13 +77,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, A
     root = tmp / "images"
     root.mkdir()
     (root / "red.png").write_bytes(png((250, 10, 10)))
-    a = Asif.open(tmp / "store", **small_settings(api_keys=f"{ADMIN}=@admin,{KEY_A}=acme", serve_root=root,
-                                                   max_batch=20, max_top=100))
-    a.set_encoder("image", PixelEncoder())  # type: ignore[arg-type]
-    a.set_encoder("text", CharEncoder())  # type: ignore[arg-type]
-    a.add_vectors(BASE_IMG, BASE_TXT, captions=[f"shared {i}" for i in range(30)])
-    a.define_labels("colours", CLASSES, templates="plain", prompt_vectors=PROMPTS, k=8)
-    a.add_gallery("pics", vectors=GALLERY, payloads=[{"image_ref": f"g{i}.jpg"} for i in range(5)], k=8)
+    a = colour_store(tmp / "store", (BASE_IMG, BASE_TXT), PROMPTS, GALLERY, api_keys=f"{ADMIN}=@admin,{KEY_A}=acme",
+                     serve_root=root, max_batch=20, max_top=100)
     srv = Server(a)
     yield srv, a, root
     srv.stop()

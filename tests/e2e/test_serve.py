@@ -6,7 +6,6 @@ test gives it deterministic pixel / character encoders under those names (Asif.s
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -18,9 +17,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import IMG_DIM, TXT_DIM, small_settings
-from fake_encoders import CharEncoder, PixelEncoder
-from live_server import Server
-from PIL import Image
+from live_server import Server, colour_store, png
 
 from asif_qdrant import Asif
 from asif_qdrant.serve import parse_keys
@@ -29,12 +26,6 @@ pytestmark = pytest.mark.server
 
 ADMIN, KEY_A, KEY_B = "admin-key-0001", "tenant-a-key-0001", "tenant-b-key-0001"
 CLASSES = ["red", "green", "blue"]
-
-
-def png(colour: tuple[int, int, int]) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (16, 16), colour).save(buf, "PNG")
-    return buf.getvalue()
 
 
 rng = np.random.default_rng(5)
@@ -54,13 +45,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, A
     (root / "red.png").write_bytes(png((250, 10, 10)))
     (tmp / "secret.png").write_bytes(png((10, 250, 10)))
     keys = f"{ADMIN}=@admin,{KEY_A}=acme,{KEY_B}=globex"
-    a = Asif.open(tmp / "store", **small_settings(api_keys=keys, serve_root=root, max_batch=50,
-                                                   max_request_bytes=200_000, max_top=100))
-    a.set_encoder("image", PixelEncoder())  # type: ignore[arg-type]
-    a.set_encoder("text", CharEncoder())  # type: ignore[arg-type]
-    a.add_vectors(BASE_IMG, BASE_TXT, captions=[f"shared {i}" for i in range(30)])
-    a.define_labels("colours", CLASSES, templates="plain", prompt_vectors=PROMPTS, k=8)
-    a.add_gallery("pics", vectors=GALLERY, payloads=[{"image_ref": f"g{i}.jpg"} for i in range(5)], k=8)
+    a = colour_store(tmp / "store", (BASE_IMG, BASE_TXT), PROMPTS, GALLERY, api_keys=keys, serve_root=root,
+                     max_batch=50, max_request_bytes=200_000, max_top=100)
     srv = Server(a)
     yield srv, a, root
     srv.stop()

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from conftest import IMG_DIM, TXT_DIM, small_settings
 from fake_encoders import CharEncoder, PixelEncoder
 from fastapi.testclient import TestClient
-from live_server import Server
+from live_server import Server, png
 from PIL import Image
 
 import asif_qdrant.encoders as encoders_pkg
@@ -42,12 +42,6 @@ rng = np.random.default_rng(11)
 BASE_IMG, BASE_TXT = rng.standard_normal((30, IMG_DIM)), rng.standard_normal((30, TXT_DIM))
 PROMPTS = rng.standard_normal((3, TXT_DIM))
 QUERY = rng.standard_normal((2, IMG_DIM))
-
-
-def png(colour: tuple[int, int, int], size: int = 16) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (size, size), colour).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def png_header_only(width: int, height: int) -> bytes:
