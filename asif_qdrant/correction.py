@@ -74,10 +74,6 @@ def reference_info(label: IndexInfo) -> IndexInfo:
     return IndexInfo(label.name, label.tenant, REFERENCE_KIND, label.k, label.p, 0, {})  # type: ignore[arg-type]
 
 
-def _state(info: IndexInfo) -> tuple[Any, ...]:
-    return index_state(info)
-
-
 class Corrections:
     """The reference samples of label sets and their corrections (one per facade: it owns the cache)."""
 
@@ -89,7 +85,6 @@ class Corrections:
         self._indexed: dict[str, tuple[Any, relrep.CooIndex]] = {}  # per reference index: its reps, joined
         self._changed: dict[tuple[str, int, float], int] = {}  # per index: bumped when a decoded rep changes
         self._nil: dict[str, tuple[tuple[Any, ...], frozenset[str]]] = {}
-        self._rows_at: dict[str, tuple[Any, ...]] = {}  # per label set: the state its lists were last decoded at
         self._decoded_at: dict[tuple[str, int, float], tuple[Any, ...]] = {}  # per index: the state last decoded
         # per (label set, reference): the score matrix and the lists (item -> payload string) it was computed from
         self._matrix: dict[tuple[Any, ...], tuple[np.ndarray, dict[int, Any], dict[int, Any]]] = {}
@@ -127,7 +122,7 @@ class Corrections:
     def forget(self, key: str) -> None:
         """Drop the caches of the label set ``key`` (its correction, nil classes, score matrices, decoded lists)."""
         with self._lock:
-            for d in (self._cache, self._nil, self._rows_at):
+            for d in (self._cache, self._nil):
                 d.pop(key, None)
             for mk in [m for m in self._matrix if m[0] == key]:
                 del self._matrix[mk]
@@ -158,14 +153,12 @@ class Corrections:
         score is the same float64 sum, in the same order, as a full recompute)."""
         if ref is None or label.correction == "none":
             return Correction(label.correction, np.zeros(label.n_items), np.ones(label.n_items), 0)
-        key = (_state(label), _state(ref), label.correction)
+        key = (index_state(label), index_state(ref), label.correction)
         with self._lock:
             hit = self._cache.get(label.key)
         if hit is not None and hit[0] == key:
             return hit[1]
         scores = self._scores(label, ref)  # (reference images, prompts)
-        with self._lock:  # _scores decoded the prompts' lists at this state (nil_classes reads them)
-            self._rows_at[label.key] = _state(label)
         shift, scale = reference_shift_scale(scores, label.correction)
         corr = Correction(label.correction, shift, scale, scores.shape[0])
         with self._lock:
@@ -175,17 +168,14 @@ class Corrections:
     def nil_classes(self, label: IndexInfo) -> frozenset[str]:
         """The classes of ``label`` that no anchor supports (coverage support 0), cached per state of the label set:
         under a correction they abstain when they rank first (scoring.py)."""
-        key = ("nil", *_state(label))
+        key = ("nil", *index_state(label))
         with self._lock:
             hit = self._nil.get(label.key)
         if hit is not None and hit[0] == key:
             return hit[1]
         from .coverage import COVERAGE_FLOOR
 
-        with self._lock:
-            decoded_at = self._rows_at.get(label.key)
-        if decoded_at != _state(label):  # the prompts' lists, decoded where they changed (best similarity kept)
-            self._rows(label)
+        self._rows(label)  # the prompts' lists, decoded where they changed (nothing read when none did)
         with self._lock:
             best = {i: v[3] for i, v in self._decoded.get((label.key, label.k, label.p), {}).items()}
         n_tpl = max(1, len(label.templates))

@@ -269,8 +269,8 @@ def anchor_totals(
     info: IndexInfo, mine: Sequence[Hit], q_rep: relrep.SparseRep, prompt_reps: Mapping[int, relrep.SparseRep]
 ) -> list[tuple[int, float]]:
     """One label's score split per anchor, largest first (equal ones by smaller id): ``mine`` are the label's prompt
-    hits, ``prompt_reps`` the reps of (at least) the prompts that make its score. Shared by explain and the payload
-    tags (tagging.py), so that a tag's anchors are the pairs its explanation shows first."""
+    hits, ``prompt_reps`` the reps of (at least) the prompts that make its score (the uncorrected case of
+    label_totals)."""
     _, used, _ = _used_prompts(info, mine)
     weight = 1.0 / max(1, len(info.templates)) if info.aggregation == "mean" else 1.0
     totals: dict[int, float] = {}

@@ -89,13 +89,12 @@ class LabelModel:
             n_tpl = max(1, len(self.info.templates))
             return [aggregate(h, n_tpl, agg, top, t, extra=x) for h, x in zip(hits, terms, strict=True)]
         out = []
-        n_top = max(top, 1)
         for hs, x in zip(hits, terms, strict=True):
             raw = np.zeros(self.part.n_items)
             for h in hs:
                 raw[h.id] = h.score
             pred = aggregate_corrected(raw, self.part.classes, self.part.templates, agg, self.correction.shift,
-                                       self.correction.scale, n_top, t, extra=x)
+                                       self.correction.scale, top, t, extra=x)
             out.append(self._abstain_nil(pred, x))
         return out
 

@@ -32,14 +32,13 @@ from typing import Any
 import numpy as np
 
 from . import relrep
-from .engines.base import Engine, Filter, HasId, Hit, Match, MatchAny, SparseQuery, SparseVec, query_batch_arrays
+from .engines.base import Engine, Filter, HasId, Match, MatchAny, SparseQuery, SparseVec, query_batch_arrays
 from .errors import AlreadyExistsError, ConfigError, InvalidInputError, NotFoundError
 from .explain import label_totals, prompt_rep
 from .meta import TENANT_SHARED
 from .names import anchors_collection, meta_collection, relindex_collection
 from .relindex import MAX_ITEMS, IndexInfo, RelIndexes, decode_topk, index_filter
 from .scoring import LabelModel
-from .zeroshot import Prediction
 
 TAG_ANCHORS = 3  # anchor pairs named in a tag
 WRITE_BATCH = 256  # tags written per engine call
@@ -110,16 +109,6 @@ def filter_from_json(flt: Any) -> tuple[Filter | None, dict[str, Any] | None]:
 
 
 # -- the tags ---------------------------------------------------------------------------------------
-def label_predictions(
-    ri: RelIndexes, info: IndexInfo, reps: Sequence[relrep.SparseRep], top: int,
-    aggregation: str | None = None, tau: float | None = None,
-) -> tuple[list[list[Hit]], list[Prediction]]:
-    """Step (3) for relative reps with a plain label set (no prototypes, no correction): the prompt hits and the
-    predictions (scoring.LabelModel, the path classify takes)."""
-    model = LabelModel(info, info, info.tenant, info.tenant)
-    return model.answer(ri, reps, np.zeros((len(reps), 0), np.float32), top, aggregation, tau)
-
-
 def _rep_of(rec: Any) -> relrep.SparseRep:
     sv = rec.vectors.get("rel")
     if sv is None or len(sv) == 0:
@@ -534,4 +523,4 @@ class Taggings:
         return np.asarray(recs[0].vectors[t.vector], np.float32)[None, :]
 
 
-__all__ = ["TagInfo", "Taggings", "filter_from_json", "info_of", "label_predictions", "tagging_name"]
+__all__ = ["TagInfo", "Taggings", "filter_from_json", "info_of", "tagging_name"]
