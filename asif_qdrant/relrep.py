@@ -825,20 +825,47 @@ def merge_new_anchors(
     _check_same_shape(ni, ns, "new_ids", "new_sims")
     _check_id_range(ni, "new_ids")
     _check_finite(ns, "new_sims")
-    if np.unique(ni).size != ni.size:
+    if ni.size > 1 and np.unique(ni).size != ni.size:
         raise InvalidInputError("new_ids contains a repeated anchor id; pass each new anchor once.")
-    clash = np.isin(ni, i)
+    clash = (i[:, None] == ni[None, :]).any(axis=0) if ni.size <= 64 else np.isin(ni, i)
     if clash.any():
         raise InvalidInputError(
             f"new anchor id {int(ni[clash][0])} is already in the item's top-k; remove_anchors it first, "
             "then merge its new similarity."
         )
     dtype = np.result_type(s.dtype, ns.dtype)
+    s, ns = s.astype(dtype, copy=False), ns.astype(dtype, copy=False)
+    if ni.size <= 64 and _clear_of_ties(s, ns):
+        return _insert_sorted(i, s, ni, ns, kk)
     all_ids = np.concatenate([i, ni])
-    all_sims = np.concatenate([s.astype(dtype), ns.astype(dtype)])
+    all_sims = np.concatenate([s, ns])
     order = tie_order(all_ids, all_sims)[:kk]
     changed = bool((order >= i.size).any())
     return all_ids[order], all_sims[order], changed
+
+
+def _clear_of_ties(sims: FloatArray, new_sims: FloatArray, tol: float = TIE_TOL) -> bool:
+    """Whether every new similarity is more than ``2 * tol`` from every stored one and from the other new ones.
+    Then no tie group takes in a new anchor or changes around it: each new anchor is a group of its own, the
+    stored list keeps its order, and tie_order of the union is a plain insertion (:func:`_insert_sorted`)."""
+    gap = np.abs(new_sims[:, None] - sims[None, :]).min(initial=np.inf)
+    if new_sims.size > 1:
+        d = np.abs(new_sims[:, None] - new_sims[None, :])
+        gap = min(gap, float(d[~np.eye(new_sims.size, dtype=bool)].min()))
+    return bool(gap > 2 * tol)
+
+
+def _insert_sorted(
+    ids: IntArray, sims: FloatArray, new_ids: IntArray, new_sims: FloatArray, k: int
+) -> tuple[IntArray, FloatArray, bool]:
+    """merge_new_anchors when the new anchors are clear of ties: each goes after the stored entries above it.
+    (A tie group never straddles a new similarity, so the entries above it are a prefix of the stored list.)"""
+    by = np.argsort(-new_sims, kind="stable")
+    ni, ns = new_ids[by], new_sims[by]
+    at = (sims[None, :] > ns[:, None]).sum(axis=1)  # stored entries above each new one
+    out_ids, out_sims = np.insert(ids, at, ni), np.insert(sims, at, ns)
+    changed = bool(((at + np.arange(ni.size)) < k).any())  # a new anchor's place in the merged list is within k
+    return out_ids[:k], out_sims[:k], changed
 
 
 def remove_anchors(

@@ -135,6 +135,9 @@ def _tag_rows(d: dict[str, Any]) -> list[list[str]]:
     out = [["tag all points", f"{tag['ms_per_point']:.2f} per point ({tag['ratio']:.2f}x bulk classify's "
             f"{cls['ms_per_point']:.2f}; dense numpy {dense['ms_per_point']:.2f})", f"{d['points']:,}", "", eq(tag)]]
     for r in d["rows"][3:]:
+        if "retag_ratio" not in r:  # the floor under an edit: one exact scan, no tag written
+            out.append([r["what"], f"{r['ms']:,.0f}", "", "", ""])
+            continue
         out.append([r["what"], f"{r['ms']:,.0f}", f"{r['points_rewritten']:,}", f"{r['retag_ratio']:.1f}x", eq(r)])
     return out
 

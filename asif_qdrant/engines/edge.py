@@ -90,6 +90,13 @@ def _locked_message(path: Path) -> str:
     )
 
 
+def _payload_size(payload: Mapping[str, Any]) -> int:
+    """About the bytes a payload takes as JSON (for the free-space check): long strings (an item's top-k list) are
+    counted by their length instead of being serialised again."""
+    return sum(len(k) + (len(v) + 4 if isinstance(v, str) else len(json.dumps(v, default=str)))
+               for k, v in payload.items()) + 2
+
+
 class EdgeEngine:
     """Qdrant Edge shards under one folder; exact search; one process at a time."""
 
@@ -344,7 +351,7 @@ class EdgeEngine:
         size = sum(int(np.asarray(a).nbytes) for a in batch.dense.values())
         size += sum(16 * len(sv) for svs in batch.sparse.values() for sv in svs)
         if payloads is not None:
-            size += sum(len(json.dumps(p, default=str)) for p in payloads)
+            size += sum(_payload_size(p) for p in payloads)
         check_free_space(self.path, DISK_RESERVE + DISK_GROWTH * size, f"write {len(batch)} points into {name!r}")
         points = []
         for i, pid in enumerate(batch.ids):

@@ -14,6 +14,7 @@ from asif_qdrant.errors import InvalidInputError
 from asif_qdrant.relrep import (
     MAX_ANCHOR_ID,
     SIM_EPS,
+    TIE_TOL,
     SparseRep,
     contributions,
     cut_to_k,
@@ -66,6 +67,20 @@ def naive_scores(q, qa, it, ia, k, p, anchor_ids) -> np.ndarray:  # type: ignore
 def grid_sims(rng: np.random.Generator, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
     """Similarities on a coarse grid in [-1, 1], so that ties are frequent."""
     return (rng.integers(-4, 5, size=shape) / 4).astype(dtype)
+
+
+def spread_sims(rng: np.random.Generator, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+    """Similarities uniform in [-1, 1] (ties rare: merges mostly take the plain-insertion path)."""
+    return rng.uniform(-1, 1, size=shape).astype(dtype)
+
+
+def near_sims(rng: np.random.Generator, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+    """Similarities in clusters a few TIE_TOLs wide: some pairs are ties, some just clear of them."""
+    centres = rng.integers(-3, 4, size=shape) / 4
+    return (centres + rng.integers(-3, 4, size=shape) * 1.5 * TIE_TOL).astype(dtype)
+
+
+SIM_KINDS = {"grid": grid_sims, "spread": spread_sims, "near": near_sims}
 
 
 def unique_ids(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -485,11 +500,13 @@ def test_merge_validation() -> None:
 
 
 @PROPS
-@given(SEEDS, st.integers(0, 20), st.integers(0, 8), st.integers(1, 10), st.booleans())
-def test_merge_equals_recompute(seed: int, n_old: int, n_new: int, k: int, f32: bool) -> None:
+@given(SEEDS, st.integers(0, 20), st.integers(0, 8), st.integers(1, 10), st.booleans(), st.sampled_from(sorted(SIM_KINDS)))
+def test_merge_equals_recompute(seed: int, n_old: int, n_new: int, k: int, f32: bool, kind: str) -> None:
+    """Both of merge's paths (the tie-rule sort when a new similarity is near a stored one, the plain insertion
+    when every one is clear of ties) equal a recompute of the union."""
     rng = np.random.default_rng(seed)
     ids = unique_ids(rng, n_old + n_new)
-    sims = grid_sims(rng, (n_old + n_new,), np.float32 if f32 else np.float64)
+    sims = SIM_KINDS[kind](rng, (n_old + n_new,), np.float32 if f32 else np.float64)
     item_ids, item_sims = top_k(sims[:n_old], k, ids=ids[:n_old]) if n_old else (ids[:0], sims[:0])
     perm = rng.permutation(n_new)
     got_ids, got_sims, changed = merge_new_anchors(item_ids, item_sims, ids[n_old:][perm], sims[n_old:][perm], k)
