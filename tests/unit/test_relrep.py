@@ -500,7 +500,8 @@ def test_merge_validation() -> None:
 
 
 @PROPS
-@given(SEEDS, st.integers(0, 20), st.integers(0, 8), st.integers(1, 10), st.booleans(), st.sampled_from(sorted(SIM_KINDS)))
+@given(SEEDS, st.integers(0, 20), st.integers(0, 8), st.integers(1, 10), st.booleans(),
+       st.sampled_from(sorted(SIM_KINDS)))
 def test_merge_equals_recompute(seed: int, n_old: int, n_new: int, k: int, f32: bool, kind: str) -> None:
     """Both of merge's paths (the tie-rule sort when a new similarity is near a stored one, the plain insertion
     when every one is clear of ties) equal a recompute of the union."""
