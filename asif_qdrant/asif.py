@@ -162,7 +162,7 @@ class Asif:
     def close(self) -> None:
         """Close the store, after the reads and edits in flight (it takes the exclusive lock, waiting as long as
         they take, whatever ASIF_LOCK_TIMEOUT_S)."""
-        self._lock.write_untimed(self.engine.close)
+        self._lock.write_untimed(self._parts.close)
 
     def __enter__(self) -> Asif:
         return self

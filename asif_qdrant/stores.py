@@ -58,6 +58,7 @@ class StoreParts:
         self.search: SearchConfig | None = None  # final once known (exact, or the anchors collection's own)
         self.anchor_store: AnchorStore | None = None
         self.relative_indexes: RelIndexes | None = None
+        self.closed = False
         self.prototype_store: Prototypes | None = None
 
     @property
@@ -102,6 +103,15 @@ class StoreParts:
                     self.prototype_store = Prototypes(self.engine, self.settings.prefix, self.meta, fp)
                 pr = self.prototype_store
         return pr
+
+    def close(self) -> None:
+        """Keep what the next process can reuse (the large indexes' thresholds), then close the engine."""
+        try:
+            if self.relative_indexes is not None and not self.closed:
+                self.relative_indexes.save_thresholds()
+        finally:
+            self.closed = True
+            self.engine.close()
 
     @property
     def search_config(self) -> SearchConfig:

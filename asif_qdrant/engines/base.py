@@ -181,6 +181,7 @@ class Engine(Protocol):
     """The Qdrant operations the plugin needs. Implementations: EdgeEngine, ClientEngine."""
 
     description: str
+    exclusive: bool  # only this process reaches the store while it is open (embedded, local mode): caches may persist
 
     def list_collections(self) -> list[str]: ...
 

@@ -87,6 +87,7 @@ class ClientEngine:
         self.replication_factor = replication_factor
         self.write_consistency_factor = write_consistency_factor
         self.is_local = getattr(self.client, "_client", None).__class__.__name__ == "QdrantLocal"
+        self.exclusive = self.is_local  # local mode locks its folder; a server is shared with other processes
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:

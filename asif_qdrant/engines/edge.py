@@ -127,6 +127,7 @@ class EdgeEngine:
         self._layouts: dict[str, dict[str, int] | None] = {}
         self._unsealed: dict[str, int] = {}  # bytes of the largest vector written since the last seal
         self.description = f"Qdrant Edge at {self.path}"
+        self.exclusive = True  # the folder is locked for this process (flock above)
         self._closed = False
 
     # -- helpers -------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ class MappedEngine:
         self.pl = dict(payload or {})
         self.pl_back = {v: k for k, v in self.pl.items()}
         self.description = f"{inner.description}, anchors in {physical!r}"
+        self.exclusive = inner.exclusive
 
     # -- names ---------------------------------------------------------------------------------
     def _name(self, name: str) -> tuple[str, bool]:

@@ -109,6 +109,7 @@ class Builder(Queries):
         payloads: Sequence[Mapping[str, Any]],
     ) -> None:
         reps = topk.cut(info.k).reps(info.p)
+        self.items_written(info)
         self.written.setdefault(info.key, set()).update(int(i) for i in item_ids)
         part = {"tenant": info.tenant, "index": info.name, "kind": info.kind}
         coll = self.collection(info)
@@ -143,6 +144,7 @@ class Builder(Queries):
             raise InvalidInputError(
                 f"{info.kind} {info.name!r} would have {n0 + m} items; at most {MAX_ITEMS} fit one index: split it")
         cached = self._thr.get(info.key)
+        valid = cached is not None and cached[0] == stamp(info) and cached[1].size == n0
         thr, comp = np.full(m, -np.inf), np.zeros(m, bool)
         for start in range(0, m, BUILD_CHUNK):
             sl = slice(start, start + BUILD_CHUNK)
@@ -153,7 +155,6 @@ class Builder(Queries):
             thr[sl], comp[sl] = list_state(topk, complete)
             if on_chunk is not None:
                 on_chunk(items, topk.cut(info.k).reps(info.p))
-        valid = cached is not None and cached[0] == stamp(info) and cached[1].size == n0
         info.n_items = n0 + m
         self.meta.put(info.key, asdict(info))
         if valid and cached is not None:
@@ -170,6 +171,9 @@ class Builder(Queries):
         if not gone:
             return info
         end = n - len(gone)
+        cached = self._thr.get(info.key)
+        valid = cached is not None and cached[0] == stamp(info) and cached[1].size == n
+        self.items_written(info)
         holes = sorted(i for i in gone if i < end)
         movers = [i for i in range(end, n) if i not in gone]  # as many as holes
         if movers:
@@ -181,8 +185,6 @@ class Builder(Queries):
                                                                  {"rel": rel}, pls))
             self.written.setdefault(info.key, set()).update(holes)
         self.engine.delete(self.collection(info), ids=self.point_ids(info, list(range(end, n))))
-        cached = self._thr.get(info.key)
-        valid = cached is not None and cached[0] == stamp(info) and cached[1].size == n
         info.n_items = end
         self.meta.put(info.key, asdict(info))
         if valid and cached is not None:

@@ -40,6 +40,7 @@ class TenantCopies(Freshness):
         part = {"tenant": info.tenant, "index": info.name, "kind": info.kind}
         coll = self.collection(info)
         empty = SparseVec(np.zeros(0, np.uint32), np.zeros(0, np.float32))
+        self.items_written(info)
         for start in range(0, len(recs), 256):
             chunk = recs[start : start + 256]
             self.engine.upsert(coll, PointBatch(

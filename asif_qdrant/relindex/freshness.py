@@ -98,6 +98,9 @@ class Freshness(Builder):
         cached = self._thr.get(info.key)
         if cached is not None and cached[0] == stamp(info) and cached[1].size == info.n_items:
             return cached[1].copy(), cached[2].copy()
+        saved = self.saved_thresholds(info)  # a previous process's, valid for this record
+        if saved is not None:
+            return saved
         thr = np.full(info.n_items, -np.inf)
         complete = np.zeros(info.n_items, bool)
         for r in self.engine.scroll(self.collection(info), filter=index_filter(info), with_payload=["thr", "complete"]):

@@ -15,6 +15,7 @@ import base64
 import difflib
 import hashlib
 import json
+import secrets
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,8 @@ TRANSITIONS_KEPT = 8  # logged edits per index (RelIndexes.changed_items)
 ITEM_BITS = 24
 MAX_ITEMS = 1 << ITEM_BITS  # items per index
 SLOT_BITS = 39  # slot << ITEM_BITS stays below 2**63
+ITEMS_GEN = "items_gen"  # IndexInfo.extra: a fresh token whenever items are written (part of the thresholds' stamp)
+SAVED_MIN_ITEMS = 2000  # indexes with at least this many items keep their thresholds in the store between processes
 
 
 def item_modality(kind: Kind) -> Modality:
@@ -183,8 +186,19 @@ def index_state(info: IndexInfo) -> tuple[Any, ...]:
 
 
 def stamp(info: IndexInfo) -> tuple[Any, ...]:
-    """What an index's cached item thresholds are valid for: its revisions, anchor count and item count."""
-    return (tuple(sorted(info.revisions.items())), info.extra.get("anchors"), info.n_items)
+    """What an index's cached item thresholds are valid for: its revisions, anchor count, item count and items
+    generation (a new token at every write of items, so that items rewritten with nothing else changing, a tagging's
+    sync of overwritten points, cannot leave a cache looking valid)."""
+    return (tuple(sorted(info.revisions.items())), info.extra.get("anchors"), info.n_items, info.extra.get(ITEMS_GEN))
+
+
+def saved_key(key: str) -> str:
+    """The meta record that keeps index ``key``'s thresholds between processes."""
+    return f"thr:{key}"
+
+
+def _stamp_digest(st: tuple[Any, ...]) -> str:
+    return hashlib.blake2b(repr(st).encode(), digest_size=16).hexdigest()
 
 
 def to_sparse_vec(rep: relrep.SparseRep) -> SparseVec:
@@ -212,6 +226,7 @@ class IndexRecords:
         # per index: (state stamp, thresholds, complete flags) of every item, kept by the process that edits, so that
         # an edit does not read every item's payload; the stamp (revisions, anchor count) guards it
         self._thr: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
+        self._saved_dropped: set[str] = set()  # index keys whose saved thresholds this process dropped (items_written)
         self._count_checked: dict[str, float] = {}  # per index: when its stored item count was last compared
         self._cache_lock = threading.Lock()  # readers share this object: its caches change under this lock
         self._create_lock = threading.Lock()  # collection creation and slot allocation, across tenants' edits
@@ -337,6 +352,51 @@ class IndexRecords:
         self.meta.put(info.key, asdict(info))
         return info
 
+    # -- thresholds kept between processes -------------------------------------------------------------
+    def items_written(self, info: IndexInfo) -> None:
+        """Before items of ``info`` are written: a new items generation (the record stored after the write carries
+        it), and its saved thresholds dropped, so that a crash between the write and the record can leave no saved
+        copy that looks valid. Dropped once per process: on an exclusive engine no other process saves meanwhile."""
+        info.extra = {**info.extra, ITEMS_GEN: secrets.token_hex(8)}
+        if info.key not in self._saved_dropped:
+            self.meta.delete(saved_key(info.key))
+            self._saved_dropped.add(info.key)
+
+    def save_thresholds(self) -> int:
+        """Keep the cached thresholds of large indexes in the store (at close), so that the next process's first
+        edit does not read every item's payload (16 s for a tagging of 100,000 points). Only on an engine that one
+        process holds at a time (the embedded store, local mode); only caches that match the stored record.
+        Returns how many were saved."""
+        if not getattr(self.engine, "exclusive", False):
+            return 0
+        n = 0
+        with self._cache_lock:
+            cached = list(self._thr.items())
+        for key, (st, thr, comp) in cached:
+            rec = self.meta.get(key) if thr.size >= SAVED_MIN_ITEMS else None
+            if rec is None or stamp(from_record(IndexInfo, rec, key)) != st:
+                continue
+            self.meta.put(saved_key(key), {
+                "stamp": _stamp_digest(st), "n": int(thr.size),
+                "thr": base64.b64encode(np.asarray(thr, "<f8").tobytes()).decode("ascii"),
+                "complete": base64.b64encode(np.packbits(comp).tobytes()).decode("ascii"),
+            })
+            self._saved_dropped.discard(key)
+            n += 1
+        return n
+
+    def saved_thresholds(self, info: IndexInfo) -> tuple[np.ndarray, np.ndarray] | None:
+        """The thresholds and complete flags a previous process saved for ``info``, when they are valid for its
+        stored record (same stamp: revisions, anchor count, item count and items generation); else None."""
+        if not getattr(self.engine, "exclusive", False) or info.n_items < SAVED_MIN_ITEMS:
+            return None
+        rec = self.meta.get(saved_key(info.key))
+        if rec is None or rec.get("stamp") != _stamp_digest(stamp(info)) or rec.get("n") != info.n_items:
+            return None
+        thr = np.frombuffer(base64.b64decode(rec["thr"]), "<f8").astype(np.float64)
+        comp = np.unpackbits(np.frombuffer(base64.b64decode(rec["complete"]), np.uint8))[: info.n_items].astype(bool)
+        return (thr, comp) if thr.size == info.n_items else None
+
     def scope_count(self, tenant: str) -> int:
         return self.engine.count(self.anchors, tenant_scope(tenant))
 
@@ -347,7 +407,7 @@ class IndexRecords:
         coll = self.collection(info)
         if self.engine.collection_exists(coll):
             self.engine.delete(coll, filter=index_filter(info))
-        self.meta.delete(info.key)
+        self.meta.delete(info.key, saved_key(info.key))
 
     def delete_tenant(self, tenant: str) -> int:
         """Delete every index of ``tenant`` (its items by the tenant filter, its records); return how many."""
@@ -359,5 +419,5 @@ class IndexRecords:
         for info in own:
             self._thr.pop(info.key, None)
         if own:
-            self.meta.delete(*[i.key for i in own])
+            self.meta.delete(*[i.key for i in own], *[saved_key(i.key) for i in own])
         return len(own)

@@ -423,3 +423,55 @@ def test_tags_of_a_corrected_label_set(tstore: Asif, correction: str) -> None:
     a.delete(new[:2])
     assert_tags_match_classify(a, "cat", tol=1e-5)
     assert_anchors_match_explain(a, "cat")
+
+
+def test_thresholds_saved_at_close_serve_the_next_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large index's thresholds are kept in the store at close: the next process's first edit reads no item's
+    payload, and its answers stay exact. Items written after that drop the saved copy first, so that a process that
+    dies before storing the record cannot leave thresholds that look valid."""
+    from asif_qdrant.relindex import records
+
+    monkeypatch.setattr(records, "SAVED_MIN_ITEMS", 6)
+    opts = small_settings(k=4, p=3.0)
+    a = Asif.open(tmp_path / "store", **opts)
+    rng = _setup(a, 9)
+    make_photos(a, rng, n=20)
+    a.tag("photos", vector="img", labels="L", field="cat")
+    a.add_vectors(rng.standard_normal((2, IMG_DIM)), rng.standard_normal((2, TXT_DIM)))  # caches made by an edit
+    a.close()
+
+    b = Asif.open(tmp_path / "store", **opts)
+    info = b.taggings.find("cat", "_shared")
+    saved = b.relindexes.saved_thresholds(info)
+    assert saved is not None
+    stored = {r.id: r.payload for r in b.relindexes.items(info, with_payload=["thr", "complete"])}
+    np.testing.assert_allclose(saved[0], [stored[i]["thr"] if stored[i]["thr"] is not None else -np.inf
+                                          for i in range(20)], rtol=1e-12)  # the payload's JSON float: last bit
+    np.testing.assert_array_equal(saved[1], [stored[i]["complete"] for i in range(20)])
+    label_info = b.relindexes.info("L", "_shared", "labels")
+    assert label_info is not None and b.relindexes.saved_thresholds(label_info) is None  # 5 prompts: below the floor
+    real_scroll = b.engine.scroll
+
+    def no_threshold_scroll(name: str, **kw: Any) -> Any:
+        if "thr" in (kw.get("with_payload") or ()) and kw.get("filter") is not None and "cat" in repr(kw["filter"]):
+            pytest.fail("the first edit read the tagging's thresholds from the items")
+        return real_scroll(name, **kw)
+
+    monkeypatch.setattr(b.engine, "scroll", no_threshold_scroll)
+    near = next(r for r in b.engine.scroll("photos", with_vectors=("img",)))
+    b.add_vectors(np.asarray(near.vectors["img"])[None], rng.standard_normal((1, TXT_DIM)))
+    assert_tags_match_classify(b, "cat")
+    monkeypatch.undo()
+    # items written (a sync of an overwritten point), then the process dies before close: no saved copy survives
+    b.engine.upsert("photos", PointBatch([near.id], {"img": rng.standard_normal((1, IMG_DIM)),
+                                                    "other": np.zeros((1, IMG_DIM + 1))}, payloads=[{"owner": "x"}]))
+    b.sync_tags("cat", ids=[near.id])
+    assert b.meta.get(records.saved_key(info.key)) is None
+    b.engine.close()  # no save: what a kill -9 leaves
+
+    c = Asif.open(tmp_path / "store", **opts)
+    info = c.taggings.find("cat", "_shared")
+    assert c.relindexes.saved_thresholds(info) is None
+    c.add_vectors(rng.standard_normal((3, IMG_DIM)), rng.standard_normal((3, TXT_DIM)))
+    assert_tags_match_classify(c, "cat")
+    c.close()
