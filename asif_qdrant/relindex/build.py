@@ -83,10 +83,10 @@ class Builder(Queries):
             topk = self.anchor_topk(vecs[sl], info.modality, info.tenant, depth_of(info.k))
             complete = (topk.ids >= 0).sum(axis=1) < depth_of(info.k)
             items = list(range(start, start + topk.ids.shape[0]))
-            self._write_items(info, items, vecs[sl], topk, complete, payloads[sl])
+            reps = self._write_items(info, items, vecs[sl], topk, complete, payloads[sl])
             thr[sl], comp[sl] = list_state(topk, complete)
             if on_chunk is not None:
-                on_chunk(items, topk.cut(info.k).reps(info.p))
+                on_chunk(items, reps)
         if replace:
             extra = [r.id for r in self.engine.scroll(self.collection(info), filter=index_filter(info),
                                                        with_payload=False) if item_of(r.id) >= len(payloads)]
@@ -107,7 +107,8 @@ class Builder(Queries):
         topk: TopK,
         complete: np.ndarray,
         payloads: Sequence[Mapping[str, Any]],
-    ) -> None:
+    ) -> list[relrep.SparseRep]:
+        """Write items (their vectors, reps and top-k lists, over whatever they held); returns their reps."""
         reps = topk.cut(info.k).reps(info.p)
         self.items_written(info)
         self.written.setdefault(info.key, set()).update(int(i) for i in item_ids)
@@ -125,6 +126,7 @@ class Builder(Queries):
                 PointBatch(self.point_ids(info, item_ids[sl]), dense,
                            {"rel": [to_sparse_vec(r) for r in reps[sl]]}, pls),
             )
+        return list(reps)
 
     def append_items(
         self,
@@ -151,10 +153,10 @@ class Builder(Queries):
             topk = self.anchor_topk(vecs[sl], info.modality, info.tenant, depth_of(info.k))
             complete = (topk.ids >= 0).sum(axis=1) < depth_of(info.k)
             items = list(range(n0 + start, n0 + start + topk.ids.shape[0]))
-            self._write_items(info, items, vecs[sl], topk, complete, payloads[sl])
+            reps = self._write_items(info, items, vecs[sl], topk, complete, payloads[sl])
             thr[sl], comp[sl] = list_state(topk, complete)
             if on_chunk is not None:
-                on_chunk(items, topk.cut(info.k).reps(info.p))
+                on_chunk(items, reps)
         info.n_items = n0 + m
         self.meta.put(info.key, asdict(info))
         if valid and cached is not None:
