@@ -410,7 +410,8 @@ class Taggings:
         self, info: IndexInfo, model: LabelModel, written: Mapping[str, set[int]] | None
     ) -> set[int] | None:
         """The items whose tag an edit may have changed (None: every item): those whose top-k the edit rewrote,
-        and, where it also rewrote prompts of the label set, every item that shares an anchor with one of those
+        and, where it also changed the representation of prompts of the label set (their first k neighbours: an
+        edit in the buffer beyond them changes no score), every item that shares an anchor with one of those
         prompts' top-k before or after the edit (one sparse query; any other item's scores did not move). Every
         item when anything else the scores depend on moved (model.state(): a correction, the prototypes...)."""
         if written is None or model.state() != info.extra["tagging"].get("label_state"):
@@ -425,7 +426,14 @@ class Taggings:
             return None
         recs = self.relindexes.retrieve_items(linfo, sorted(prompts)).values()
         now = {r.id: str(r.payload.get("topk", "")) for r in recs}
-        support = [decode_topk({"topk": t})[0][: linfo.k] for j in prompts for t in (before[j], now.get(j, ""))]
+        support = []
+        for j in prompts:
+            (b_ids, b_sims), (n_ids, n_sims) = (decode_topk({"topk": t}) for t in (before[j], now.get(j, "")))
+            k = linfo.k  # a prompt's rep is made of its first k neighbours (explain.prompt_rep)
+            if not (np.array_equal(b_ids[:k], n_ids[:k]) and np.array_equal(b_sims[:k], n_sims[:k])):
+                support += [b_ids[:k], n_ids[:k]]
+        if not support:
+            return items
         anchors = np.unique(np.concatenate(support)).astype(np.uint32)
         if anchors.size:
             q = SparseQuery("rel", SparseVec(anchors, np.ones(anchors.size, np.float32)), info.n_items,

@@ -25,6 +25,7 @@ Results: benchmarks/results/tag.json.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 from pathlib import Path
@@ -32,11 +33,12 @@ from typing import Any
 
 import numpy as np
 from bench_bulk import dense_numpy, find_cached, relative_dense
-from common import table, write_results
+from common import RESULTS, table, write_results
 
 from asif_qdrant import Asif
 from asif_qdrant.engines.base import CollectionSpec, DenseQuery, PointBatch, SearchOptions, query_batch_arrays
 from asif_qdrant.evaluation.demo import CIFAR10
+from asif_qdrant.relindex import decode_topk, touched_key
 from asif_qdrant.zeroshot import resolve_templates
 
 TEMPLATES = resolve_templates("photo")
@@ -196,14 +198,15 @@ def edit_rows(a: Asif, x: np.ndarray, y: np.ndarray, anchors: dict[str, np.ndarr
 
 
 def first_edit(path: Path, anchors: dict[str, np.ndarray], args: argparse.Namespace) -> None:
-    """The first edit of a new process on the store a full run left (its tagging of --points points): one anchor
-    added just after opening, with the thresholds the last process saved at close, then again with that saved copy
-    removed (what every new process paid before: each item's payload read to learn its threshold)."""
+    """The first edit of a new process on the store a full run left (its tagging of --points points): the nearest
+    anchor of the first point deleted just after opening, with the thresholds the last process saved at close, then
+    (after it is added back, in a new process) deleted again with that saved copy removed (what every new process
+    paid before: each item's payload read to learn its threshold)."""
     from asif_qdrant.relindex.records import saved_key
 
     enc = {"image_encoder": f"precomputed:img:{anchors['image'].shape[1]}",
            "text_encoder": f"precomputed:txt:{anchors['text'].shape[1]}"}
-    rng = np.random.default_rng(3)
+    pos = {int(i): n for n, i in enumerate(anchors["ids"])}
     rows = []
     for saved in (True, False):
         a = Asif.open(path, **enc)
@@ -214,20 +217,62 @@ def first_edit(path: Path, anchors: dict[str, np.ndarray], args: argparse.Namesp
                                  "run the full benchmark first")
             if not saved:
                 a.meta.delete(saved_key(info.key))
-            j = int(rng.integers(0, len(anchors["ids"])))
-            img, txt = (anchors[m][j : j + 1] + 0.01 * rng.standard_normal((1, anchors[m].shape[1])).astype(np.float32)
-                        for m in ("image", "text"))
+            # the same anchor both times: the nearest anchor of the first point (so the edit touches items)
+            g = int(decode_topk(a.relindexes.retrieve_items(info, [0])[0].payload)[0][0])
             t = time.perf_counter()
-            res = a.add_vectors(img, txt)
-            rows.append({"what": "first edit of a new process (one anchor added), "
+            res = a.delete([g])
+            rows.append({"what": "first edit of a new process (one anchor deleted), "
                          + ("thresholds saved at close" if saved else "no saved thresholds (as before)"),
                          "ms": 1000 * (time.perf_counter() - t),
-                         "items_touched": sum(res.items_touched.values())})
+                         "items_touched": res.items_touched.get(touched_key(info), 0)})
             print(table(rows[-1:], list(rows[-1])), flush=True)
-            a.delete(res.ids)
+            j = pos[g]
+            a.add_vectors(anchors["image"][j : j + 1], anchors["text"][j : j + 1], ids=[g])
         finally:
             a.close()
     out = write_results(f"tag_first_edit_{args.points}", rows, points=args.points, anchors=len(anchors["ids"]))
+    print(f"wrote {out}")
+
+
+def edit_sample(path: Path, anchors: dict[str, np.ndarray], prompts: np.ndarray, args: argparse.Namespace) -> None:
+    """One-anchor edits drawn at random, on the store a full run left (its tagging of --points points, the label set
+    defined again with all 8 templates first): each of --edit-sample anchors is deleted, then added back with the
+    same id and vectors, both timed, so the store ends as it began. An edit whose anchor is in (or enters) a prompt's
+    top-k moves the scores of nearly every point (every item is scored again); any other touches only the items
+    whose top-k it changes. The single "one anchor added/deleted" rows of the full run are one draw each."""
+    enc = {"image_encoder": f"precomputed:img:{anchors['image'].shape[1]}",
+           "text_encoder": f"precomputed:txt:{anchors['text'].shape[1]}"}
+    full = json.loads((RESULTS / "tag.json").read_text()) if (RESULTS / "tag.json").exists() else None
+    rng = np.random.default_rng(4)
+    rows: list[dict[str, Any]] = []
+    with Asif.open(path, **enc) as a:
+        info = a.taggings.find("category", "_shared")
+        if info.n_items != args.points or full is None or full["points"] != args.points:
+            raise SystemExit(f"the store at {path} (a tagging of {info.n_items} points) and results/tag.json must "
+                             f"come from a full run at --points {args.points}: run it first")
+        tag_ms = next(r["ms_per_point"] for r in full["rows"] if r["what"] == "Asif.tag (all points)") * args.points
+        a.define_labels("cifar10", CIFAR10, TEMPLATES, prompt_vectors=prompts, k=args.k, p=args.p, replace=True)
+        label_key = touched_key(a.relindexes.require("cifar10", "_shared", "labels"))
+        stored = set(int(r.id) for r in a.engine.scroll(a.anchors.collection, with_payload=False))
+        pos = {int(i): n for n, i in enumerate(anchors["ids"])}
+        pool = [i for i in anchors["ids"].tolist() if int(i) in stored]
+        for g in rng.choice(pool, size=args.edit_sample, replace=False).tolist():
+            j = pos[int(g)]
+            for what, fn in (("deleted", lambda: a.delete([g])),
+                             ("added", lambda: a.add_vectors(anchors["image"][j : j + 1], anchors["text"][j : j + 1],
+                                                             ids=[g]))):
+                rev0 = a.list_tags()[0].rev
+                t = time.perf_counter()
+                res = fn()
+                ms = 1000 * (time.perf_counter() - t)
+                rev = a.list_tags()[0].rev
+                rewritten = (sum(1 for v in tags_now(a).values() if v and v["rev"] == rev) if rev != rev0 else 0)
+                rows.append({"anchor": int(g), "edit": what, "ms": ms, "points_rewritten": rewritten,
+                             "items_touched": res.items_touched.get(touched_key(info), 0),
+                             "prompt_lists": res.items_touched.get(label_key, 0), "retag_ratio": tag_ms / ms})
+                print(table(rows[-1:], list(rows[-1])), flush=True)
+    out = write_results(f"tag_edit_sample_{args.points}", rows, points=args.points, anchors=len(anchors["ids"]),
+                        prompts=prompts.shape[0], tag_all_ms=tag_ms)
     print(f"wrote {out}")
 
 
@@ -245,12 +290,17 @@ def main() -> None:
                     "classify of every point after each edit)")
     ap.add_argument("--first-edit", action="store_true", help="only time the first edit of a new process on the "
                     "store a full run left (thresholds saved at close, then without them)")
+    ap.add_argument("--edit-sample", type=int, default=0, metavar="N", help="only time N random anchors deleted and "
+                    "added back, on the store a full run left (results/tag_edit_sample_POINTS.json)")
     args = ap.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
     anchors = load_anchors(args.scratch, args.synthetic_anchors)
     prompts = prompt_vectors(TEMPLATES, anchors["text"].shape[1])
     if args.first_edit:
         first_edit(args.scratch / f"tag-store-{len(anchors['ids'])}", anchors, args)
+        return
+    if args.edit_sample:
+        edit_sample(args.scratch / f"tag-store-{len(anchors['ids'])}", anchors, prompts, args)
         return
     x, y, source = points(args.points, anchors)
     a = open_store(args.scratch / f"tag-store-{len(anchors['ids'])}", anchors, prompts, args.k, args.p)

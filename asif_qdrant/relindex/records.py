@@ -1,5 +1,6 @@
 """Relative-index records: the meta record of an index (IndexInfo), the partition fields and filters, slots and
-point ids, the payload encoding of an item's top-k, and the base of RelIndexes (its state, reading and writing records).
+point ids, the payload encoding of an item's top-k, and the base of RelIndexes (its state, reading and writing records,
+the items generation, the thresholds saved at close).
 
 Layout (see DESIGN.md): the items of every tenant's label sets share one collection (``{prefix}relindex_text``, the
 prompts' text vectors) and the items of every gallery another (``{prefix}relindex_image``); an item carries the payload
@@ -7,6 +8,12 @@ prompts' text vectors) and the items of every gallery another (``{prefix}relinde
 read or write of items carries the filter on all three partition fields. Point ids are unique within a collection:
 ``slot << ITEM_BITS | item``, where the slot is allocated per index (a hash of its identity, probed until free) and
 kept in its meta record.
+
+An index's per-item thresholds (what an anchor edit compares against) are cached per process under a stamp of the
+revisions, the item count and an items generation (a token renewed in the record whenever items are written, so a
+rewrite by another process that keeps revisions and count still invalidates the cache). On an exclusive engine (the
+embedded store: one process) the thresholds of a large index are saved in the meta collection at close, under the
+stamp they match, and serve the next process's first edit instead of a read of every item's payload.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from asif_qdrant import AlreadyExistsError, Asif, ConfigError, InvalidInputError, NotFoundError
 from asif_qdrant.engines.base import CollectionSpec, PointBatch
-from asif_qdrant.relindex import RelIndexes
+from asif_qdrant.relindex import RelIndexes, decode_topk
+from asif_qdrant.scoring import LabelModel
 from asif_qdrant.tagging import Taggings
 
 ENGINES = ["edge", "local"]
@@ -138,6 +139,33 @@ def test_edits_rewrite_only_changed_tags(tstore: Asif) -> None:
     a.delete_labels("L")  # the label set is gone: so are its tags
     assert a.list_tags() == []
     assert all("category" not in r.payload for r in a.engine.scroll("photos"))
+
+
+def test_an_edit_beyond_the_prompts_first_k_scores_only_the_items_it_rewrote(
+    tstore: Asif, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt keeps k + a buffer of neighbours; its rep (and every score) is made of the first k. Deleting an
+    anchor that only some prompts' buffers hold rewrites those prompts' lists, and yet no item's score moves but
+    the items whose own list held it: only those are scored again, and every tag still equals classify's."""
+    a = tstore
+    rng = _setup(a, 2)
+    make_photos(a, rng, n=20)
+    a.tag("photos", vector="img", labels="L", field="category")
+    linfo = a.relindexes.require("L", "_shared", "labels")
+    lists = [decode_topk(r.payload)[0] for r in a.relindexes.items(linfo, with_payload=["topk"])]
+    head = set().union(*(set(ids[: linfo.k].tolist()) for ids in lists))
+    buffer_only = sorted(set().union(*(set(ids[linfo.k :].tolist()) for ids in lists)) - head)
+    assert buffer_only, "seed 2 gives no anchor held only in a prompt's buffer"
+    scored: list[int] = []
+    real = LabelModel.answer
+    monkeypatch.setattr(LabelModel, "answer", lambda self, ri, reps, *args: scored.append(len(reps))
+                        or real(self, ri, reps, *args))
+    res = a.delete([buffer_only[0]])
+    touched = res.items_touched
+    assert touched["_shared/L"] > 0  # the prompts' lists were rewritten
+    tagging_key = next(k for k in touched if k != "_shared/L")
+    assert sum(scored) == touched[tagging_key] < 20
+    assert_tags_match_classify(a, "category")
 
 
 def test_tenancy_and_filter(tstore: Asif) -> None:
