@@ -55,8 +55,8 @@ bench: $(STAMP)
 	../$(PY) bench_memory.py && \
 	../$(PY) bench_quantization.py $(BIG) && \
 	../$(PY) bench_tag.py && \
-	../$(PY) bench_tag.py --first-edit && \
 	../$(PY) bench_tag.py --edit-sample 10 && \
+	../$(PY) bench_tag.py --first-edit && \
 	$(if $(BIG),../$(PY) bench_scale_1m.py --turbo turbo2 && \
 	../$(PY) bench_memory.py --n 1000000 --modes int8-norescore$(COMMA)int8 && \
 	../$(PY) bench_classify.py --sizes 1000000 --prompts 80$(COMMA)1000 --queries 5 --suffix _1m && \

@@ -198,15 +198,23 @@ def edit_rows(a: Asif, x: np.ndarray, y: np.ndarray, anchors: dict[str, np.ndarr
 
 
 def first_edit(path: Path, anchors: dict[str, np.ndarray], args: argparse.Namespace) -> None:
-    """The first edit of a new process on the store a full run left (its tagging of --points points): the nearest
-    anchor of the first point deleted just after opening, with the thresholds the last process saved at close, then
-    (after it is added back, in a new process) deleted again with that saved copy removed (what every new process
-    paid before: each item's payload read to learn its threshold)."""
+    """The first edit of a new process on the store a full run left (its tagging of --points points): the edit
+    sample's typical anchor (--edit-sample, run first) deleted just after opening, with the thresholds the last
+    process saved at close, then (after it is added back, in a new process) deleted again with that saved copy
+    removed (what every new process paid before: each item's payload read to learn its threshold)."""
     from asif_qdrant.relindex.records import saved_key
 
     enc = {"image_encoder": f"precomputed:img:{anchors['image'].shape[1]}",
            "text_encoder": f"precomputed:txt:{anchors['text'].shape[1]}"}
     pos = {int(i): n for n, i in enumerate(anchors["ids"])}
+    sample = RESULTS / f"tag_edit_sample_{args.points}.json"
+    if not sample.exists():
+        raise SystemExit(f"{sample} not found: run --edit-sample first")
+    # the anchor of the edit sample whose deletion touched the median number of items among those in no prompt's
+    # top-k (a typical one-anchor edit)
+    typical = sorted((r["items_touched"], r["anchor"]) for r in json.loads(sample.read_text())["rows"]
+                     if r["edit"] == "deleted" and r["prompt_reps"] == 0)
+    g_sample = int(typical[len(typical) // 2][1])
     rows = []
     for saved in (True, False):
         a = Asif.open(path, **enc)
@@ -217,8 +225,7 @@ def first_edit(path: Path, anchors: dict[str, np.ndarray], args: argparse.Namesp
                                  "run the full benchmark first")
             if not saved:
                 a.meta.delete(saved_key(info.key))
-            # the same anchor both times: the nearest anchor of the first point (so the edit touches items)
-            g = int(decode_topk(a.relindexes.retrieve_items(info, [0])[0].payload)[0][0])
+            g = g_sample  # the same anchor both times
             t = time.perf_counter()
             res = a.delete([g])
             rows.append({"what": "first edit of a new process (one anchor deleted), "
@@ -234,12 +241,23 @@ def first_edit(path: Path, anchors: dict[str, np.ndarray], args: argparse.Namesp
     print(f"wrote {out}")
 
 
+def prompt_heads(a: Asif, k: int) -> dict[int, bytes]:
+    """Per prompt of the label set: the first k of its list (ids and similarities), what its rep is made of."""
+    info = a.relindexes.require("cifar10", "_shared", "labels")
+    out = {}
+    for r in a.relindexes.items(info, with_payload=["topk"]):
+        ids, sims = decode_topk(r.payload)
+        out[int(r.id)] = ids[:k].tobytes() + sims[:k].tobytes()
+    return out
+
+
 def edit_sample(path: Path, anchors: dict[str, np.ndarray], prompts: np.ndarray, args: argparse.Namespace) -> None:
     """One-anchor edits drawn at random, on the store a full run left (its tagging of --points points, the label set
     defined again with all 8 templates first): each of --edit-sample anchors is deleted, then added back with the
-    same id and vectors, both timed, so the store ends as it began. An edit whose anchor is in (or enters) a prompt's
-    top-k moves the scores of nearly every point (every item is scored again); any other touches only the items
-    whose top-k it changes. The single "one anchor added/deleted" rows of the full run are one draw each."""
+    same id and vectors, both timed, so the store ends as it began. An edit whose anchor is in (or enters) the first
+    k of a prompt's list changes that prompt's rep (``prompt_reps``) and the scores of nearly every point (every item
+    is scored again); any other (``prompt_lists``: prompts whose list, buffer included, it rewrote) touches only the
+    items whose top-k it changes. The single "one anchor added/deleted" rows of the full run are one draw each."""
     enc = {"image_encoder": f"precomputed:img:{anchors['image'].shape[1]}",
            "text_encoder": f"precomputed:txt:{anchors['text'].shape[1]}"}
     full = json.loads((RESULTS / "tag.json").read_text()) if (RESULTS / "tag.json").exists() else None
@@ -261,15 +279,17 @@ def edit_sample(path: Path, anchors: dict[str, np.ndarray], prompts: np.ndarray,
             for what, fn in (("deleted", lambda: a.delete([g])),
                              ("added", lambda: a.add_vectors(anchors["image"][j : j + 1], anchors["text"][j : j + 1],
                                                              ids=[g]))):
-                rev0 = a.list_tags()[0].rev
+                rev0, heads0 = a.list_tags()[0].rev, prompt_heads(a, args.k)
                 t = time.perf_counter()
                 res = fn()
                 ms = 1000 * (time.perf_counter() - t)
-                rev = a.list_tags()[0].rev
+                rev, heads = a.list_tags()[0].rev, prompt_heads(a, args.k)
                 rewritten = (sum(1 for v in tags_now(a).values() if v and v["rev"] == rev) if rev != rev0 else 0)
                 rows.append({"anchor": int(g), "edit": what, "ms": ms, "points_rewritten": rewritten,
                              "items_touched": res.items_touched.get(touched_key(info), 0),
-                             "prompt_lists": res.items_touched.get(label_key, 0), "retag_ratio": tag_ms / ms})
+                             "prompt_lists": res.items_touched.get(label_key, 0),
+                             "prompt_reps": sum(heads[i] != heads0.get(i) for i in heads),
+                             "retag_ratio": tag_ms / ms})
                 print(table(rows[-1:], list(rows[-1])), flush=True)
     out = write_results(f"tag_edit_sample_{args.points}", rows, points=args.points, anchors=len(anchors["ids"]),
                         prompts=prompts.shape[0], tag_all_ms=tag_ms)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import statistics
 import sys
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -143,13 +144,36 @@ def _tag_rows(d: dict[str, Any]) -> list[list[str]]:
 
 
 def tag_cost() -> str:
-    """bench_tag.py at 100,000 points (tag.json) and at 5,000 points with the equality checks (tag_5000.json)."""
+    """bench_tag.py at 100,000 points (tag.json), at 5,000 points with the equality checks (tag_5000.json), and on
+    the 100,000-point store: the first edit of a new process and a sample of random one-anchor edits."""
     parts = []
     for name in ("tag", "tag_5000"):
         d = result(name)
         parts.append(f"{d['points']:,} points ({d['source']}), {d['anchors']:,} anchors, {d['prompts']} prompts, "
                      f"k = {d['k']}, p = {d['p']:g}, exact search ({d['when']}):\n\n"
                      + table(["", "ms", "points rewritten", "re-tag / edit", "tags equal to classify"], _tag_rows(d)))
+    first = result("tag_first_edit_100000")  # bench_tag.py --first-edit, on the store the 100,000-point run left
+    rows = [[r["what"], f"{r['ms']:,.0f}", f"{r['items_touched']:,}"] for r in first["rows"]]
+    parts.append(f"The first edit of a new process on that 100,000-point store ({first['when']}):\n\n"
+                 + table(["", "ms", "items touched"], rows))
+    sample = result("tag_edit_sample_100000")  # bench_tag.py --edit-sample 10, on the same store
+    rows = []
+    for edit in ("added", "deleted"):
+        for touched in (False, True):
+            rs = [r for r in sample["rows"] if r["edit"] == edit and (r["prompt_reps"] > 0) == touched]
+            if not rs:
+                continue
+            ms = [r["ms"] for r in rs]
+            rows.append([f"one anchor {edit}, " + ("in a prompt's top-k" if touched else "in no prompt's top-k"),
+                         len(rs), sum(r["prompt_lists"] > 0 for r in rs), f"{statistics.median(ms):,.0f}",
+                         f"{max(ms):,.0f}",
+                         f"{statistics.median(r['items_touched'] for r in rs):,.0f}",
+                         f"{statistics.median(r['points_rewritten'] for r in rs):,.0f}",
+                         f"{statistics.median(r['retag_ratio'] for r in rs):,.1f}x"])
+    parts.append(f"{len(sample['rows']) // 2} anchors drawn at random on that store, each deleted and added back "
+                 f"({sample['prompts']} prompts; {sample['when']}):\n\n"
+                 + table(["", "draws", "rewrote a prompt's list", "median ms", "max ms", "items touched",
+                          "points rewritten", "re-tag / edit"], rows))
     return "\n\n".join(parts)
 
 
