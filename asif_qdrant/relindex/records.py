@@ -96,7 +96,7 @@ class IndexInfo:
         return {"name": self.name, "tenant": self.tenant, "kind": self.kind, "k": self.k, "p": self.p,
                 "n_items": self.n_items, "classes": list(self.classes), "templates": list(self.templates),
                 "aggregation": self.aggregation, "tau": self.tau, "created_at": self.created_at,
-                "extra": dict(self.extra), "correction": self.correction,
+                "extra": {k: v for k, v in self.extra.items() if k != ITEMS_GEN}, "correction": self.correction,
                 **({"coverage": self.coverage} if self.coverage is not None else {})}
 
     def prompt_of(self, item_id: int) -> dict[str, Any]:

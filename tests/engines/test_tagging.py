@@ -478,6 +478,8 @@ def test_thresholds_saved_at_close_serve_the_next_process(tmp_path: Path, monkey
     np.testing.assert_array_equal(saved[1], [stored[i]["complete"] for i in range(20)])
     label_info = b.relindexes.info("L", "_shared", "labels")
     assert label_info is not None and b.relindexes.saved_thresholds(label_info) is None  # 5 prompts: below the floor
+    # the items generation is bookkeeping: a user never sees it (two copies of a store answer the same)
+    assert records.ITEMS_GEN in label_info.extra and records.ITEMS_GEN not in label_info.as_dict()["extra"]
     real_scroll = b.engine.scroll
 
     def no_threshold_scroll(name: str, **kw: Any) -> Any:
