@@ -354,12 +354,14 @@ class EdgeEngine:
         if payloads is not None:
             size += sum(_payload_size(p) for p in payloads)
         check_free_space(self.path, DISK_RESERVE + DISK_GROWTH * size, f"write {len(batch)} points into {name!r}")
+        # lists, not arrays: Edge converts a list ~2.5x faster than a numpy array (same float32 values)
+        dense = {vname: np.asarray(arr, np.float32).tolist() for vname, arr in batch.dense.items()}
         points = []
         for i, pid in enumerate(batch.ids):
-            vec: dict[str, Any] = {vname: arr[i] for vname, arr in batch.dense.items()}
+            vec: dict[str, Any] = {vname: rows[i] for vname, rows in dense.items()}
             for vname, svs in batch.sparse.items():
                 sv = svs[i]
-                vec[vname] = qe.SparseVector(sv.indices, sv.values)  # type: ignore[arg-type]  # arrays are accepted
+                vec[vname] = qe.SparseVector(np.asarray(sv.indices).tolist(), np.asarray(sv.values).tolist())
             points.append(qe.Point(int(pid), vec, dict(payloads[i]) if payloads is not None else None))
         op = qe.UpdateOperation.upsert_points(points)
         self._call(f"upsert {len(points)} points into {name!r}", lambda: shard.update(op))
@@ -594,12 +596,12 @@ def _edge_query(q: Query, filters: dict[int, qe.Filter] | None = None) -> qe.Que
                 ignore=o.quantization_ignore, rescore=o.quantization_rescore, oversampling=o.quantization_oversampling
             )
         params = qe.SearchParams(hnsw_ef=o.hnsw_ef, exact=o.exact, quantization=quant)
-        vec = np.ascontiguousarray(q.vector, dtype=np.float32)
+        vec = np.asarray(q.vector, dtype=np.float32).tolist()  # a list converts ~2.5x faster than an array
         return qe.QueryRequest(
-            limit=q.limit, query=qe.Query.Nearest(cast(Any, vec), using=q.using), filter=flt, with_payload=wp,
+            limit=q.limit, query=qe.Query.Nearest(vec, using=q.using), filter=flt, with_payload=wp,
             with_vector=False, params=params,
         )
-    sv = qe.SparseVector(q.vector.indices, q.vector.values)  # type: ignore[arg-type]  # arrays are accepted
+    sv = qe.SparseVector(np.asarray(q.vector.indices).tolist(), np.asarray(q.vector.values).tolist())
     return qe.QueryRequest(
         limit=q.limit, query=qe.Query.Nearest(sv, using=q.using), filter=flt, with_payload=wp, with_vector=False
     )

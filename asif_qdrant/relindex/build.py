@@ -18,7 +18,7 @@ from .records import (
     MAX_ITEMS,
     RESERVED_FIELDS,
     IndexInfo,
-    depth_of,
+    build_depth,
     index_filter,
     item_of,
     list_state,
@@ -78,10 +78,11 @@ class Builder(Queries):
         # 100k points) never holds every item's top-k at once
         thr = np.full(vecs.shape[0], -np.inf)
         comp = np.zeros(vecs.shape[0], bool)
+        depth = build_depth(info)
         for start in range(0, vecs.shape[0], BUILD_CHUNK):
             sl = slice(start, start + BUILD_CHUNK)
-            topk = self.anchor_topk(vecs[sl], info.modality, info.tenant, depth_of(info.k))
-            complete = (topk.ids >= 0).sum(axis=1) < depth_of(info.k)
+            topk = self.anchor_topk(vecs[sl], info.modality, info.tenant, depth)
+            complete = (topk.ids >= 0).sum(axis=1) < depth
             items = list(range(start, start + topk.ids.shape[0]))
             reps = self._write_items(info, items, vecs[sl], topk, complete, payloads[sl])
             thr[sl], comp[sl] = list_state(topk, complete)
@@ -148,10 +149,11 @@ class Builder(Queries):
         cached = self._thr.get(info.key)
         valid = cached is not None and cached[0] == stamp(info) and cached[1].size == n0
         thr, comp = np.full(m, -np.inf), np.zeros(m, bool)
+        depth = build_depth(info)
         for start in range(0, m, BUILD_CHUNK):
             sl = slice(start, start + BUILD_CHUNK)
-            topk = self.anchor_topk(vecs[sl], info.modality, info.tenant, depth_of(info.k))
-            complete = (topk.ids >= 0).sum(axis=1) < depth_of(info.k)
+            topk = self.anchor_topk(vecs[sl], info.modality, info.tenant, depth)
+            complete = (topk.ids >= 0).sum(axis=1) < depth
             items = list(range(n0 + start, n0 + start + topk.ids.shape[0]))
             reps = self._write_items(info, items, vecs[sl], topk, complete, payloads[sl])
             thr[sl], comp[sl] = list_state(topk, complete)

@@ -158,6 +158,19 @@ def depth_of(k: int) -> int:
     return k + max(8, k // 8)
 
 
+TAGGING_BUFFER = 8
+"""The buffer a tagging's items get when they are built: the neighbours past k that the query of k fetches anyway."""
+
+
+def build_depth(info: IndexInfo) -> int:
+    """How many neighbours a build stores per item. Label sets and galleries: depth_of(k). A tagging: k plus
+    TAGGING_BUFFER. A tagging has as many items as the user's collection has points, and a query of depth_of(k)
+    neighbours per point costs ~6 % more than classify's query of k. Any list of k <= m <= depth_of(k) neighbours
+    is valid (records.topk_payload). An item whose buffer a delete runs out of is queried again to depth_of(k)
+    (freshness.apply_deleted), so the buffer fills only where edits need it."""
+    return info.k + TAGGING_BUFFER if info.kind == "tagging" else depth_of(info.k)
+
+
 def topk_tag(encoded: str) -> str:
     """A short digest of an item's stored list (``topk`` payload string): a reader that keeps decoded lists scrolls
     these 16 characters to learn which items changed, instead of every list (an item written before this field

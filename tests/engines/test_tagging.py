@@ -168,6 +168,43 @@ def test_an_edit_beyond_the_prompts_first_k_scores_only_the_items_it_rewrote(
     assert_tags_match_classify(a, "category")
 
 
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_taggings_buffer_is_filled_when_deletes_use_it_up(kind: str, tmp_path: Path,
+                                                           request: pytest.FixtureRequest) -> None:
+    """A tagging's items are built with k + TAGGING_BUFFER neighbours (the label set's prompts with depth_of(k)).
+    Deleting, one by one, the anchors nearest to a point uses up its buffer. The item is then queried again to
+    depth_of(k). Its first k neighbours stay the exact top-k of the anchors left, and every tag equals classify's."""
+    from asif_qdrant.relindex.records import TAGGING_BUFFER, depth_of
+
+    a = open_store(kind, tmp_path, request, k=80, p=3.0)
+    try:
+        rng = np.random.default_rng(5)
+        a.add_vectors(rng.standard_normal((160, IMG_DIM)), rng.standard_normal((160, TXT_DIM)))
+        a.define_labels("L", list("abcde"), templates="plain", prompt_vectors=rng.standard_normal((5, TXT_DIM)))
+        ids, vecs = make_photos(a, rng, n=6)
+        a.tag("photos", vector="img", labels="L", field="category")
+        info = next(i for i in a.relindexes.infos() if i.kind == "tagging")
+        linfo = a.relindexes.require("L", "_shared", "labels")
+        assert depth_of(80) == 90 > 80 + TAGGING_BUFFER
+        assert {len(decode_topk(r.payload)[0]) for r in a.relindexes.items(info)} == {80 + TAGGING_BUFFER}
+        assert {len(decode_topk(r.payload)[0]) for r in a.relindexes.items(linfo)} == {90}
+
+        def item_of_point(pid: Any) -> Any:
+            return next(r for r in a.relindexes.items(info) if r.payload["point"] == pid)
+
+        lengths = []
+        for _ in range(TAGGING_BUFFER + 1):  # the point's nearest anchor goes, each time
+            a.delete([int(decode_topk(item_of_point(ids[0]).payload)[0][0])])
+            lengths.append(len(decode_topk(item_of_point(ids[0]).payload)[0]))
+            assert_tags_match_classify(a, "category")
+        # the buffer serves 7 deletes (the list's last similarity is its threshold); the 8th queries again
+        assert lengths == [87, 86, 85, 84, 83, 82, 81, 90, 89]
+        exact = a.relindexes.anchor_topk(unit(vecs[0])[None], "image", "_shared", 80)
+        assert decode_topk(item_of_point(ids[0]).payload)[0][:80].tolist() == exact.ids[0].tolist()
+    finally:
+        a.close()
+
+
 def test_tenancy_and_filter(tstore: Asif) -> None:
     a = tstore
     rng = _setup(a, 2)
