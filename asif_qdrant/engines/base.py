@@ -89,6 +89,7 @@ class DenseQuery:
     filter: Filter | None = None
     with_payload: bool | Sequence[str] = False
     options: SearchOptions = SearchOptions()
+    score_threshold: float | None = None  # only hits scoring at least this much (Qdrant's score_threshold)
 
 
 @dataclass(frozen=True)

@@ -360,6 +360,7 @@ def _client_query(q: Query) -> m.QueryRequest:
             filter=flt,
             with_payload=wp,
             params=m.SearchParams(exact=o.exact, hnsw_ef=o.hnsw_ef, quantization=quant),
+            score_threshold=q.score_threshold,
         )
     sv = m.SparseVector(indices=q.vector.indices.tolist(), values=q.vector.values.tolist())
     return m.QueryRequest(query=sv, using=q.using, limit=q.limit, filter=flt, with_payload=wp)

@@ -599,7 +599,7 @@ def _edge_query(q: Query, filters: dict[int, qe.Filter] | None = None) -> qe.Que
         vec = np.asarray(q.vector, dtype=np.float32).tolist()  # a list converts ~2.5x faster than an array
         return qe.QueryRequest(
             limit=q.limit, query=qe.Query.Nearest(vec, using=q.using), filter=flt, with_payload=wp,
-            with_vector=False, params=params,
+            with_vector=False, params=params, score_threshold=q.score_threshold,
         )
     sv = qe.SparseVector(np.asarray(q.vector.indices).tolist(), np.asarray(q.vector.values).tolist())
     return qe.QueryRequest(

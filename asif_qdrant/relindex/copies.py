@@ -9,7 +9,7 @@ import numpy as np
 
 from ..engines.base import Filter, Match, PointBatch, SparseVec
 from ..meta import TENANT_SHARED, from_record
-from .freshness import SCORE_SLACK, Freshness
+from .freshness import Freshness
 from .records import IndexInfo, index_filter, item_of, scope_revisions, stamp
 
 
@@ -59,8 +59,7 @@ class TenantCopies(Freshness):
                                         with_payload=False, with_vectors=(info.modality,)), key=lambda r: r.id)
         if own:
             vecs = np.stack([np.asarray(r.vectors[info.modality], np.float32) for r in own])
-            sims = self._item_sims(info, vecs)
-            items = np.flatnonzero(complete | ((sims + SCORE_SLACK) >= thr[None, :]).any(axis=0))
+            items = self._candidates(info, vecs, thr, complete)
             if items.size:
                 self._merge_items(info, items, np.asarray([r.id for r in own], np.int64), thr, complete)
         info.revisions = revisions

@@ -70,28 +70,37 @@ class Freshness(Builder):
                 continue  # already behind (an edit it missed): rebuilt on its next query
             before = index_state(info)
             thr, complete = self._thresholds(info)
-            sims = self._item_sims(info, text if info.modality == "text" else image)
-            # candidates: a new anchor within SCORE_SLACK of an item's threshold (a superset, so that a score
-            # computed in the other direction, anchor->item, cannot miss an entrant by a rounding error)
-            enter = complete | ((sims + SCORE_SLACK) >= thr[None, :]).any(axis=0)
-            items = np.flatnonzero(enter)
+            items = self._candidates(info, text if info.modality == "text" else image, thr, complete)
             n_changed = self._merge_items(info, items, new_ids, thr, complete) if items.size else 0
             touched[touched_key(info)] = n_changed
             self._mark_current(info, thr, complete)
             self.log_transition(info.key, before, index_state(info), self.written.get(info.key, set()))
         return touched
 
-    def _item_sims(self, info: IndexInfo, vectors: np.ndarray) -> np.ndarray:
-        """(n_vectors, n_items) similarities of anchor vectors to every item: one dense query per vector."""
+    def _candidates(
+        self, info: IndexInfo, vectors: np.ndarray, thr: np.ndarray, complete: np.ndarray
+    ) -> np.ndarray:
+        """The items that anchor vectors may enter or leave: those whose list is complete, and those whose
+        threshold a vector's similarity reaches within SCORE_SLACK (a superset, so that a score computed in the
+        other direction, anchor->item, cannot miss an entrant by a rounding error). One dense query per vector
+        over the items, returning only the items at or above the lowest threshold (Qdrant's score_threshold):
+        the scan is the same, but most items never come back (at 100k items: ~100 ms instead of ~150 ms)."""
         vecs = np.asarray(vectors, np.float32)
+        open_ = ~complete
+        if not open_.any() or vecs.shape[0] == 0:
+            return np.flatnonzero(complete)
+        lowest = thr[open_]
+        floor = float(lowest.min()) - 2 * SCORE_SLACK if np.isfinite(lowest).all() else None
         flt = index_filter(info)
         hits = query_batch_arrays(  # arrays: a tagging has as many items as the user's collection has points
-            self.engine, self.collection(info), [DenseQuery("item", v, info.n_items, flt) for v in vecs]
+            self.engine, self.collection(info),
+            [DenseQuery("item", v, info.n_items, flt, score_threshold=floor) for v in vecs],
         )
-        sims = np.full((vecs.shape[0], info.n_items), -np.inf)
-        for a, (ids, scores) in enumerate(hits):
-            sims[a, ids & (MAX_ITEMS - 1)] = scores
-        return sims
+        cand = complete.copy()
+        for ids, scores in hits:
+            items = ids & (MAX_ITEMS - 1)
+            cand[items[scores + SCORE_SLACK >= thr[items]]] = True
+        return np.flatnonzero(cand)
 
     def _thresholds(self, info: IndexInfo) -> tuple[np.ndarray, np.ndarray]:
         """Every item's threshold (last similarity of its list; -inf where the list is complete) and flag."""
@@ -192,8 +201,7 @@ class Freshness(Builder):
                 continue
             before = index_state(info)
             thr, complete = self._thresholds(info)
-            sims = self._item_sims(info, text if info.modality == "text" else image)
-            cand = np.flatnonzero(complete | ((sims + SCORE_SLACK) >= thr[None, :]).any(axis=0))
+            cand = self._candidates(info, text if info.modality == "text" else image, thr, complete)
             recs = list(self.retrieve_items(info, cand.tolist(), with_vectors=("item",)).values()) if cand.size else []
             depth = depth_of(info.k)
             kept: list[tuple[Any, np.ndarray, np.ndarray]] = []

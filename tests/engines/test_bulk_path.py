@@ -114,3 +114,23 @@ def test_mapped_engine_translates_the_bulk_path(tmp_path: Path) -> None:
     assert [ids.tolist() for ids, _ in got] == want
     assert all(i % 3 == 0 for ids, _ in got for i in ids)  # the tenant filter reached the physical collection
     inner.close()
+
+
+@pytest.mark.parametrize("kind", ["edge", "local"])
+def test_score_threshold_keeps_exactly_the_hits_at_or_above_it(kind: str, tmp_path: Path) -> None:
+    """The edit scan over a relative index's items asks only for the items at or above their lowest threshold:
+    both engines must return exactly the unthresholded hits that score at least that much, in the same order."""
+    rng = np.random.default_rng(4)
+    e = _engine(kind, tmp_path)
+    x = _load(e, "a", "image", rng)
+    q = rng.standard_normal(DIM).astype(np.float32)
+    full_ids, full_scores = query_batch_arrays(e, "a", [DenseQuery("image", q, N)])[0]
+    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))
+    np.testing.assert_allclose(full_scores, cos[full_ids], atol=1e-5)
+    # cuts between two hits (local mode's float32 dot may move a score by its last bit from one call to the next)
+    mids = [float(full_scores[i] + full_scores[i + 1]) / 2 for i in (N // 10, N // 2)]
+    for cut, n in [(mids[0], N // 10 + 1), (mids[1], N // 2 + 1), (-2.0, N), (2.0, 0)]:
+        ids, scores = query_batch_arrays(e, "a", [DenseQuery("image", q, N, score_threshold=cut)])[0]
+        assert ids.tolist() == full_ids[:n].tolist()
+        np.testing.assert_allclose(scores, full_scores[:n], rtol=1e-6, atol=1e-7)
+    e.close()
