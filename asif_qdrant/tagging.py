@@ -11,10 +11,12 @@ point, under ``field``, is derived from that item and the label set, through the
 tagging's revision when the tag was last written (the tagging's own ``rev``, in :meth:`Taggings.list`, is the
 latest): a tag is rewritten only when its value changes.
 
-Freshness: after an anchor edit (``after_edit``), only the items whose top-k changed are scored again, unless the
-label set's prompts changed too (their reps move every score): then every item is scored again, by sparse queries
-on the label set, without recomputing any item's top-k. Only points whose tag changed are written. A label-set
-redefinition (``after_labels``) scores every item again (a new k or p rebuilds the items).
+Freshness: after an anchor edit (``after_edit``), only the items whose top-k changed are scored again. If the edit
+also moved some prompts of the label set (their first k neighbours), the items whose tag those prompts can change
+are scored too (:meth:`Taggings._to_rescore`). These are found by transposed sparse queries (a prompt's rep against
+the tagging's items, inside Qdrant). Scoring uses sparse queries on the label set and recomputes no item's top-k.
+Only points whose tag changed are written. A label-set redefinition (``after_labels``) scores every item again (a
+new k or p rebuilds the items).
 
 Crash safety: a run (tag, re-score) marks the tagging ``pending`` with the next revision before writing any point
 and clears the mark after the last one; a tagging found pending (an interrupted run) is run again from scratch by
@@ -37,10 +39,12 @@ from .errors import AlreadyExistsError, ConfigError, InvalidInputError, NotFound
 from .explain import label_totals, prompt_rep
 from .meta import TENANT_SHARED
 from .names import anchors_collection, meta_collection, relindex_collection
-from .relindex import MAX_ITEMS, IndexInfo, RelIndexes, decode_topk, index_filter
+from .relindex import MAX_ITEMS, IndexInfo, RelIndexes, decode_topk, index_filter, to_sparse_vec
 from .scoring import LabelModel
+from .zeroshot import LABEL_TIE_TOL
 
 TAG_ANCHORS = 3  # anchor pairs named in a tag
+MOVE_MARGIN = 1e-4  # how close a score must come to matter after a prompt moved (_moved_prompts); float32 noise ~1e-7
 WRITE_BATCH = 256  # tags written per engine call
 
 
@@ -382,7 +386,7 @@ class Taggings:
         if spec.get("pending") or (linfo.k, linfo.p) != (info.k, info.p) or not self.relindexes.is_current(info, False):
             return self.rerun(info, model)
         scorer = self._scorer(model, int(spec["top"]), info)
-        items = self._to_rescore(info, model, None if not scorer.own_reps else written)
+        items = self._to_rescore(info, model, None if not scorer.own_reps else written, scorer.prompts)
         wv: tuple[str, ...] = ("rel", "item") if scorer.needs_vectors else ("rel",)
         recs = (self.relindexes.items(info, with_vectors=wv, with_payload=["point"]) if items is None
                 else list(self.relindexes.retrieve_items(info, sorted(items), with_vectors=wv,
@@ -407,13 +411,21 @@ class Taggings:
         return len(changed)
 
     def _to_rescore(
-        self, info: IndexInfo, model: LabelModel, written: Mapping[str, set[int]] | None
+        self, info: IndexInfo, model: LabelModel, written: Mapping[str, set[int]] | None,
+        prompts_now: Mapping[int, relrep.SparseRep],
     ) -> set[int] | None:
-        """The items whose tag an edit may have changed (None: every item): those whose top-k the edit rewrote,
-        and, where it also changed the representation of prompts of the label set (their first k neighbours: an
-        edit in the buffer beyond them changes no score), every item that shares an anchor with one of those
-        prompts' top-k before or after the edit (one sparse query; any other item's scores did not move). Every
-        item when anything else the scores depend on moved (model.state(): a correction, the prototypes...)."""
+        """The items whose tag an edit may have changed (None: every item). Those are the items whose top-k the
+        edit rewrote, plus more where the edit also changed the representation of some of the label set's prompts
+        (their first k neighbours; an edit in the buffer beyond them changes no score):
+
+        - under the paper's scores (max aggregation, no correction, no prototypes), the items that
+          :meth:`_moved_prompts` finds: those for which a moved prompt could be or become its class's best and
+          that class is in the stored tag's top or reaches it;
+        - otherwise, every item that shares an anchor with a moved prompt's top-k, before or after the edit (one
+          sparse query). No other item's scores moved.
+
+        Every item when anything else the scores depend on moved (model.state(): a correction, the prototypes...).
+        ``prompts_now``: the label set's prompt reps after the edit."""
         if written is None or model.state() != info.extra["tagging"].get("label_state"):
             return None
         linfo = model.part
@@ -426,21 +438,86 @@ class Taggings:
             return None
         recs = self.relindexes.retrieve_items(linfo, sorted(prompts)).values()
         now = {r.id: str(r.payload.get("topk", "")) for r in recs}
-        support = []
+        k = linfo.k  # a prompt's rep is made of its first k neighbours (explain.prompt_rep)
+        moved: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for j in prompts:
             (b_ids, b_sims), (n_ids, n_sims) = (decode_topk({"topk": t}) for t in (before[j], now.get(j, "")))
-            k = linfo.k  # a prompt's rep is made of its first k neighbours (explain.prompt_rep)
             if not (np.array_equal(b_ids[:k], n_ids[:k]) and np.array_equal(b_sims[:k], n_sims[:k])):
-                support += [b_ids[:k], n_ids[:k]]
-        if not support:
+                moved[j] = (b_ids[:k], n_ids[:k])
+        if not moved:
             return items
-        anchors = np.unique(np.concatenate(support)).astype(np.uint32)
+        if (model.correction is None and not model.taught and model.info.aggregation == "max"
+                and set(moved) <= set(prompts_now)):  # (a sync after a redefinition finds an older edit's log)
+            olds = {j: prompt_rep(linfo, {"topk": before[j]}) for j in moved}
+            return items | self._moved_prompts(info, model, olds, prompts_now)
+        anchors = np.unique(np.concatenate([a for pair in moved.values() for a in pair])).astype(np.uint32)
         if anchors.size:
             q = SparseQuery("rel", SparseVec(anchors, np.ones(anchors.size, np.float32)), info.n_items,
                             index_filter(info))
             ids, scores = query_batch_arrays(self.engine, self.relindexes.collection(info), [q])[0]
             items.update((ids[scores > 0] & (MAX_ITEMS - 1)).tolist())
         return items
+
+    def _moved_prompts(
+        self, info: IndexInfo, model: LabelModel, olds: Mapping[int, relrep.SparseRep],
+        prompts_now: Mapping[int, relrep.SparseRep],
+    ) -> set[int]:
+        """The items whose tag moved prompts (``olds``: their reps before the edit) may change, under max
+        aggregation without correction or prototypes. A class's score is the largest score of its prompts. The
+        scores of every prompt of a class with a moved prompt are read with transposed sparse queries (the
+        prompt's rep against the tagging's items, inside Qdrant). An item's tag can only change when:
+
+        1. a moved prompt scores, before or after the edit, at least its class's best unmoved prompt (less
+           MOVE_MARGIN). Otherwise the class's score and best prompt (the tag's anchors) are unchanged; and
+        2. that class is in the stored tag's ``top``, or its score before or after reaches the last score of a
+           full ``top`` (less the margin and the label tie chain, zeroshot.rank_labels). Otherwise it stays out.
+
+        The margins are far wider than float32 noise between the two query directions."""
+        linfo = model.part
+        n_tpl, n = len(linfo.templates), info.n_items
+        classes = sorted({j // n_tpl for j in olds})
+        queries: list[SparseQuery] = []
+        where: list[tuple[int, int]] = []  # (class row, 0 unmoved / 1 before / 2 after) of each query
+        flt = index_filter(info)
+        for row, ci in enumerate(classes):
+            for j in range(ci * n_tpl, (ci + 1) * n_tpl):
+                reps = [(0, prompts_now[j])] if j not in olds else [(1, olds[j]), (2, prompts_now[j])]
+                for kind, rep in reps:
+                    if rep.indices.size:  # an empty rep scores 0 everywhere
+                        queries.append(SparseQuery("rel", to_sparse_vec(rep), n, flt))
+                        where.append((row, kind))
+        best = np.zeros((len(classes), 3, n))  # per class: best unmoved, best moved before, best moved after
+        for (row, kind), (ids, scores) in zip(
+            where, query_batch_arrays(self.engine, self.relindexes.collection(info), queries), strict=True
+        ):
+            its = ids & (MAX_ITEMS - 1)
+            best[row, kind, its] = np.maximum(best[row, kind, its], scores)
+        moved_best = best[:, 1:].max(axis=1)
+        maybe = (moved_best > 0) & (moved_best >= best[:, 0] - MOVE_MARGIN)  # (classes, items): rule 1
+        cand = np.flatnonzero(maybe.any(axis=0))
+        if cand.size == 0:
+            return set()
+        spec = info.extra["tagging"]
+        points = {r.id: r.payload.get("point") for r in self.relindexes.retrieve_items(
+            info, cand.tolist(), with_payload=["point"]).values()}
+        stored: dict[Any, Any] = {r.id: r.payload.get(spec["field"]) for r in self.engine.retrieve(
+            spec["collection"], [p for p in points.values() if p is not None], with_payload=[spec["field"]])}
+        score = best.max(axis=1)  # a class's score before or after, whichever is larger
+        chain = (len(linfo.classes) + 1) * LABEL_TIE_TOL
+        out: set[int] = set()
+        for it in map(int, cand.tolist()):
+            tag = stored.get(points.get(it))
+            top = tag.get("top") if isinstance(tag, Mapping) else None
+            if not isinstance(top, list) or not all(isinstance(t, list) and len(t) == 2 for t in top):
+                out.add(it)  # no tag, or not one this tagging wrote: score it
+                continue
+            labels = {t[0] for t in top}
+            last = float(top[-1][1]) if len(top) >= int(spec["top"]) else -np.inf
+            margin = MOVE_MARGIN + chain * max(1.0, max((abs(float(t[1])) for t in top), default=0.0))
+            if any(maybe[row, it] and (linfo.classes[ci] in labels or score[row, it] >= last - margin)
+                   for row, ci in enumerate(classes)):
+                out.add(it)
+        return out
 
     def rerun(self, info: IndexInfo, model: LabelModel | None = None) -> int:
         """Run a tagging again from scratch (its stored arguments): every selected point is written."""

@@ -205,6 +205,48 @@ def test_a_taggings_buffer_is_filled_when_deletes_use_it_up(kind: str, tmp_path:
         a.close()
 
 
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_moved_prompt_scores_only_the_items_whose_tag_it_can_change(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the paper's scores (max over a class's templates), an anchor that enters one prompt's first k moves
+    that prompt's scores only. An item is scored again only when the moved prompt can be its class's best and the
+    class is in (or reaches) the item's top. That is fewer items than share an anchor with the prompt's top-k
+    before or after the edit (the rule for other scores), and every tag still equals classify's."""
+    from asif_qdrant.engines.base import SparseQuery, SparseVec, query_batch_arrays
+    from asif_qdrant.relindex import index_filter
+
+    a = open_store(kind, tmp_path, request, k=6, p=3.0)
+    try:
+        rng = np.random.default_rng(11)
+        a.add_vectors(rng.standard_normal((60, IMG_DIM)), rng.standard_normal((60, TXT_DIM)))
+        prompts = rng.standard_normal((5 * 4, TXT_DIM))
+        a.define_labels("L", list("abcde"), templates=["{}", "a {}", "the {}", "one {}"], prompt_vectors=prompts)
+        make_photos(a, rng, n=60)
+        a.tag("photos", vector="img", labels="L", field="category", top=2)
+        linfo = a.relindexes.require("L", "_shared", "labels")
+        info = next(i for i in a.relindexes.infos() if i.kind == "tagging")
+        first_k = {int(r.id): decode_topk(r.payload)[0][: linfo.k] for r in a.relindexes.items(linfo)}
+        scored: list[int] = []
+        real = LabelModel.answer
+        monkeypatch.setattr(LabelModel, "answer", lambda self, ri, reps, *args: scored.append(len(reps))
+                            or real(self, ri, reps, *args))
+        # the caption of prompt 5 ("a b"), with an image that enters few items' top-k
+        a.add_vectors(-np.ones((1, IMG_DIM)) * 50, prompts[5:6] + 1e-3)
+        after = {int(r.id): decode_topk(r.payload)[0][: linfo.k] for r in a.relindexes.items(linfo)}
+        moved = [j for j in first_k if not np.array_equal(first_k[j], after[j])]
+        assert 5 in moved
+        support = np.unique(np.concatenate([np.concatenate([first_k[j], after[j]]) for j in moved])).astype(np.uint32)
+        q = SparseQuery("rel", SparseVec(support, np.ones(support.size, np.float32)), info.n_items,
+                        index_filter(info))
+        ids, scores = query_batch_arrays(a.engine, a.relindexes.collection(info), [q])[0]
+        sharing = int((scores > 0).sum())
+        assert sum(scored) < sharing, (scored, sharing)
+        assert_tags_match_classify(a, "category")
+    finally:
+        a.close()
+
+
 def test_tenancy_and_filter(tstore: Asif) -> None:
     a = tstore
     rng = _setup(a, 2)
