@@ -13,8 +13,9 @@ structure of bench_scale_1m.py's set, on the image side).
 Rows:
 - ``dense numpy (reference)``, ``Asif.classify (bulk)``, ``Asif.tag (all points)``: ms per point, each over every
   point, in one run; ``ratio`` is to the plugin's bulk classify.
-- ``floor: one exact scan of the points``: one dense query of an anchor's vector against every point (limit: all),
-  the scan every anchor edit makes over the tagging's items to find the ones the anchor enters or leaves.
+- ``floor: one exact scan of the points``: one dense query of an anchor's vector against every point (limit: all,
+  score_threshold: the items' lowest threshold), the scan every anchor edit makes over the tagging's items to find
+  the ones the anchor enters or leaves.
 - one anchor added, one deleted, 5 examples taught (5 CIFAR images of 5 classes, each with "a photo of a
   {class}."'s text vector, one edit), the label set redefined (4 of its 8 templates): the time of the edit call
   (tags are fresh when it returns), the points whose tag was rewritten, the ratio of re-tagging everything to it,
@@ -150,8 +151,13 @@ def equal_share(a: Asif, x: np.ndarray, tags: dict[int, dict[str, Any]], top: in
 
 def scan_floor(a: Asif, vector: np.ndarray, n: int) -> dict[str, Any]:
     """The floor under an anchor edit's time: finding the items a new anchor may enter takes one exact scan of every
-    item's vector (one dense query, limit n), as long as the same scan of the user's own collection (median of 5)."""
-    q = [DenseQuery("img", np.asarray(vector, np.float32), n, options=SearchOptions(exact=True))]
+    item's vector (one dense query, limit n, returning only the items at or above the lowest threshold, as the edit
+    does), as long as the same scan of the user's own collection (median of 5)."""
+    info = next(i for i in a.relindexes.infos() if i.kind == "tagging")
+    thr = [r.payload["thr"] for r in a.relindexes.items(info, with_payload=["thr"]) if r.payload.get("thr") is not None]
+    floor = min(thr) - 2e-5 if thr else None
+    q = [DenseQuery("img", np.asarray(vector, np.float32), n, options=SearchOptions(exact=True),
+                    score_threshold=floor)]
     times = []
     for _ in range(5):
         t = time.perf_counter()
