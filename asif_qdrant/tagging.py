@@ -44,6 +44,7 @@ from .scoring import LabelModel
 from .zeroshot import LABEL_TIE_TOL
 
 TAG_ANCHORS = 3  # anchor pairs named in a tag
+MOVE_BATCH = 4  # transposed queries per engine call (_moved_prompts)
 MOVE_MARGIN = 1e-4  # how close a score must come to matter after a prompt moved (_moved_prompts); float32 noise ~1e-7
 WRITE_BATCH = 256  # tags written per engine call
 
@@ -487,11 +488,12 @@ class Taggings:
                         queries.append(SparseQuery("rel", to_sparse_vec(rep), n, flt))
                         where.append((row, kind))
         best = np.zeros((len(classes), 3, n))  # per class: best unmoved, best moved before, best moved after
-        for (row, kind), (ids, scores) in zip(
-            where, query_batch_arrays(self.engine, self.relindexes.collection(info), queries), strict=True
-        ):
-            its = ids & (MAX_ITEMS - 1)
-            best[row, kind, its] = np.maximum(best[row, kind, its], scores)
+        coll = self.relindexes.collection(info)
+        for start in range(0, len(queries), MOVE_BATCH):  # each answer holds up to every item: a few at a time
+            answers = query_batch_arrays(self.engine, coll, queries[start : start + MOVE_BATCH])
+            for (row, kind), (ids, scores) in zip(where[start : start + MOVE_BATCH], answers, strict=True):
+                its = ids & (MAX_ITEMS - 1)
+                best[row, kind, its] = np.maximum(best[row, kind, its], scores)
         moved_best = best[:, 1:].max(axis=1)
         maybe = (moved_best > 0) & (moved_best >= best[:, 0] - MOVE_MARGIN)  # (classes, items): rule 1
         cand = np.flatnonzero(maybe.any(axis=0))

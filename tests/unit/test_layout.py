@@ -226,7 +226,7 @@ RELINDEX_SHARED_PRIVATE: dict[str, set[str]] = {
     "query": set(),
     "build": {"_thr"},  # records: the per-index threshold cache a build fills
     "freshness": {"_thr", "_cache_lock", "_count_checked", "_write_items"},  # records' state; build's writer
-    "copies": {"_thr", "_thresholds", "_item_sims", "_merge_items"},  # a copy merges own anchors as an edit does
+    "copies": {"_thr", "_thresholds", "_candidates", "_merge_items"},  # a copy merges own anchors as an edit does
 }
 
 
