@@ -505,7 +505,8 @@ class Taggings:
         stored: dict[Any, Any] = {r.id: r.payload.get(spec["field"]) for r in self.engine.retrieve(
             spec["collection"], [p for p in points.values() if p is not None], with_payload=[spec["field"]])}
         score = best.max(axis=1)  # a class's score before or after, whichever is larger
-        chain = (len(linfo.classes) + 1) * LABEL_TIE_TOL
+        # a label tie chain spans at most (classes + 1) * LABEL_TIE_TOL: scores here are dots of unit reps (<= 1)
+        margin = MOVE_MARGIN + (len(linfo.classes) + 1) * LABEL_TIE_TOL
         out: set[int] = set()
         for it in map(int, cand.tolist()):
             tag = stored.get(points.get(it))
@@ -515,7 +516,6 @@ class Taggings:
                 continue
             labels = {t[0] for t in top}
             last = float(top[-1][1]) if len(top) >= int(spec["top"]) else -np.inf
-            margin = MOVE_MARGIN + chain * max(1.0, max((abs(float(t[1])) for t in top), default=0.0))
             if any(maybe[row, it] and (linfo.classes[ci] in labels or score[row, it] >= last - margin)
                    for row, ci in enumerate(classes)):
                 out.add(it)

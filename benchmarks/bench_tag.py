@@ -40,7 +40,7 @@ from common import RESULTS, table, write_results
 from asif_qdrant import Asif
 from asif_qdrant.engines.base import CollectionSpec, DenseQuery, PointBatch, SearchOptions, query_batch_arrays
 from asif_qdrant.evaluation.demo import CIFAR10
-from asif_qdrant.relindex import decode_topk, touched_key
+from asif_qdrant.relindex import SCORE_SLACK, decode_topk, touched_key
 from asif_qdrant.zeroshot import resolve_templates
 
 TEMPLATES = resolve_templates("photo")
@@ -155,7 +155,7 @@ def scan_floor(a: Asif, vector: np.ndarray, n: int) -> dict[str, Any]:
     does), as long as the same scan of the user's own collection (median of 5)."""
     info = next(i for i in a.relindexes.infos() if i.kind == "tagging")
     thr = [r.payload["thr"] for r in a.relindexes.items(info, with_payload=["thr"]) if r.payload.get("thr") is not None]
-    floor = min(thr) - 2e-5 if thr else None
+    floor = min(thr) - 2 * SCORE_SLACK if thr else None  # the edit's own rule (Freshness._candidates)
     q = [DenseQuery("img", np.asarray(vector, np.float32), n, options=SearchOptions(exact=True),
                     score_threshold=floor)]
     times = []

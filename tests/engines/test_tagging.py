@@ -239,7 +239,7 @@ def test_a_moved_prompt_scores_only_the_items_whose_tag_it_can_change(
         support = np.unique(np.concatenate([np.concatenate([first_k[j], after[j]]) for j in moved])).astype(np.uint32)
         q = SparseQuery("rel", SparseVec(support, np.ones(support.size, np.float32)), info.n_items,
                         index_filter(info))
-        ids, scores = query_batch_arrays(a.engine, a.relindexes.collection(info), [q])[0]
+        _, scores = query_batch_arrays(a.engine, a.relindexes.collection(info), [q])[0]
         sharing = int((scores > 0).sum())
         assert sum(scored) < sharing, (scored, sharing)
         assert_tags_match_classify(a, "category")
